@@ -1,0 +1,121 @@
+"""``snn_sac_ros/ArmReach-v0``: the reach task on the PyBullet arm, as a gymnasium env.
+
+The env adds nothing of its own to the physics: observations and torques go through the shared
+contracts (:mod:`snn_sac_ros.core.contracts`), so a policy trained here runs unchanged in the ROS node.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+
+from snn_sac_ros.core.arm import ArmSpec, PyBulletArm
+from snn_sac_ros.core.contracts import contracts_for
+from snn_sac_ros.core.task import SUCCESS_THRESHOLDS_M, ReachTask
+
+
+class ArmReachEnv(gym.Env):
+    """Reach a random target with joint torques.
+
+    Parameters
+    ----------
+    arm: preset (``planar2``, ``kuka_iiwa``, ``panda``), URDF path, or :class:`ArmSpec`.
+    joints, ee_link: for a URDF path, the controlled joints and end-effector link.
+    render_mode: ``"rgb_array"`` (TinyRenderer, no display needed).
+    gui: open PyBullet's own GUI window (needs a display) to watch the arm.
+    physics_dt: physics step [s]; control_hz: policy rate [Hz] (a whole number of physics steps).
+    episode_seconds: length of one reach [s] (default: the arm's).
+    gravity_compensation: policy outputs a residual on gravity compensation (True) or the full
+        torque (False); default: the arm's.
+    success_threshold: distance [m] for ``info["is_success"]``; torque_cost: reward weight.
+
+    ``info`` holds ``distance`` [m], ``is_success``, ``success_2cm``, ``success_5cm``, ``target`` and
+    ``ee_position`` [m, base frame].
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 50}
+
+    def __init__(self, arm: str | ArmSpec = "planar2", *, joints: list[str] | None = None,
+                 ee_link: str | None = None, render_mode: str | None = None, physics_dt: float = 1e-3,
+                 control_hz: float = 50.0, episode_seconds: float | None = None,
+                 gravity_compensation: bool | None = None, success_threshold: float = 0.02,
+                 torque_cost: float = 0.05, gui: bool = False) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
+        substeps = round(1.0 / (control_hz * physics_dt))
+        if substeps < 1 or abs(substeps * physics_dt * control_hz - 1.0) > 1e-6:
+            raise ValueError(f"control period 1/{control_hz} s must be a whole number of physics steps of "
+                             f"{physics_dt} s")
+        self.render_mode = render_mode
+        self.arm = PyBulletArm(arm, physics_dt=physics_dt, substeps=substeps, joints=joints, ee_link=ee_link,
+                               gravity_compensation=gravity_compensation, gui=gui)
+        self.task = ReachTask(success_threshold=success_threshold, torque_cost=torque_cost)
+        center, reach = self.task.workspace(self.arm)
+        self.observation_contract, self.action_contract = contracts_for(self.arm, center, reach)
+        seconds = self.arm.spec.episode_seconds if episode_seconds is None else episode_seconds
+        self.max_episode_steps = max(1, round(seconds / self.arm.control_dt))
+        self.metadata = {**self.metadata, "render_fps": round(control_hz)}
+        size = self.observation_contract.size
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, shape=(size,), dtype=np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(self.action_contract.size,), dtype=np.float32)
+        self.target = np.zeros(3)
+        self._steps = 0
+        self._marker: int | None = None
+        self._state = self.arm.state()
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
+              ) -> tuple[np.ndarray, dict[str, Any]]:
+        """New episode: the arm near home (small random offset), a new reachable target.
+
+        ``options`` may set ``target`` [m, base frame] and ``q`` [rad] explicitly.
+        """
+        super().reset(seed=seed)
+        options = options or {}
+        rng = self.np_random
+        if "q" in options:
+            q = np.asarray(options["q"], dtype=float)
+        else:
+            noise = rng.uniform(-1.0, 1.0, self.arm.n_joints) * self.arm.spec.home_noise
+            q = np.clip(self.arm.home + noise, self.arm.lower, self.arm.upper)
+        self._state = self.arm.reset(q)
+        self.target = (np.asarray(options["target"], dtype=float) if "target" in options
+                       else self.task.sample_target(self.arm, rng))
+        self._steps = 0
+        if self._marker is not None:
+            self.arm.move_marker(self._marker, self.target)
+        return self._observation(), self._info()
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        action = np.asarray(action, dtype=float)
+        torque = self.action_contract.to_torque(action)  # the arm adds gravity compensation itself
+        self._state = self.arm.apply_torque(torque)
+        self._steps += 1
+        distance = self.task.distance(self._state.ee_position, self.target)
+        reward = self.task.reward(distance, np.clip(action, -1.0, 1.0))
+        truncated = self._steps >= self.max_episode_steps
+        return self._observation(), reward, False, truncated, self._info(distance)
+
+    def _observation(self) -> np.ndarray:
+        s = self._state
+        return self.observation_contract.encode(s.q, s.dq, s.ee_position, self.target)
+
+    def _info(self, distance: float | None = None) -> dict[str, Any]:
+        if distance is None:
+            distance = self.task.distance(self._state.ee_position, self.target)
+        two, five = SUCCESS_THRESHOLDS_M
+        return {"distance": distance, "is_success": self.task.is_success(distance),
+                "success_2cm": distance <= two, "success_5cm": distance <= five,
+                "target": self.target.copy(), "ee_position": self._state.ee_position.copy()}
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        if self._marker is None:
+            self._marker = self.arm.add_marker()
+            self.arm.move_marker(self._marker, self.target)
+        return self.arm.render()
+
+    def close(self) -> None:
+        self.arm.close()

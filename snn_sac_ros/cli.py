@@ -1,0 +1,77 @@
+"""``snn-sac-ros``: one console script, one subcommand per job (train, eval, demo, bench ...).
+
+Each subcommand lives in its own module under :mod:`snn_sac_ros.commands` and exposes
+``add_arguments(parser)`` and ``run(args) -> dict``. The dict is the command's result: with ``--json``
+it is printed as one JSON object on the last line, so scripts and tests can read it.
+Modules are imported only when their command runs, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+
+# subcommand -> (module, one-line help). Benchmarks are ``bench <name>``.
+COMMANDS: dict[str, tuple[str, str]] = {}
+BENCHMARKS: dict[str, tuple[str, str]] = {
+    "env": ("snn_sac_ros.commands.bench_env", "env steps per second per arm, and PyBullet's share"),
+}
+
+
+def _add_command(subparsers: argparse._SubParsersAction, name: str, module: str, help_text: str) -> None:
+    parser = subparsers.add_parser(name, help=help_text, description=help_text)
+    parser.add_argument("--json", action="store_true",
+                        help="print the result as one JSON object on the last line")
+    parser.set_defaults(_module=module)
+    # Argument definitions are cheap; import the module for them but run it only when asked.
+    importlib.import_module(module).add_arguments(parser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="snn-sac-ros",
+        description="Spiking Soft Actor-Critic arm control with Nengo: train, evaluate, demo, benchmark.")
+    from snn_sac_ros import __version__
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        _add_command(sub, name, module, help_text)
+    bench = sub.add_parser("bench", help="benchmarks that print tables",
+                           description="Benchmarks: each prints a table; --json adds the figures.")
+    bench_sub = bench.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
+    for name, (module, help_text) in BENCHMARKS.items():
+        _add_command(bench_sub, name, module, help_text)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    module = importlib.import_module(args._module)
+    try:
+        result = module.run(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError) as error:
+        print(f"snn-sac-ros: error: {error}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"error": str(error)}))
+        return 2
+    if args.json:
+        print(json.dumps(result, default=_jsonable))
+    return 0
+
+
+def _jsonable(value: object) -> object:
+    """NumPy scalars and arrays, and paths, as plain JSON values."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,290 @@
+"""A torque-controlled arm in PyBullet: the physics every other part of the package drives.
+
+Shaped like abr_control's interfaces: ``reset`` and ``state`` read, ``apply_torque`` writes and steps.
+The PyBullet pitfalls from DOMAIN.md are handled here once: the default velocity motors are released
+before torque control, the simulation is stepped explicitly at a fixed time step (torques are re-applied
+on every physics step, because PyBullet clears them after each one), and sim time is kept by us.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pybullet as pb
+from pybullet_utils.bullet_client import BulletClient
+
+from snn_sac_ros.core.arm.specs import ArmSpec, resolve_arm
+
+_MOVABLE = (pb.JOINT_REVOLUTE, pb.JOINT_PRISMATIC)
+
+
+@dataclass(frozen=True)
+class ArmState:
+    """One read-out of the arm.
+
+    q: joint positions [rad], dq: joint velocities [rad/s], effort: torques applied during the last
+    control step [Nm] (after clamping, gravity compensation included), ee_position: end effector in
+    the base frame [m], sim_time: seconds of simulated time since the last reset.
+    """
+
+    q: np.ndarray
+    dq: np.ndarray
+    effort: np.ndarray
+    ee_position: np.ndarray
+    sim_time: float
+
+
+class PyBulletArm:
+    """An arm loaded from a URDF, driven by joint torques at a fixed physics step.
+
+    Parameters
+    ----------
+    arm: preset name, URDF path or :class:`ArmSpec`.
+    physics_dt: physics time step [s].
+    substeps: physics steps per control step (``apply_torque`` call).
+    gravity_compensation: add the model's gravity torque (inverse dynamics at zero velocity and
+        acceleration) to every command, as a real arm's own controller does. ``None`` takes the
+        spec's default.
+    gui: open PyBullet's GUI instead of running headless (DIRECT).
+    joints, ee_link: for a URDF path, the controlled joints and the end-effector link.
+    """
+
+    def __init__(self, arm: str | ArmSpec = "planar2", *, physics_dt: float = 1e-3, substeps: int = 1,
+                 gravity_compensation: bool | None = None, gui: bool = False,
+                 joints: list[str] | tuple[str, ...] | None = None, ee_link: str | None = None) -> None:
+        if physics_dt <= 0 or not np.isfinite(physics_dt):
+            raise ValueError(f"physics_dt must be a positive number of seconds, got {physics_dt}")
+        if substeps < 1:
+            raise ValueError(f"substeps must be at least 1, got {substeps}")
+        self.spec = resolve_arm(arm, joints, ee_link)
+        self.physics_dt = float(physics_dt)
+        self.substeps = int(substeps)
+        self.gravity_compensation = (self.spec.gravity_compensation if gravity_compensation is None
+                                     else bool(gravity_compensation))
+        self.physics_seconds = 0.0  # wall time spent inside PyBullet's stepSimulation, for benchmarks
+        self._client = BulletClient(connection_mode=pb.GUI if gui else pb.DIRECT)
+        self._client.setTimeStep(self.physics_dt)
+        self._client.setGravity(0.0, 0.0, -9.81)
+        self._body = self._client.loadURDF(str(self.spec.urdf_path()), useFixedBase=True,
+                                           flags=pb.URDF_USE_INERTIA_FROM_FILE)
+        self._read_model()
+        self._payload_kg = 0.0
+        self._ee_base_mass = self._client.getDynamicsInfo(self._body, self._ee_index)[0]
+        self._sim_time = 0.0
+        self._last_effort = np.zeros(self.n_joints)
+        self.reset()
+
+    # -- model -------------------------------------------------------------------------------------
+    def _read_model(self) -> None:
+        c, body = self._client, self._body
+        infos = [c.getJointInfo(body, j) for j in range(c.getNumJoints(body))]
+        movable = [info for info in infos if info[2] in _MOVABLE]
+        by_name = {info[1].decode(): info for info in movable}
+        names = list(self.spec.joints) or [info[1].decode() for info in movable]
+        unknown = [n for n in names if n not in by_name]
+        if unknown:
+            raise ValueError(f"joints {unknown} are not movable joints of {self.spec.urdf_path().name}; "
+                             f"it has {sorted(by_name)}")
+        if not names:
+            raise ValueError(f"{self.spec.urdf_path().name} has no movable joints")
+        self.joint_names: tuple[str, ...] = tuple(names)
+        self.n_joints = len(names)
+        self._joint_ids = [by_name[n][0] for n in names]
+        lower = np.array([by_name[n][8] for n in names], dtype=float)
+        upper = np.array([by_name[n][9] for n in names], dtype=float)
+        unlimited = lower >= upper  # PyBullet reports continuous joints as lower=0, upper=-1
+        self.lower = np.where(unlimited, -np.pi, lower)
+        self.upper = np.where(unlimited, np.pi, upper)
+        self.effort_limits = np.array([by_name[n][10] for n in names], dtype=float)
+        if np.any(self.effort_limits <= 0):
+            bad = [n for n, e in zip(names, self.effort_limits) if e <= 0]
+            raise ValueError(f"joints {bad} have no positive <limit effort> in the URDF; torque control needs one")
+        vel = np.array([by_name[n][11] for n in names], dtype=float)
+        self.velocity_limits = np.where(vel > 0, vel, 10.0)
+        # Every movable joint takes part in inverse dynamics; the uncontrolled ones (a gripper's fingers)
+        # are held by PyBullet's position motor at their reset position.
+        self._movable_ids = [info[0] for info in movable]
+        self._held_ids = [j for j in self._movable_ids if j not in self._joint_ids]
+        self._dof_of = {j: k for k, j in enumerate(self._movable_ids)}
+        link_names = {info[12].decode(): info[0] for info in infos}
+        ee = self.spec.ee_link or (infos[-1][12].decode() if infos else "")
+        if ee not in link_names:
+            raise ValueError(f"end-effector link {ee!r} not in {self.spec.urdf_path().name}; "
+                             f"links: {sorted(link_names)}")
+        self.ee_link = ee
+        self._ee_index = link_names[ee]
+        self.home = np.array(self.spec.home, dtype=float) if self.spec.home else np.zeros(self.n_joints)
+        if self.home.shape != (self.n_joints,):
+            raise ValueError(f"home has {self.home.size} values for {self.n_joints} joints")
+        self.base_position = np.array(c.getBasePositionAndOrientation(body)[0])
+        for link in range(-1, c.getNumJoints(body)):
+            c.changeDynamics(body, link, linearDamping=0.0, angularDamping=0.0)
+        # Release the default velocity motors: without this, torque control fights a stiff motor.
+        c.setJointMotorControlArray(body, self._joint_ids, pb.VELOCITY_CONTROL,
+                                    forces=[0.0] * self.n_joints)
+
+    # -- state ---------------------------------------------------------------------------------------
+    def reset(self, q: np.ndarray | None = None, dq: np.ndarray | None = None) -> ArmState:
+        """Put the arm at ``q`` (default: home) with velocity ``dq`` (default: zero) and zero sim time."""
+        q = self.home if q is None else np.asarray(q, dtype=float)
+        dq = np.zeros(self.n_joints) if dq is None else np.asarray(dq, dtype=float)
+        self._check_vector(q, "q")
+        self._check_vector(dq, "dq")
+        for j, qj, dqj in zip(self._joint_ids, q, dq):
+            self._client.resetJointState(self._body, j, float(qj), float(dqj))
+        for j in self._held_ids:
+            qj = self._client.getJointState(self._body, j)[0]
+            self._client.setJointMotorControl2(self._body, j, pb.POSITION_CONTROL, targetPosition=qj)
+        self._sim_time = 0.0
+        self._last_effort = np.zeros(self.n_joints)
+        return self.state()
+
+    def state(self) -> ArmState:
+        """Joint positions, velocities, last applied torques and the end-effector position."""
+        joint_states = self._client.getJointStates(self._body, self._joint_ids)
+        q = np.array([s[0] for s in joint_states])
+        dq = np.array([s[1] for s in joint_states])
+        return ArmState(q=q, dq=dq, effort=self._last_effort.copy(), ee_position=self._ee_position(),
+                        sim_time=self._sim_time)
+
+    @property
+    def sim_time(self) -> float:
+        """Simulated seconds since the last reset."""
+        return self._sim_time
+
+    @property
+    def control_dt(self) -> float:
+        """Seconds of simulated time per ``apply_torque`` call."""
+        return self.physics_dt * self.substeps
+
+    def _ee_position(self) -> np.ndarray:
+        link = self._client.getLinkState(self._body, self._ee_index, computeForwardKinematics=True)
+        return np.array(link[4]) - self.base_position
+
+    def forward_kinematics(self, q: np.ndarray) -> np.ndarray:
+        """End-effector position [m, base frame] at joint positions ``q``; the arm's state is kept."""
+        saved = self._client.getJointStates(self._body, self._joint_ids)
+        for j, qj in zip(self._joint_ids, q):
+            self._client.resetJointState(self._body, j, float(qj), 0.0)
+        ee = self._ee_position()
+        for j, s in zip(self._joint_ids, saved):
+            self._client.resetJointState(self._body, j, s[0], s[1])
+        return ee
+
+    def inverse_kinematics(self, target: np.ndarray, iterations: int = 200) -> np.ndarray:
+        """Joint positions that put the end effector at ``target`` [m, base frame], by PyBullet's IK."""
+        all_q = self._client.calculateInverseKinematics(
+            self._body, self._ee_index, list(np.asarray(target, float) + self.base_position),
+            lowerLimits=self._movable_vector(self.lower, fill=-np.pi).tolist(),
+            upperLimits=self._movable_vector(self.upper, fill=np.pi).tolist(),
+            jointRanges=self._movable_vector(self.upper - self.lower, fill=2 * np.pi).tolist(),
+            restPoses=self._movable_vector(self.home, fill=0.0).tolist(),
+            maxNumIterations=iterations, residualThreshold=1e-5)
+        return np.array([all_q[self._dof_of[j]] for j in self._joint_ids])
+
+    def _movable_vector(self, values: np.ndarray, fill: float) -> np.ndarray:
+        out = np.full(len(self._movable_ids), fill)
+        for j, v in zip(self._joint_ids, values):
+            out[self._dof_of[j]] = v
+        return out
+
+    def gravity_torque(self, q: np.ndarray | None = None) -> np.ndarray:
+        """Torque [Nm] that holds the arm still against gravity at ``q`` (default: now)."""
+        positions = [s[0] for s in self._client.getJointStates(self._body, self._movable_ids)]
+        if q is not None:
+            for j, qj in zip(self._joint_ids, q):
+                positions[self._dof_of[j]] = float(qj)
+        zeros = [0.0] * len(positions)
+        tau = self._client.calculateInverseDynamics(self._body, positions, zeros, zeros)
+        return np.array([tau[self._dof_of[j]] for j in self._joint_ids])
+
+    # -- command -------------------------------------------------------------------------------------
+    def clamp(self, torque: np.ndarray) -> np.ndarray:
+        """Torque clipped to the URDF effort limits."""
+        return np.clip(torque, -self.effort_limits, self.effort_limits)
+
+    def apply_torque(self, torque: np.ndarray) -> ArmState:
+        """Apply ``torque`` [Nm] for one control step (``substeps`` physics steps) and return the state.
+
+        With gravity compensation on, the model's gravity torque is added at every physics step. The sum is
+        always clamped to the URDF effort limits. A command with a non-finite value, or of the wrong
+        length, raises ``ValueError`` before anything is applied.
+        """
+        torque = np.asarray(torque, dtype=float)
+        self._check_vector(torque, "torque")
+        c, body, ids = self._client, self._body, self._joint_ids
+        applied = np.zeros(self.n_joints)
+        for _ in range(self.substeps):
+            tau = torque + self.gravity_torque() if self.gravity_compensation else torque
+            tau = self.clamp(tau)
+            c.setJointMotorControlArray(body, ids, pb.TORQUE_CONTROL, forces=tau.tolist())
+            start = time.perf_counter()
+            c.stepSimulation()
+            self.physics_seconds += time.perf_counter() - start
+            applied += tau
+        self._sim_time += self.control_dt
+        self._last_effort = applied / self.substeps
+        return self.state()
+
+    def _check_vector(self, values: np.ndarray, what: str) -> None:
+        if values.shape != (self.n_joints,):
+            raise ValueError(f"{what} must have {self.n_joints} values (joints {list(self.joint_names)}), "
+                             f"got shape {values.shape}")
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"{what} has non-finite values: {values.tolist()}")
+
+    # -- dynamics changes, rendering, lifetime --------------------------------------------------------
+    @property
+    def payload_kg(self) -> float:
+        """Extra mass [kg] carried at the end-effector link."""
+        return self._payload_kg
+
+    def set_payload(self, kg: float) -> None:
+        """Add ``kg`` of mass at the end-effector link (0 removes it): a change in the arm's dynamics."""
+        if kg < 0 or not np.isfinite(kg):
+            raise ValueError(f"payload must be a finite, non-negative mass, got {kg}")
+        self._client.changeDynamics(self._body, self._ee_index, mass=self._ee_base_mass + kg)
+        self._payload_kg = float(kg)
+
+    def add_marker(self, rgba: tuple[float, float, float, float] = (0.1, 0.8, 0.1, 0.8),
+                   radius: float = 0.02) -> int:
+        """A visual-only sphere (no collision) for showing targets; move it with ``move_marker``."""
+        shape = self._client.createVisualShape(pb.GEOM_SPHERE, radius=radius, rgbaColor=list(rgba))
+        return self._client.createMultiBody(baseMass=0.0, baseVisualShapeIndex=shape,
+                                            basePosition=self.base_position.tolist())
+
+    def move_marker(self, marker: int, position: np.ndarray) -> None:
+        """Place a marker at ``position`` [m, base frame]."""
+        self._client.resetBasePositionAndOrientation(
+            marker, (np.asarray(position, float) + self.base_position).tolist(), [0, 0, 0, 1])
+
+    def render(self, width: int = 320, height: int = 240) -> np.ndarray:
+        """An RGB picture of the arm (TinyRenderer: no display needed), shape (height, width, 3)."""
+        reach = max(0.3, float(np.linalg.norm(self.forward_kinematics(self.home))) * 1.6)
+        planar = self.spec.target_axes == "xy"
+        view = self._client.computeViewMatrixFromYawPitchRoll(
+            cameraTargetPosition=(self.base_position + np.array([0.0, 0.0, 0.0 if planar else 0.4 * reach])).tolist(),
+            distance=1.6 * reach, yaw=0 if planar else 45, pitch=-89.9 if planar else -25, roll=0,
+            upAxisIndex=2)
+        proj = self._client.computeProjectionMatrixFOV(fov=50, aspect=width / height, nearVal=0.01,
+                                                       farVal=20.0)
+        _, _, rgba, _, _ = self._client.getCameraImage(width, height, view, proj,
+                                                       renderer=pb.ER_TINY_RENDERER)
+        return np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)[:, :, :3].copy()
+
+    def close(self) -> None:
+        """Disconnect from PyBullet; the arm can no longer be used."""
+        if self._client is not None:
+            try:
+                self._client.disconnect()
+            except pb.error:
+                pass
+            self._client = None  # type: ignore[assignment]
+
+    def __enter__(self) -> PyBulletArm:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

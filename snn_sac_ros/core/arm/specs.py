@@ -1,0 +1,129 @@
+"""Robot arm descriptions: which URDF, which joints are controlled, where the end effector is.
+
+A preset is a name for an :class:`ArmSpec`; any URDF path with a list of joints makes one too. Joint
+and effort limits are not written here: they are read from the URDF by the PyBullet interface.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from snn_sac_ros.core.resources import data_path
+
+
+@dataclass(frozen=True)
+class ArmSpec:
+    """What the physics core needs to know about an arm that its URDF does not say.
+
+    Attributes
+    ----------
+    name: preset name, or the URDF file stem for custom arms.
+    urdf: URDF file path (absolute), or a path relative to ``pybullet_data`` when ``from_pybullet_data``.
+    joints: controlled joint names, in command order; empty means every revolute/prismatic joint.
+    ee_link: link whose origin is the end effector; empty means the last link.
+    home: initial joint positions [rad], one per controlled joint; empty means all zeros.
+    target_axes: Cartesian axes the reach task uses (``"xy"`` for a planar arm, ``"xyz"`` otherwise).
+    target_min_z: lowest target height [m] above the base, so targets stay above the table.
+    target_min_radius: smallest horizontal target distance from the base axis [m].
+    gravity_compensation: default torque mode: the policy outputs a residual on top of the
+        model's gravity torque (True) or the full torque (False).
+    action_torque_fraction: share of each joint's URDF effort limit that action = 1 maps to.
+    episode_seconds: duration of one reach in the gymnasium env [s].
+    """
+
+    name: str
+    urdf: str
+    joints: tuple[str, ...] = ()
+    ee_link: str = ""
+    home: tuple[float, ...] = ()
+    target_axes: str = "xyz"
+    target_min_z: float = -10.0
+    target_min_radius: float = 0.0
+    gravity_compensation: bool = True
+    action_torque_fraction: float = 1.0
+    episode_seconds: float = 2.0
+    from_pybullet_data: bool = False
+    home_noise: float = 0.1
+    notes: str = field(default="", compare=False)
+
+    def urdf_path(self) -> Path:
+        """Absolute path of the URDF file."""
+        if self.from_pybullet_data:
+            import pybullet_data
+
+            return Path(pybullet_data.getDataPath()) / self.urdf
+        return Path(self.urdf)
+
+
+def _planar2() -> ArmSpec:
+    return ArmSpec(
+        name="planar2",
+        urdf=str(data_path("urdf", "planar2.urdf")),
+        joints=("shoulder", "elbow"),
+        ee_link="tip",
+        home=(0.0, 1.2),
+        target_axes="xy",
+        gravity_compensation=False,
+        action_torque_fraction=1.0,
+        episode_seconds=2.0,
+        home_noise=0.3,
+        notes="horizontal plane: gravity is along the joint axes and needs no torque",
+    )
+
+
+def _kuka_iiwa() -> ArmSpec:
+    return ArmSpec(
+        name="kuka_iiwa",
+        urdf="kuka_iiwa/model.urdf",
+        from_pybullet_data=True,
+        joints=tuple(f"lbr_iiwa_joint_{i}" for i in range(1, 8)),
+        ee_link="lbr_iiwa_link_7",
+        home=(0.0, 0.5, 0.0, -1.2, 0.0, 0.8, 0.0),
+        target_min_z=0.15,
+        target_min_radius=0.25,
+        gravity_compensation=True,
+        # The URDF allows 300 Nm on every joint; a residual policy needs a small share of that.
+        action_torque_fraction=0.1,
+        episode_seconds=3.0,
+    )
+
+
+def _panda() -> ArmSpec:
+    return ArmSpec(
+        name="panda",
+        urdf="franka_panda/panda.urdf",
+        from_pybullet_data=True,
+        joints=tuple(f"panda_joint{i}" for i in range(1, 8)),
+        ee_link="panda_grasptarget",
+        home=(0.0, -0.3, 0.0, -2.2, 0.0, 2.0, 0.8),
+        target_min_z=0.15,
+        target_min_radius=0.25,
+        gravity_compensation=True,
+        action_torque_fraction=0.3,
+        episode_seconds=3.0,
+    )
+
+
+PRESETS = {"planar2": _planar2, "kuka_iiwa": _kuka_iiwa, "panda": _panda}
+
+
+def resolve_arm(arm: str | ArmSpec, joints: list[str] | tuple[str, ...] | None = None,
+                ee_link: str | None = None) -> ArmSpec:
+    """An :class:`ArmSpec` from a preset name, a URDF path, or a spec (returned as is).
+
+    For a URDF path, ``joints`` lists the controlled joints (all movable joints when omitted) and
+    ``ee_link`` names the end-effector link (the last link when omitted).
+    """
+    if isinstance(arm, ArmSpec):
+        return arm
+    if arm in PRESETS:
+        if joints or ee_link:
+            raise ValueError(f"preset {arm!r} fixes its joints and end effector; pass a URDF path to choose")
+        return PRESETS[arm]()
+    path = Path(arm).expanduser()
+    if path.suffix.lower() != ".urdf":
+        raise ValueError(f"unknown arm {arm!r}: use one of {sorted(PRESETS)} or a path to a .urdf file")
+    if not path.is_file():
+        raise FileNotFoundError(f"URDF file not found: {path}")
+    return ArmSpec(name=path.stem, urdf=str(path.resolve()), joints=tuple(joints or ()), ee_link=ee_link or "")

@@ -1,0 +1,167 @@
+"""The observation/action contract: what a policy sees and what its output means, in one place.
+
+The gymnasium env, the trainer, the checkpoints and the ROS controller node all go through these two
+classes, so the policy that was trained is exactly the policy that runs on the robot. Checkpoints store
+``to_dict()`` of both and refuse to load into a different contract.
+
+Observation (every entry scaled into [-1, 1], the radius Nengo ensembles represent best):
+
+=====================  =========================================================================
+block                  scaling
+=====================  =========================================================================
+``q``                  joint position mapped linearly from [lower, upper] to [-1, 1]
+``dq``                 joint velocity / velocity scale, clipped
+``target``             target position (task axes) relative to the workspace centre / reach
+``error``              tanh((target - end effector) / error_scale): fine resolution near the goal
+=====================  =========================================================================
+
+Action: one value per joint in [-1, 1]; ``torque = action * torque_scale`` [Nm], plus the model's
+gravity torque when ``gravity_compensation`` is on (the policy then outputs a residual), clipped to the
+URDF effort limits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from snn_sac_ros.core.arm.pybullet_arm import PyBulletArm
+
+_AXES = "xyz"
+
+
+def _tuple(values: object) -> tuple[float, ...]:
+    return tuple(float(v) for v in np.asarray(values, dtype=float).ravel())
+
+
+@dataclass(frozen=True)
+class ObservationContract:
+    """Encodes joint state, end-effector position and target into the policy's input vector."""
+
+    joint_names: tuple[str, ...]
+    q_lower: tuple[float, ...]
+    q_upper: tuple[float, ...]
+    dq_scale: tuple[float, ...]
+    target_axes: str
+    workspace_center: tuple[float, ...]
+    workspace_reach: float
+    error_scale: float = 0.1
+
+    def __post_init__(self) -> None:
+        n = len(self.joint_names)
+        for name in ("q_lower", "q_upper", "dq_scale"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"{name} must have one value per joint ({n})")
+        if not self.target_axes or any(a not in _AXES for a in self.target_axes):
+            raise ValueError(f"target_axes must be a subset of 'xyz', got {self.target_axes!r}")
+        if len(self.workspace_center) != 3:
+            raise ValueError("workspace_center must be a 3-D point")
+
+    @property
+    def n_joints(self) -> int:
+        return len(self.joint_names)
+
+    @property
+    def axis_indices(self) -> list[int]:
+        return [_AXES.index(a) for a in self.target_axes]
+
+    @property
+    def size(self) -> int:
+        return 2 * self.n_joints + 2 * len(self.target_axes)
+
+    def layout(self) -> list[str]:
+        """Name of every observation entry, in order."""
+        return ([f"q/{j}" for j in self.joint_names] + [f"dq/{j}" for j in self.joint_names]
+                + [f"target/{a}" for a in self.target_axes] + [f"error/{a}" for a in self.target_axes])
+
+    def encode(self, q: np.ndarray, dq: np.ndarray, ee_position: np.ndarray,
+               target: np.ndarray) -> np.ndarray:
+        """Policy input (float32, in [-1, 1]) from joint state [rad, rad/s] and positions [m, base frame].
+
+        Raises ``ValueError`` for wrong lengths or non-finite values, so bad sensor data never reaches
+        a policy.
+        """
+        q, dq = np.asarray(q, dtype=float), np.asarray(dq, dtype=float)
+        ee, target = np.asarray(ee_position, dtype=float), np.asarray(target, dtype=float)
+        for name, value, size in (("q", q, self.n_joints), ("dq", dq, self.n_joints),
+                                  ("ee_position", ee, 3), ("target", target, 3)):
+            if value.shape != (size,):
+                raise ValueError(f"{name} must have {size} values, got shape {value.shape}")
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"{name} has non-finite values: {value.tolist()}")
+        lower, upper = np.array(self.q_lower), np.array(self.q_upper)
+        axes = self.axis_indices
+        parts = (
+            2.0 * (q - lower) / (upper - lower) - 1.0,
+            dq / np.array(self.dq_scale),
+            (target[axes] - np.array(self.workspace_center)[axes]) / self.workspace_reach,
+            np.tanh((target[axes] - ee[axes]) / self.error_scale),
+        )
+        return np.clip(np.concatenate(parts), -1.0, 1.0).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ObservationContract:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+@dataclass(frozen=True)
+class ActionContract:
+    """Turns a policy output in [-1, 1] per joint into joint torques [Nm]."""
+
+    joint_names: tuple[str, ...]
+    torque_scale: tuple[float, ...]
+    effort_limits: tuple[float, ...]
+    gravity_compensation: bool
+
+    def __post_init__(self) -> None:
+        n = len(self.joint_names)
+        if len(self.torque_scale) != n or len(self.effort_limits) != n:
+            raise ValueError(f"torque_scale and effort_limits must have one value per joint ({n})")
+
+    @property
+    def size(self) -> int:
+        return len(self.joint_names)
+
+    def to_torque(self, action: np.ndarray, gravity_torque: np.ndarray | None = None) -> np.ndarray:
+        """Joint torques [Nm] for ``action``, clipped to the effort limits.
+
+        ``gravity_torque`` is added in gravity-compensation mode, when the caller (a ROS node driving a
+        robot without its own compensation) supplies it; the PyBullet arm adds its own instead. Raises
+        ``ValueError`` on a wrong length or a non-finite value: callers then command zero torque.
+        """
+        action = np.asarray(action, dtype=float)
+        if action.shape != (self.size,):
+            raise ValueError(f"action must have {self.size} values, got shape {action.shape}")
+        if not np.all(np.isfinite(action)):
+            raise ValueError(f"action has non-finite values: {action.tolist()}")
+        torque = np.clip(action, -1.0, 1.0) * np.array(self.torque_scale)
+        if self.gravity_compensation and gravity_torque is not None:
+            torque = torque + np.asarray(gravity_torque, dtype=float)
+        limits = np.array(self.effort_limits)
+        return np.clip(torque, -limits, limits)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ActionContract:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+def contracts_for(arm: PyBulletArm, workspace_center: np.ndarray, workspace_reach: float
+                  ) -> tuple[ObservationContract, ActionContract]:
+    """The contracts for an arm and its reach task's workspace (centre [m] and reach [m])."""
+    obs = ObservationContract(
+        joint_names=arm.joint_names, q_lower=_tuple(arm.lower), q_upper=_tuple(arm.upper),
+        dq_scale=_tuple(arm.velocity_limits), target_axes=arm.spec.target_axes,
+        workspace_center=_tuple(workspace_center), workspace_reach=float(workspace_reach))
+    act = ActionContract(
+        joint_names=arm.joint_names, torque_scale=_tuple(arm.effort_limits * arm.spec.action_torque_fraction),
+        effort_limits=_tuple(arm.effort_limits), gravity_compensation=arm.gravity_compensation)
+    return obs, act
