@@ -1,0 +1,12 @@
+"""Shared test set-up: keep DDS on loopback, give each test session its own ROS domain."""
+
+from __future__ import annotations
+
+import os
+import random
+
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+os.environ["ROS_DOMAIN_ID"] = os.environ.get("SNN_SAC_ROS_TEST_DOMAIN", str(random.randint(101, 200)))
+os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
