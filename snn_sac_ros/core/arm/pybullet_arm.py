@@ -173,16 +173,38 @@ class PyBulletArm:
             self._client.resetJointState(self._body, j, s[0], s[1])
         return ee
 
-    def inverse_kinematics(self, target: np.ndarray, iterations: int = 200) -> np.ndarray:
-        """Joint positions that put the end effector at ``target`` [m, base frame], by PyBullet's IK."""
-        all_q = self._client.calculateInverseKinematics(
-            self._body, self._ee_index, list(np.asarray(target, float) + self.base_position),
-            lowerLimits=self._movable_vector(self.lower, fill=-np.pi).tolist(),
-            upperLimits=self._movable_vector(self.upper, fill=np.pi).tolist(),
-            jointRanges=self._movable_vector(self.upper - self.lower, fill=2 * np.pi).tolist(),
-            restPoses=self._movable_vector(self.home, fill=0.0).tolist(),
-            maxNumIterations=iterations, residualThreshold=1e-5)
-        return np.array([all_q[self._dof_of[j]] for j in self._joint_ids])
+    def inverse_kinematics(self, target: np.ndarray, iterations: int = 200, restarts: int = 8,
+                           tolerance: float = 1e-3) -> np.ndarray:
+        """Joint positions within the limits that put the end effector nearest ``target`` [m, base frame].
+
+        PyBullet's IK is local and starts from the arm's current configuration, so it is restarted from
+        home and then from fixed pseudo-random configurations until one lands within ``tolerance``.
+        The arm's state is kept.
+        """
+        target = np.asarray(target, dtype=float)
+        saved = self._client.getJointStates(self._body, self._joint_ids)
+        seeds = np.random.default_rng(0).uniform(self.lower, self.upper, (restarts, self.n_joints))
+        best, best_error = self.home, np.inf
+        for seed in [self.home, *seeds]:
+            for j, qj in zip(self._joint_ids, seed):
+                self._client.resetJointState(self._body, j, float(qj), 0.0)
+            all_q = self._client.calculateInverseKinematics(
+                self._body, self._ee_index, list(target + self.base_position),
+                lowerLimits=self._movable_vector(self.lower, fill=-np.pi).tolist(),
+                upperLimits=self._movable_vector(self.upper, fill=np.pi).tolist(),
+                jointRanges=self._movable_vector(self.upper - self.lower, fill=2 * np.pi).tolist(),
+                restPoses=self._movable_vector(seed, fill=0.0).tolist(),
+                maxNumIterations=iterations, residualThreshold=1e-6)
+            # PyBullet's IK can step slightly past a limit; a configuration outside the limits is no answer.
+            q = np.clip([all_q[self._dof_of[j]] for j in self._joint_ids], self.lower, self.upper)
+            error = float(np.linalg.norm(self.forward_kinematics(q) - target))
+            if error < best_error:
+                best, best_error = q, error
+            if best_error <= tolerance:
+                break
+        for j, state in zip(self._joint_ids, saved):
+            self._client.resetJointState(self._body, j, state[0], state[1])
+        return best
 
     def _movable_vector(self, values: np.ndarray, fill: float) -> np.ndarray:
         out = np.full(len(self._movable_ids), fill)

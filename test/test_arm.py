@@ -1,0 +1,132 @@
+"""Physics sanity of the PyBullet torque arm: the set-up mistakes these catch are silent otherwise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from snn_sac_ros.core.arm import PRESETS, PyBulletArm, resolve_arm
+from snn_sac_ros.core.resources import data_path
+from snn_sac_ros.core.task import ReachTask
+
+
+@pytest.fixture(scope="module", params=["kuka_iiwa", "panda"])
+def seven_dof(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def _hold_zero(arm: PyBulletArm, seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    start = arm.reset()
+    state = start
+    for _ in range(round(seconds / arm.control_dt)):
+        state = arm.apply_torque(np.zeros(arm.n_joints))
+    return start.q, state.q
+
+
+def test_seven_dof_arm_falls_under_gravity_with_zero_torque(seven_dof: str) -> None:
+    with PyBulletArm(seven_dof, substeps=10, gravity_compensation=False) as arm:
+        start_ee = arm.state().ee_position
+        q0, q1 = _hold_zero(arm, 0.5)
+        assert np.max(np.abs(q1 - q0)) > 0.3
+        assert arm.state().ee_position[2] < start_ee[2] - 0.1
+
+
+def test_gravity_compensation_holds_the_arm_still(seven_dof: str) -> None:
+    with PyBulletArm(seven_dof, substeps=10, gravity_compensation=True) as arm:
+        q0, q1 = _hold_zero(arm, 1.0)
+        assert np.max(np.abs(q1 - q0)) < 1e-3
+
+
+def test_gravity_torque_is_nonzero_for_a_vertical_arm_and_zero_for_the_planar_one() -> None:
+    with PyBulletArm("kuka_iiwa") as kuka, PyBulletArm("planar2") as planar:
+        assert np.max(np.abs(kuka.gravity_torque())) > 1.0
+        assert np.max(np.abs(planar.gravity_torque())) < 1e-9
+
+
+def test_torque_above_the_effort_limit_is_clamped() -> None:
+    with PyBulletArm("planar2", gravity_compensation=False) as arm:
+        huge = np.array([1e6, -1e6])
+        state = arm.apply_torque(huge)
+        np.testing.assert_allclose(state.effort, [arm.effort_limits[0], -arm.effort_limits[1]])
+        assert np.all(arm.effort_limits == [3.0, 1.5])  # read from the shipped URDF
+
+
+def test_torque_moves_the_planar_arm_the_right_way() -> None:
+    with PyBulletArm("planar2", substeps=10) as arm:
+        start = arm.reset()
+        for _ in range(20):
+            state = arm.apply_torque(np.array([1.0, 0.0]))
+        assert state.q[0] > start.q[0] + 0.05
+        assert state.dq[0] > 0.0
+        assert state.sim_time == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("bad", [np.array([np.nan, 0.0]), np.array([np.inf, 0.0]), np.zeros(3)])
+def test_bad_torque_commands_raise_before_anything_moves(bad: np.ndarray) -> None:
+    with PyBulletArm("planar2") as arm:
+        before = arm.state()
+        with pytest.raises(ValueError, match="torque"):
+            arm.apply_torque(bad)
+        after = arm.state()
+        np.testing.assert_array_equal(before.q, after.q)
+        assert after.sim_time == before.sim_time
+
+
+def test_same_commands_give_the_same_trajectory() -> None:
+    torques = np.random.default_rng(3).uniform(-2, 2, (50, 7))
+
+    def trajectory() -> np.ndarray:
+        with PyBulletArm("kuka_iiwa", substeps=5) as arm:
+            return np.array([arm.apply_torque(t).q for t in torques])
+
+    np.testing.assert_array_equal(trajectory(), trajectory())
+
+
+@pytest.mark.parametrize("arm_name", sorted(PRESETS))
+def test_targets_are_reachable_by_inverse_kinematics(arm_name: str) -> None:
+    task = ReachTask()
+    rng = np.random.default_rng(7)
+    with PyBulletArm(arm_name) as arm:
+        for _ in range(15):
+            target = task.sample_target(arm, rng)
+            assert target[2] >= arm.spec.target_min_z
+            q = arm.inverse_kinematics(target)
+            assert np.all(q >= arm.lower - 1e-6) and np.all(q <= arm.upper + 1e-6)
+            assert np.linalg.norm(arm.forward_kinematics(q) - target) < task.success_threshold
+
+
+def test_forward_kinematics_of_planar2_matches_its_link_lengths() -> None:
+    with PyBulletArm("planar2") as arm:
+        np.testing.assert_allclose(arm.forward_kinematics(np.zeros(2))[:2], [0.55, 0.0], atol=1e-9)
+        np.testing.assert_allclose(arm.forward_kinematics(np.array([np.pi / 2, 0.0]))[:2], [0.0, 0.55], atol=1e-9)
+        # Forward kinematics does not disturb the arm's state.
+        np.testing.assert_allclose(arm.state().q, arm.home)
+
+
+def test_custom_urdf_path_with_joint_list() -> None:
+    path = str(data_path("urdf", "planar2.urdf"))
+    with PyBulletArm(path, joints=["elbow"], ee_link="tip") as arm:
+        assert arm.joint_names == ("elbow",)
+        assert arm.effort_limits.tolist() == [1.5]
+    with pytest.raises(ValueError, match="not movable joints"):
+        PyBulletArm(path, joints=["wrist"])
+    with pytest.raises(ValueError, match="unknown arm"):
+        resolve_arm("ur5")
+
+
+def test_payload_changes_the_dynamics() -> None:
+    def swing(payload: float) -> float:
+        with PyBulletArm("planar2", substeps=10) as arm:
+            arm.set_payload(payload)
+            for _ in range(20):
+                state = arm.apply_torque(np.array([1.0, 0.0]))
+            return float(state.q[0] - arm.home[0])
+
+    assert swing(1.0) < 0.7 * swing(0.0)
+
+
+def test_render_draws_the_arm_without_a_display() -> None:
+    with PyBulletArm("planar2") as arm:
+        image = arm.render(160, 120)
+        assert image.shape == (120, 160, 3) and image.dtype == np.uint8
+        assert image.std() > 5  # not a blank frame

@@ -1,0 +1,97 @@
+"""The gymnasium env: registration, check_env for every arm, info keys, determinism, contracts."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import snn_sac_ros
+from snn_sac_ros.core.contracts import ActionContract, ObservationContract
+from snn_sac_ros.core.resources import data_path
+
+ARMS = ["planar2", "kuka_iiwa", "panda"]
+
+
+@pytest.mark.parametrize("arm", [*ARMS, "urdf-path"])
+def test_check_env_passes(arm: str) -> None:
+    kwargs = {"arm": arm}
+    if arm == "urdf-path":
+        kwargs = {"arm": str(data_path("urdf", "planar2.urdf")), "joints": ["shoulder", "elbow"], "ee_link": "tip"}
+    env = gym.make(snn_sac_ros.ENV_ID, render_mode="rgb_array", **kwargs)
+    check_env(env.unwrapped, skip_render_check=False)
+    env.close()
+
+
+def test_info_reports_distance_and_success_and_episodes_truncate() -> None:
+    env = gym.make(snn_sac_ros.ENV_ID, arm="planar2")
+    _, info = env.reset(seed=1)
+    assert set(info) >= {"distance", "is_success", "success_2cm", "success_5cm"}
+    np.testing.assert_allclose(info["distance"], np.linalg.norm(info["ee_position"] - info["target"]))
+    steps, truncated = 0, False
+    while not truncated:
+        _, reward, terminated, truncated, info = env.step(np.zeros(2, dtype=np.float32))
+        assert not terminated and reward <= 0.0
+        steps += 1
+    assert steps == env.unwrapped.max_episode_steps == 100
+    env.close()
+
+
+def test_reaching_the_target_counts_as_success() -> None:
+    env = gym.make(snn_sac_ros.ENV_ID, arm="planar2")
+    q = np.array([0.3, 1.0])
+    target = env.unwrapped.arm.forward_kinematics(q)
+    _, info = env.reset(seed=0, options={"q": q, "target": target})
+    assert info["distance"] < 1e-9 and info["is_success"] and info["success_2cm"]
+    far = target + np.array([0.03, 0.0, 0.0])
+    _, info = env.reset(seed=0, options={"q": q, "target": far})
+    assert not info["success_2cm"] and info["success_5cm"]
+    env.close()
+
+
+def test_same_seed_same_episode() -> None:
+    def rollout(seed: int) -> np.ndarray:
+        env = gym.make(snn_sac_ros.ENV_ID, arm="kuka_iiwa")
+        obs, _ = env.reset(seed=seed)
+        actions = np.random.default_rng(seed).uniform(-1, 1, (30, 7)).astype(np.float32)
+        out = [obs] + [env.step(a)[0] for a in actions]
+        env.close()
+        return np.array(out)
+
+    np.testing.assert_array_equal(rollout(5), rollout(5))
+    assert not np.array_equal(rollout(5), rollout(6))
+
+
+def test_observation_contract_scales_into_unit_range_and_refuses_bad_input() -> None:
+    env = gym.make(snn_sac_ros.ENV_ID, arm="planar2")
+    contract: ObservationContract = env.unwrapped.observation_contract
+    assert contract.layout() == ["q/shoulder", "q/elbow", "dq/shoulder", "dq/elbow", "target/x", "target/y",
+                                 "error/x", "error/y"]
+    obs = contract.encode(np.array([np.pi, -2.8]), np.array([100.0, 0.0]), np.zeros(3), np.array([0.5, 0, 0]))
+    np.testing.assert_allclose(obs[:3], [1.0, -1.0, 1.0], atol=1e-5)  # URDF limit is 3.1416
+    with pytest.raises(ValueError, match="non-finite"):
+        contract.encode(np.array([np.nan, 0.0]), np.zeros(2), np.zeros(3), np.zeros(3))
+    with pytest.raises(ValueError, match="q must have 2"):
+        contract.encode(np.zeros(3), np.zeros(2), np.zeros(3), np.zeros(3))
+    assert ObservationContract.from_dict(contract.to_dict()) == contract
+    env.close()
+
+
+def test_action_contract_maps_to_torque_and_clamps() -> None:
+    contract = ActionContract(joint_names=("a", "b"), torque_scale=(2.0, 1.0), effort_limits=(3.0, 1.5),
+                              gravity_compensation=True)
+    np.testing.assert_allclose(contract.to_torque(np.array([0.5, -1.0])), [1.0, -1.0])
+    np.testing.assert_allclose(contract.to_torque(np.array([5.0, 0.0])), [2.0, 0.0])  # action clipped to 1
+    np.testing.assert_allclose(contract.to_torque(np.array([1.0, 1.0]), np.array([2.0, 0.2])), [3.0, 1.2])
+    with pytest.raises(ValueError, match="non-finite"):
+        contract.to_torque(np.array([np.inf, 0.0]))
+    assert ActionContract.from_dict(contract.to_dict()) == contract
+
+
+def test_render_rgb_array_shows_the_arm() -> None:
+    env = gym.make(snn_sac_ros.ENV_ID, arm="kuka_iiwa", render_mode="rgb_array")
+    env.reset(seed=0)
+    frame = env.render()
+    assert frame.ndim == 3 and frame.shape[2] == 3 and frame.std() > 5
+    env.close()
