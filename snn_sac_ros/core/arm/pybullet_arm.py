@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pybullet as pb
@@ -65,6 +66,12 @@ class PyBulletArm:
                                      else bool(gravity_compensation))
         self.physics_seconds = 0.0  # wall time spent inside PyBullet's stepSimulation, for benchmarks
         self._client = BulletClient(connection_mode=pb.GUI if gui else pb.DIRECT)
+        # The calls made on every physics step, bound once: BulletClient wraps each call on every access.
+        cid = self._client._client
+        self._step_simulation = partial(pb.stepSimulation, physicsClientId=cid)
+        self._set_motors = partial(pb.setJointMotorControlArray, physicsClientId=cid)
+        self._get_joint_states = partial(pb.getJointStates, physicsClientId=cid)
+        self._inverse_dynamics = partial(pb.calculateInverseDynamics, physicsClientId=cid)
         self._client.setTimeStep(self.physics_dt)
         self._client.setGravity(0.0, 0.0, -9.81)
         self._body = self._client.loadURDF(str(self.spec.urdf_path()), useFixedBase=True,
@@ -108,6 +115,7 @@ class PyBulletArm:
         self._movable_ids = [info[0] for info in movable]
         self._held_ids = [j for j in self._movable_ids if j not in self._joint_ids]
         self._dof_of = {j: k for k, j in enumerate(self._movable_ids)}
+        self._controlled_dofs = [self._dof_of[j] for j in self._joint_ids]
         link_names = {info[12].decode(): info[0] for info in infos}
         ee = self.spec.ee_link or (infos[-1][12].decode() if infos else "")
         if ee not in link_names:
@@ -143,7 +151,7 @@ class PyBulletArm:
 
     def state(self) -> ArmState:
         """Joint positions, velocities, last applied torques and the end-effector position."""
-        joint_states = self._client.getJointStates(self._body, self._joint_ids)
+        joint_states = self._get_joint_states(self._body, self._joint_ids)
         q = np.array([s[0] for s in joint_states])
         dq = np.array([s[1] for s in joint_states])
         return ArmState(q=q, dq=dq, effort=self._last_effort.copy(), ee_position=self._ee_position(),
@@ -214,13 +222,13 @@ class PyBulletArm:
 
     def gravity_torque(self, q: np.ndarray | None = None) -> np.ndarray:
         """Torque [Nm] that holds the arm still against gravity at ``q`` (default: now)."""
-        positions = [s[0] for s in self._client.getJointStates(self._body, self._movable_ids)]
+        positions = [s[0] for s in self._get_joint_states(self._body, self._movable_ids)]
         if q is not None:
             for j, qj in zip(self._joint_ids, q):
                 positions[self._dof_of[j]] = float(qj)
         zeros = [0.0] * len(positions)
-        tau = self._client.calculateInverseDynamics(self._body, positions, zeros, zeros)
-        return np.array([tau[self._dof_of[j]] for j in self._joint_ids])
+        tau = self._inverse_dynamics(self._body, positions, zeros, zeros)
+        return np.array([tau[k] for k in self._controlled_dofs])
 
     # -- command -------------------------------------------------------------------------------------
     def clamp(self, torque: np.ndarray) -> np.ndarray:
@@ -236,14 +244,15 @@ class PyBulletArm:
         """
         torque = np.asarray(torque, dtype=float)
         self._check_vector(torque, "torque")
-        c, body, ids = self._client, self._body, self._joint_ids
+        body, ids, limits = self._body, self._joint_ids, self.effort_limits
         applied = np.zeros(self.n_joints)
+        tau = np.clip(torque, -limits, limits)
         for _ in range(self.substeps):
-            tau = torque + self.gravity_torque() if self.gravity_compensation else torque
-            tau = self.clamp(tau)
-            c.setJointMotorControlArray(body, ids, pb.TORQUE_CONTROL, forces=tau.tolist())
+            if self.gravity_compensation:
+                tau = np.clip(torque + self.gravity_torque(), -limits, limits)
+            self._set_motors(body, ids, pb.TORQUE_CONTROL, forces=tau.tolist())
             start = time.perf_counter()
-            c.stepSimulation()
+            self._step_simulation()
             self.physics_seconds += time.perf_counter() - start
             applied += tau
         self._sim_time += self.control_dt
