@@ -1,0 +1,59 @@
+"""Validation of joint-state input by joint name: what a controller must check before trusting a message.
+
+ros2_control's ``joint_state_broadcaster`` gives no order guarantee and may leave arrays empty, and a
+faulty driver can send anything. :func:`order_joint_state` maps by name, never by index, and refuses
+anything it cannot trust with a :class:`JointInputError` whose ``kind`` names the problem (for throttled
+logging, one line per kind).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+class JointInputError(ValueError):
+    """A joint-state message the controller must not act on."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def order_joint_state(names: Sequence[str], positions: Sequence[float], velocities: Sequence[float],
+                      joint_names: Sequence[str], *, lower: np.ndarray, upper: np.ndarray,
+                      velocity_limits: np.ndarray, margin: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """Positions and velocities of ``joint_names``, in that order, from one JointState message.
+
+    Extra joints are ignored. Refused: duplicated names, a missing controlled joint, position or velocity
+    arrays whose length differs from the names, non-finite values, positions more than ``margin`` [rad]
+    outside the joint limits, and velocities above twice the joint's velocity limit.
+    """
+    names = list(names)
+    if len(set(names)) != len(names):
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        raise JointInputError("duplicate_joint", f"joint_states names {duplicated} more than once")
+    missing = [j for j in joint_names if j not in names]
+    if missing:
+        raise JointInputError("missing_joint", f"joint_states lacks controlled joint(s) {missing}")
+    if len(positions) != len(names):
+        raise JointInputError("wrong_length", f"joint_states has {len(names)} names but {len(positions)} positions")
+    if len(velocities) != len(names):
+        raise JointInputError("wrong_length",
+                              f"joint_states has {len(names)} names but {len(velocities)} velocities")
+    index = [names.index(j) for j in joint_names]
+    q = np.asarray(positions, dtype=float)[index]
+    dq = np.asarray(velocities, dtype=float)[index]
+    if not (np.all(np.isfinite(q)) and np.all(np.isfinite(dq))):
+        bad = [j for j, a, b in zip(joint_names, q, dq) if not (np.isfinite(a) and np.isfinite(b))]
+        raise JointInputError("non_finite", f"joint_states has non-finite position/velocity for {bad}")
+    outside = (q < lower - margin) | (q > upper + margin)
+    if np.any(outside):
+        bad = {j: round(float(v), 3) for j, v, o in zip(joint_names, q, outside) if o}
+        raise JointInputError("out_of_range", f"joint positions outside the joint limits: {bad}")
+    too_fast = np.abs(dq) > 2.0 * velocity_limits
+    if np.any(too_fast):
+        bad = {j: round(float(v), 3) for j, v, o in zip(joint_names, dq, too_fast) if o}
+        raise JointInputError("out_of_range", f"joint velocities above twice the limit: {bad}")
+    return q, dq

@@ -1,0 +1,35 @@
+"""Joint-state validation by name: every way a message can be wrong is refused with its kind."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from snn_sac_ros.core.joint_input import JointInputError, order_joint_state
+
+JOINTS = ("shoulder", "elbow")
+LIMITS = {"lower": np.array([-3.14, -2.8]), "upper": np.array([3.14, 2.8]), "velocity_limits": np.array([8.0, 10.0])}
+
+
+def test_maps_by_name_not_index_and_ignores_extra_joints() -> None:
+    q, dq = order_joint_state(["gripper", "elbow", "shoulder"], [0.01, 0.5, -0.2], [0.0, 1.0, 2.0], JOINTS,
+                              **LIMITS)
+    np.testing.assert_array_equal(q, [-0.2, 0.5])
+    np.testing.assert_array_equal(dq, [2.0, 1.0])
+
+
+@pytest.mark.parametrize(("names", "pos", "vel", "kind"), [
+    (["shoulder"], [0.0], [0.0], "missing_joint"),
+    (["shoulder", "shoulder", "elbow"], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0], "duplicate_joint"),
+    (["shoulder", "elbow"], [0.0], [0.0, 0.0], "wrong_length"),
+    (["shoulder", "elbow"], [0.0, 0.0], [], "wrong_length"),
+    (["shoulder", "elbow"], [np.nan, 0.0], [0.0, 0.0], "non_finite"),
+    (["shoulder", "elbow"], [0.0, 0.0], [0.0, -np.inf], "non_finite"),
+    (["shoulder", "elbow"], [1e9, 0.0], [0.0, 0.0], "out_of_range"),
+    (["shoulder", "elbow"], [0.0, 0.0], [0.0, 25.0], "out_of_range"),
+    ([], [], [], "missing_joint"),
+])
+def test_bad_messages_are_refused_by_kind(names: list[str], pos: list[float], vel: list[float], kind: str) -> None:
+    with pytest.raises(JointInputError) as error:
+        order_joint_state(names, pos, vel, JOINTS, **LIMITS)
+    assert error.value.kind == kind
