@@ -63,7 +63,7 @@ SIM_REACH_ARGUMENTS: dict[str, Argument] = {
     "reaches": Argument("20", "number of reach targets before the target node stops", int),
     "reach_seconds": Argument("3.0", "sim seconds per reach target", float),
     "payload_kg": Argument("0.5", "payload added at the end effector half-way through (0: none)", float),
-    "output_dir": Argument("", "where the target node writes its reach log (empty: no log)"),
+    "output_dir": Argument("", "folder for the reach log and snapshots (empty: none)"),
     "gui": Argument("false", "open PyBullet's GUI (needs a display)", bool),
 }
 
@@ -100,7 +100,8 @@ def sim_reach_nodes(**values: str) -> list[NodeSpec]:
     sim_time = {"use_sim_time": a["use_sim_time"]}
     return [
         NodeSpec("arm_sim", "snn_sac_ros.adapters.ros.sim_node", "arm_sim", ("arm_sim.yaml",),
-                 {"arm": a["arm"], "real_time_factor": a["real_time_factor"], "gui": a["gui"]}),
+                 {"arm": a["arm"], "real_time_factor": a["real_time_factor"], "gui": a["gui"],
+                  **({"snapshot_path": str(Path(a["output_dir"]) / "frame_{n}.png")} if a["output_dir"] else {})}),
         NodeSpec("snn_sac_controller", "snn_sac_ros.adapters.ros.controller_node", "snn_sac_controller",
                  ("snn_sac_controller.yaml",),
                  {**sim_time, "arm": a["arm"], "checkpoint": a["checkpoint"], "learning": a["learning"],

@@ -15,7 +15,9 @@ import sys
 from collections.abc import Sequence
 
 # subcommand -> (module, one-line help). Benchmarks are ``bench <name>``.
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("snn_sac_ros.commands.demo", "the simulated arm demo: arm node + spiking SAC controller over ROS 2"),
+}
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "env": ("snn_sac_ros.commands.bench_env", "env steps per second per arm, and PyBullet's share"),
 }

@@ -1,0 +1,129 @@
+"""``snn-sac-ros demo``: the simulated arm demo, the README's main job.
+
+Starts the nodes of ``launch/sim_reach.launch.py`` (from the same :mod:`snn_sac_ros.bringup`
+description, with the same parameter files) as separate processes over real DDS on localhost: the
+PyBullet arm, the spiking SAC controller (shipped checkpoint, learning on) and the reach targets, which
+add a payload half-way. An observer node in this process records what a person would watch; at the end
+it prints a summary and writes plots and rendered frames to the output folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from snn_sac_ros import bringup
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--arm", default="planar2", help="arm preset (a checkpoint must exist for it)")
+    parser.add_argument("--checkpoint", default="", help="checkpoint .npz (default: the shipped one)")
+    parser.add_argument("--reaches", type=int, default=16, help="number of reach targets")
+    parser.add_argument("--reach-seconds", type=float, default=4.0, help="sim seconds per target")
+    parser.add_argument("--payload-kg", type=float, default=0.5, help="payload added half-way (0: none)")
+    parser.add_argument("--no-learning", action="store_true", help="freeze the weights (no online learning)")
+    parser.add_argument("--control-rate", type=float, default=500.0, help="controller rate [Hz]")
+    parser.add_argument("--out", default="", help="output folder (default runs/demo-<time>)")
+    parser.add_argument("--timeout", type=float, default=0.0,
+                        help="give up after this many wall seconds (default: 3x the sim time + 60)")
+
+
+def ros_environment() -> dict[str, str]:
+    """This process's environment with DDS kept on loopback and a domain of its own unless one is set."""
+    env = dict(os.environ)
+    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    env.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 100)))
+    env.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return env
+
+
+def start_nodes(specs: list[bringup.NodeSpec], out: Path, env: dict[str, str]) -> dict[str, subprocess.Popen]:
+    """Start each node as its own process, its output in ``out/<name>.log``."""
+    processes = {}
+    for spec in specs:
+        log = open(out / f"{spec.name}.log", "w")  # stays open for the process lifetime
+        processes[spec.name] = subprocess.Popen(bringup.command_line(spec), stdout=log, stderr=subprocess.STDOUT,
+                                                env=env)
+    return processes
+
+
+def stop_nodes(processes: dict[str, subprocess.Popen], timeout: float = 15.0) -> dict[str, int]:
+    """SIGINT (as Ctrl-C under ros2 launch), then SIGKILL for any that hang; their exit codes."""
+    for process in processes.values():
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+    codes = {}
+    for name, process in processes.items():
+        try:
+            codes[name] = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            codes[name] = process.wait()
+    return codes
+
+
+def run(args: argparse.Namespace) -> dict:
+    os.environ.update(ros_environment())  # the observer in this process joins the same domain
+    out = Path(args.out or f"runs/demo-{datetime.now():%Y%m%d-%H%M%S}").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    specs = bringup.sim_reach_nodes(
+        arm=args.arm, checkpoint=args.checkpoint, learning=str(not args.no_learning).lower(),
+        reaches=str(args.reaches), reach_seconds=str(args.reach_seconds), payload_kg=str(args.payload_kg),
+        control_rate_hz=str(args.control_rate), output_dir=str(out))
+    (out / "commands.txt").write_text("\n".join(" ".join(bringup.command_line(s)) for s in specs) + "\n")
+    sim_seconds = args.reaches * args.reach_seconds
+    timeout = args.timeout or 3.0 * sim_seconds + 60.0
+    print(f"demo: {args.arm}, {args.reaches} reaches x {args.reach_seconds:g} s sim time, payload "
+          f"{args.payload_kg:g} kg after reach {args.reaches // 2}, learning {'off' if args.no_learning else 'on'}, "
+          f"ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']} (localhost only)", flush=True)
+    processes = start_nodes(specs, out, dict(os.environ))
+    from snn_sac_ros.adapters.ros.demo_observer import observe  # rclpy only once the nodes start
+
+    try:
+        record = observe(processes, reaches=args.reaches, timeout=timeout, frames_at=_frame_reaches(args.reaches))
+    finally:
+        codes = stop_nodes(processes)
+    return _report(out, record, codes, args)
+
+
+def _frame_reaches(reaches: int) -> list[int]:
+    return sorted({0, reaches // 4, reaches // 2, (3 * reaches) // 4, reaches - 1})
+
+
+def _report(out: Path, record: dict, codes: dict[str, int], args: argparse.Namespace) -> dict:
+    from snn_sac_ros.commands.demo_plots import write_plots
+
+    summary_file = out / "summary.json"
+    reach_summary = json.loads(summary_file.read_text()) if summary_file.exists() else {
+        "reaches": 0, "success_2cm": 0.0, "success_5cm": 0.0, "mean_final_distance_m": float("nan")}
+    np.savez_compressed(out / "recording.npz", **{k: np.asarray(v) for k, v in record["series"].items()})
+    plots = write_plots(out, record, args.reaches // 2 if args.payload_kg > 0 else None)
+    diag = record["controller"]
+    result = {
+        "reaches": reach_summary["reaches"], "success_2cm": reach_summary["success_2cm"],
+        "success_5cm": reach_summary["success_5cm"],
+        "mean_final_distance_m": reach_summary["mean_final_distance_m"],
+        "control_rate_hz": float(diag.get("control_rate_hz", "nan")),
+        "tick_p99_ms": float(diag.get("tick_p99_ms", "nan")),
+        "deadline_misses": int(diag.get("deadline_misses", -1)),
+        "exit_codes": codes, "plots": [str(p) for p in plots],
+        "frames": sorted(str(p) for p in out.glob("frame_*.png")), "output_dir": str(out),
+    }
+    (out / "demo_result.json").write_text(json.dumps(result, indent=2))
+    print(f"\nreaches {result['reaches']}: success {result['success_2cm']:.0%} at 2 cm, "
+          f"{result['success_5cm']:.0%} at 5 cm, mean final distance "
+          f"{result['mean_final_distance_m'] * 100:.1f} cm")
+    print(f"controller: {result['control_rate_hz']:.0f} Hz achieved, tick p99 {result['tick_p99_ms']:.3f} ms, "
+          f"{result['deadline_misses']} deadline misses; node exit codes {codes}")
+    print(f"plots: {', '.join(Path(p).name for p in plots)}; frames: {len(result['frames'])}")
+    print(f"output: {out}")
+    return result
