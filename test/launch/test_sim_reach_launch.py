@@ -1,0 +1,44 @@
+"""launch_testing test of ``sim_reach.launch.py``, for machines with a full ROS 2 install.
+
+Run with ``launch_test test/launch/test_sim_reach_launch.py`` (or ``colcon test``). ``launch_testing`` has
+no PyPI wheel, so on a pip-only machine pytest skips this module; the same nodes, built from the same
+description, are exercised by test_demo.py and test_controller_node.py there.
+"""
+
+from __future__ import annotations
+
+import unittest
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("launch_testing", reason="launch_testing is only on full ROS 2 installs")
+
+import launch_testing.actions  # noqa: E402
+import launch_testing.asserts  # noqa: E402
+from launch import LaunchDescription  # noqa: E402
+from launch.actions import IncludeLaunchDescription  # noqa: E402
+from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
+
+LAUNCH_FILE = Path(__file__).resolve().parents[2] / "launch" / "sim_reach.launch.py"
+
+
+@pytest.mark.launch_test
+def generate_test_description() -> LaunchDescription:
+    demo = IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(str(LAUNCH_FILE)),
+        launch_arguments={"reaches": "2", "reach_seconds": "2.0", "payload_kg": "0.0"}.items())
+    return LaunchDescription([demo, launch_testing.actions.ReadyToTest()])
+
+
+class TestSimReach(unittest.TestCase):
+    def test_controller_activates_and_reaches_are_scored(self, proc_output) -> None:
+        proc_output.assertWaitFor("active: commanding torques", timeout=120)
+        proc_output.assertWaitFor("reach 1/2", timeout=120)
+        proc_output.assertWaitFor("done: 2 reaches", timeout=120)
+
+
+@launch_testing.post_shutdown_test()
+class TestShutdown(unittest.TestCase):
+    def test_nodes_exit_cleanly(self, proc_info) -> None:
+        launch_testing.asserts.assertExitCodes(proc_info, allowable_exit_codes=[0])

@@ -1,0 +1,68 @@
+"""The launch files and the demo start the same nodes with the same parameter files, and those files only
+hold parameters their nodes declare. ``ros2 launch`` is not installable here, so the launch files are
+checked against the shared description, and the nodes are started for real to list what they declare."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from snn_sac_ros import bringup
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("launch", sorted(bringup.LAUNCHES))
+def test_launch_file_builds_from_the_shared_description(launch: str) -> None:
+    tree = ast.parse((REPO / "launch" / f"{launch}.launch.py").read_text())
+    functions = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
+    assert "generate_launch_description" in functions
+    calls = [n for n in ast.walk(functions["generate_launch_description"]) if isinstance(n, ast.Call)]
+    assert any(getattr(c.func, "id", "") == "launch_description" and c.args and
+               getattr(c.args[0], "value", None) == launch for c in calls)
+
+
+def test_every_executable_is_a_console_script_with_a_main() -> None:
+    setup = (REPO / "setup.py").read_text()
+    scripts = dict(re.findall(r'"([\w-]+) = ([\w.]+):main"', setup))
+    for launch, (_, make_nodes) in bringup.LAUNCHES.items():
+        for spec in make_nodes():
+            assert scripts.get(spec.executable) == spec.module, f"{launch}: {spec.executable}"
+            module = __import__(spec.module, fromlist=["main"])
+            assert callable(module.main)
+
+
+def test_parameter_files_parse_and_are_keyed_by_node_name() -> None:
+    for launch, (_, make_nodes) in bringup.LAUNCHES.items():
+        for spec in make_nodes():
+            for path in spec.parameter_paths():
+                data = yaml.safe_load(path.read_text())
+                assert list(data) == [spec.name], f"{launch}: {path.name}"
+                assert isinstance(data[spec.name]["ros__parameters"], dict)
+
+
+def test_launch_arguments_are_typed_and_checked() -> None:
+    specs = bringup.sim_reach_nodes(arm="kuka_iiwa", learning="false", reaches="3")
+    controller = next(s for s in specs if s.executable == "snn_sac_controller")
+    assert controller.parameters["arm"] == "kuka_iiwa" and controller.parameters["learning"] is False
+    with pytest.raises(ValueError, match="learning"):
+        bringup.sim_reach_nodes(learning="maybe")
+    with pytest.raises(ValueError, match="unknown launch arguments"):
+        bringup.sim_reach_nodes(speed="9")
+    (spec,) = bringup.controller_nodes(max_torque="1,2.5", command_topic="/arm/effort_controller/commands")
+    assert spec.parameters["max_torque"] == [1.0, 2.5]
+    assert ("effort_controller/commands", "/arm/effort_controller/commands") in spec.remappings
+
+
+def test_command_line_passes_files_overrides_and_remappings_like_ros2_launch() -> None:
+    (spec,) = bringup.controller_nodes(params_file="/tmp/my_arm.yaml", max_torque="1,2")
+    line = bringup.command_line(spec, python="python")
+    assert line[:3] == ["python", "-m", spec.module]
+    files = [line[i + 1] for i, a in enumerate(line) if a == "--params-file"]
+    assert Path(files[0]).name == "snn_sac_controller.yaml" and files[1] == "/tmp/my_arm.yaml"
+    assert "max_torque:=[1.0, 2.0]" in line
+    assert "__node:=snn_sac_controller" in line
