@@ -14,11 +14,11 @@ import pytest
 
 pytest.importorskip("launch_testing", reason="launch_testing is only on full ROS 2 installs")
 
-import launch_testing.actions  # noqa: E402
-import launch_testing.asserts  # noqa: E402
-from launch import LaunchDescription  # noqa: E402
-from launch.actions import IncludeLaunchDescription  # noqa: E402
-from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
+import launch_testing.actions
+import launch_testing.asserts
+from launch import LaunchDescription
+from launch.actions import IncludeLaunchDescription
+from launch.launch_description_sources import PythonLaunchDescriptionSource
 
 LAUNCH_FILE = Path(__file__).resolve().parents[2] / "launch" / "sim_reach.launch.py"
 
