@@ -34,6 +34,7 @@ setup(
     entry_points={
         "console_scripts": [
             "snn-sac-ros = snn_sac_ros.cli:main",
+            "arm_sim = snn_sac_ros.adapters.ros.sim_node:main",
             "snn_sac_controller = snn_sac_ros.adapters.ros.controller_node:main",
             "reach_targets = snn_sac_ros.adapters.ros.reach_targets_node:main",
         ],

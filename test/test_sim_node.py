@@ -1,0 +1,207 @@
+"""The arm_sim node over real DDS: the node runs in its own process, this process is an rclpy node.
+
+Waits are event-driven (spin until the expected message arrives, with generous timeouts); the only
+fixed-duration waits are where a rate is the thing measured.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import signal
+import time
+
+import numpy as np
+import pytest
+from ros_helpers import NodeProcess, Probe
+from std_srvs.srv import SetBool, Trigger
+
+from snn_sac_ros.adapters.ros.common import time_to_seconds
+from snn_sac_ros.core.arm.pybullet_arm import PyBulletArm
+
+MODULE = "snn_sac_ros.adapters.ros.sim_node"
+PLANAR_LIMITS = np.array([3.0, 1.5])  # effort limits in urdf/planar2.urdf
+
+
+@pytest.fixture
+def probe():
+    probe = Probe()
+    yield probe
+    probe.close()
+
+
+@pytest.fixture
+def start_sim(probe):
+    """Start arm_sim with parameters; wait until it publishes and hears us; SIGTERM it at the end."""
+    started: list[NodeProcess] = []
+
+    def start(**params) -> NodeProcess:
+        node = NodeProcess(MODULE, params)
+        started.append(node)
+        probe.wait_for_node(node, need_state=not params.get("lockstep", False))
+        return node
+
+    yield start
+    for node in started:
+        node.stop()
+
+
+def stamp(msg) -> float:
+    return time_to_seconds(msg.header.stamp)
+
+
+def states_after(probe: Probe, t: float) -> list:
+    return [m for m in probe.states if stamp(m) > t]
+
+
+def test_torque_moves_the_arm_and_is_clamped(probe, start_sim):
+    start_sim(arm="planar2", gravity_compensation=False, command_timeout=0.5)
+    q0 = np.array(probe.states[-1].position)
+    assert probe.states[-1].name == ["shoulder", "elbow"]
+
+    def moved() -> bool:
+        probe.send([1.0, 100.0])  # the elbow command is far above its 1.5 Nm limit
+        return abs(probe.states[-1].position[0] - q0[0]) > 0.05
+
+    probe.spin_until(moved, 10.0, "the shoulder to turn under 1 Nm")
+    last = probe.states[-1]
+    np.testing.assert_allclose(last.effort, [1.0, PLANAR_LIMITS[1]], atol=1e-9)
+    assert last.velocity[0] > 0, "a positive torque on a resting joint makes a positive velocity"
+
+
+def test_sim_time_follows_the_real_time_factor(probe, start_sim):
+    start_sim(arm="planar2", real_time_factor=2.0)
+
+    def measured_factor(wall: float) -> float:
+        probe.spin_until(lambda: len(probe.clock) > 0, 5.0, "/clock")
+        sim0, wall0 = probe.clock[-1], time.monotonic()
+        probe.spin_for(wall)
+        return (probe.clock[-1] - sim0) / (time.monotonic() - wall0)
+
+    assert 1.5 < measured_factor(2.0) < 2.5
+    result = probe.set_parameter("arm_sim", "real_time_factor", 0.5)
+    assert result.successful, result.reason
+    assert 0.35 < measured_factor(2.0) < 0.65
+    stamps = [stamp(m) for m in probe.states]
+    assert all(b > a for a, b in itertools.pairwise(stamps)), "joint_states stamps must increase"
+
+
+def test_bad_commands_are_refused_with_zero_torque_and_throttled_errors(probe, start_sim):
+    node = start_sim(arm="kuka_iiwa", gravity_compensation=True, command_timeout=0.0)
+    model = PyBulletArm("kuka_iiwa")
+    push = [20.0, 0, 0, 0, 0, 0, 0]  # joint 1 turns about the vertical axis: no gravity torque there
+
+    def pushing() -> bool:
+        probe.send(push)
+        return abs(probe.states[-1].effort[0] - 20.0) < 1e-6
+
+    def gravity_only() -> bool:
+        last = probe.states[-1]
+        return np.allclose(last.effort, model.gravity_torque(np.array(last.position)), atol=0.5)
+
+    for kind, bad in (("wrong_length", [1.0, 2.0]), ("non_finite", [math.nan, 0, 0, 0, 0, 0, math.inf])):
+        probe.spin_until(pushing, 10.0, "the valid 20 Nm command to be applied")
+        assert not gravity_only()
+        sent_at = time.monotonic()
+        for _ in range(20):
+            probe.send(bad)
+        burst = time.monotonic() - sent_at
+        # No timeout is set: only the refusal can take the 20 Nm away.
+        probe.spin_until(gravity_only, 10.0, f"zero torque plus gravity compensation after a {kind} command")
+        probe.spin_for(0.2)
+        assert gravity_only(), "a refused command must not bring back the last valid one"
+        logged = [line for line in node.lines if f"[{kind}]" in line]
+        assert 1 <= len(logged) <= math.ceil(burst) + 1, f"{kind} errors not throttled:\n{node.stderr}"
+        assert "ERROR" in logged[0]
+    assert "values, expected 7" in node.stderr
+
+
+def test_stale_command_gives_zero_torque_after_the_timeout(probe, start_sim):
+    node = start_sim(arm="planar2", gravity_compensation=False, command_timeout=0.2)
+    probe.send([2.0, 1.0])
+    probe.spin_until(lambda: any(m.effort[0] == 2.0 for m in probe.states), 10.0, "the command to be applied")
+    first = next(stamp(m) for m in probe.states if m.effort[0] == 2.0)
+    probe.spin_until(lambda: bool(states_after(probe, first + 0.5)), 10.0, "0.5 s of sim time after the command")
+    applied = [stamp(m) for m in probe.states if m.effort[0] == 2.0]
+    assert 0.15 < applied[-1] - first < 0.25, f"command applied for {applied[-1] - first:.3f} s, timeout is 0.2 s"
+    after = [m for m in probe.states if applied[-1] < stamp(m)]
+    assert after and all(m.effort[0] == 0.0 and m.effort[1] == 0.0 for m in after)
+    assert "command_timeout" in node.stderr
+
+
+def test_bad_parameter_values_are_refused_and_the_old_value_kept(probe, start_sim):
+    start_sim(arm="planar2")
+    for name, value, reason in (("real_time_factor", 5000.0, "range"), ("real_time_factor", "fast", "type"),
+                                ("command_timeout", -1.0, "range"), ("initial_positions", [0.1], "needs 2"),
+                                ("arm", "panda", "read-only")):
+        result = probe.set_parameter("arm_sim", name, value)
+        assert not result.successful, f"{name}={value!r} was accepted"
+        assert reason in result.reason.lower() or reason in result.reason, result.reason
+    assert probe.get_parameter("arm_sim", "real_time_factor") == 1.0
+    assert probe.get_parameter("arm_sim", "command_timeout") == 0.1
+    assert probe.set_parameter("arm_sim", "payload_kg", 0.5).successful
+
+
+def test_lockstep_advances_one_control_step_per_command_or_step_call(probe, start_sim):
+    start_sim(arm="planar2", lockstep=True)
+    assert probe.call(Trigger, "/arm_sim/step", Trigger.Request()).success
+    probe.spin_until(lambda: bool(probe.states), 10.0, "joint_states after the first ~/step")
+    probe.spin_for(0.3)
+    assert len(probe.states) == 1, "lockstep published without a command or a step"
+    t0 = stamp(probe.states[-1])
+    count = 1
+    for _ in range(5):
+        probe.send([0.5, 0.0])
+    probe.spin_until(lambda: len(probe.states) >= count + 5, 10.0, "one joint_states per command")
+    assert stamp(probe.states[-1]) == pytest.approx(t0 + 5 * 0.002, abs=1e-9)
+    response = probe.call(Trigger, "/arm_sim/step", Trigger.Request())
+    assert response.success
+    probe.spin_until(lambda: len(probe.states) >= count + 6, 10.0, "joint_states after ~/step")
+    assert stamp(probe.states[-1]) == pytest.approx(t0 + 6 * 0.002, abs=1e-9)
+
+
+def test_reset_pause_and_snapshot_services(probe, start_sim, tmp_path):
+    start_sim(arm="planar2", command_timeout=1.0, snapshot_path=str(tmp_path / "shot{n}.png"))
+    home = np.array(probe.states[-1].position)
+    probe.spin_until(lambda: (probe.send([3.0, 0.0]), abs(probe.states[-1].position[0] - home[0]) > 0.2)[1],
+                     10.0, "the arm to move away from home")
+    assert probe.call(Trigger, "/arm_sim/reset", Trigger.Request()).success
+    probe.spin_until(lambda: np.allclose(probe.states[-1].position, home, atol=1e-3), 10.0, "the arm back home")
+
+    assert probe.call(SetBool, "/arm_sim/set_paused", SetBool.Request(data=True)).success
+    probe.spin_for(0.1)  # let the messages in flight arrive
+    paused_at = probe.clock[-1]
+    probe.spin_for(0.5)
+    assert probe.clock[-1] == paused_at, "sim time advanced while paused"
+    assert probe.call(SetBool, "/arm_sim/set_paused", SetBool.Request(data=False)).success
+    probe.spin_until(lambda: probe.clock[-1] > paused_at + 0.1, 10.0, "sim time to run again after resume")
+
+    response = probe.call(Trigger, "/arm_sim/snapshot", Trigger.Request())
+    assert response.success, response.message
+    from matplotlib import image
+
+    picture = image.imread(tmp_path / "shot0.png")
+    assert picture.shape[:2] == (480, 640) and picture.std() > 0.01, "a blank or wrongly sized snapshot"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_exits_cleanly(probe, sig):
+    node = NodeProcess(MODULE, {"arm": "planar2", "real_time_factor": 0.0})
+    try:
+        probe.wait_for_node(node)
+        probe.send([0.1, 0.1])
+        probe.spin_until(lambda: len(probe.states) > 100, 10.0, "the node to run under load")
+    finally:
+        code = node.stop(sig)
+    assert code == 0, node.stderr
+    assert "Traceback" not in node.stderr
+    assert "ran " in node.stderr, "the shutdown summary is missing: close() did not run"
+
+
+def test_bad_start_up_parameter_exits_with_a_clear_error():
+    node = NodeProcess(MODULE, {"arm": "planar2", "publish_rate": 300.0})
+    code = node.process.wait(60)
+    node._reader.join(5)
+    assert code == 2
+    assert "cannot start" in node.stderr and "publish_rate" in node.stderr
+    assert "Traceback" not in node.stderr
