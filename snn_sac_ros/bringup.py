@@ -64,6 +64,7 @@ SIM_REACH_ARGUMENTS: dict[str, Argument] = {
     "reach_seconds": Argument("3.0", "sim seconds per reach target", float),
     "payload_kg": Argument("0.5", "payload added at the end effector half-way through (0: none)", float),
     "output_dir": Argument("", "folder for the reach log and snapshots (empty: none)"),
+    "seed": Argument("1", "seed of the reach target sequence", int),
     "gui": Argument("false", "open PyBullet's GUI (needs a display)", bool),
 }
 
@@ -109,7 +110,7 @@ def sim_reach_nodes(**values: str) -> list[NodeSpec]:
         NodeSpec("reach_targets", "snn_sac_ros.adapters.ros.reach_targets_node", "reach_targets",
                  ("reach_targets.yaml",),
                  {**sim_time, "arm": a["arm"], "reaches": a["reaches"], "reach_seconds": a["reach_seconds"],
-                  "payload_kg": a["payload_kg"], "output_dir": a["output_dir"]}),
+                  "payload_kg": a["payload_kg"], "output_dir": a["output_dir"], "seed": a["seed"]}),
     ]
 
 

@@ -3,7 +3,7 @@
 Each subcommand lives in its own module under :mod:`snn_sac_ros.commands` and exposes
 ``add_arguments(parser)`` and ``run(args) -> dict``. The dict is the command's result: with ``--json``
 it is printed as one JSON object on the last line, so scripts and tests can read it.
-Modules are imported only when their command runs, so ``--help`` stays fast.
+Only the module of the command being run (or asked for ``--help``) is imported, so start-up stays fast.
 """
 
 from __future__ import annotations
@@ -20,19 +20,25 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "env": ("snn_sac_ros.commands.bench_env", "env steps per second per arm, and PyBullet's share"),
+    "adapt": ("snn_sac_ros.commands.bench_adapt", "payload adaptation: online learning on vs frozen, over ROS 2"),
+    "sim": ("snn_sac_ros.commands.bench_sim", "arm_sim: top real-time factor per arm, PyBullet vs ROS share"),
 }
 
 
-def _add_command(subparsers: argparse._SubParsersAction, name: str, module: str, help_text: str) -> None:
+def _add_command(subparsers: argparse._SubParsersAction, name: str, module: str, help_text: str,
+                 load: bool) -> None:
     parser = subparsers.add_parser(name, help=help_text, description=help_text)
     parser.add_argument("--json", action="store_true",
                         help="print the result as one JSON object on the last line")
     parser.set_defaults(_module=module)
-    # Argument definitions are cheap; import the module for them but run it only when asked.
-    importlib.import_module(module).add_arguments(parser)
+    if load:  # only the chosen command's module is imported: --help and start-up stay fast
+        importlib.import_module(module).add_arguments(parser)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``argv``, only the command named there gets its full arguments."""
+    words = [w for w in (sys.argv[1:] if argv is None else argv) if not w.startswith("-")]
+    chosen = words[:2]
     parser = argparse.ArgumentParser(
         prog="snn-sac-ros",
         description="Spiking Soft Actor-Critic arm control with Nengo: train, evaluate, demo, benchmark.")
@@ -41,17 +47,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in COMMANDS.items():
-        _add_command(sub, name, module, help_text)
+        _add_command(sub, name, module, help_text, load=chosen[:1] == [name])
     bench = sub.add_parser("bench", help="benchmarks that print tables",
                            description="Benchmarks: each prints a table; --json adds the figures.")
     bench_sub = bench.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
     for name, (module, help_text) in BENCHMARKS.items():
-        _add_command(bench_sub, name, module, help_text)
+        _add_command(bench_sub, name, module, help_text, load=chosen == ["bench", name])
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     module = importlib.import_module(args._module)
     try:
         result = module.run(args)

@@ -31,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--payload-kg", type=float, default=0.5, help="payload added half-way (0: none)")
     parser.add_argument("--no-learning", action="store_true", help="freeze the weights (no online learning)")
     parser.add_argument("--control-rate", type=float, default=500.0, help="controller rate [Hz]")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the target sequence")
     parser.add_argument("--out", default="", help="output folder (default runs/demo-<time>)")
     parser.add_argument("--timeout", type=float, default=0.0,
                         help="give up after this many wall seconds (default: 3x the sim time + 60)")
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> dict:
     specs = bringup.sim_reach_nodes(
         arm=args.arm, checkpoint=args.checkpoint, learning=str(not args.no_learning).lower(),
         reaches=str(args.reaches), reach_seconds=str(args.reach_seconds), payload_kg=str(args.payload_kg),
-        control_rate_hz=str(args.control_rate), output_dir=str(out))
+        control_rate_hz=str(args.control_rate), output_dir=str(out), seed=str(args.seed))
     (out / "commands.txt").write_text("\n".join(" ".join(bringup.command_line(s)) for s in specs) + "\n")
     sim_seconds = args.reaches * args.reach_seconds
     timeout = args.timeout or 3.0 * sim_seconds + 60.0

@@ -1,0 +1,61 @@
+"""``snn-sac-ros bench adapt``: does online learning win back what a payload costs? Learning on vs frozen.
+
+Runs the demo (real nodes over DDS) twice per seed with the same targets and the same payload change,
+once with the controller's online learning on and once frozen, and compares the reach error before the
+payload, just after it, and at the end. Adaptation shows as the late error with learning on coming back
+down below the frozen policy's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from snn_sac_ros.commands import demo
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--arm", default="planar2")
+    parser.add_argument("--reaches", type=int, default=24, help="reaches per run (payload after half)")
+    parser.add_argument("--reach-seconds", type=float, default=4.0)
+    parser.add_argument("--payload-kg", type=float, default=0.5)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1], help="target-sequence seeds")
+    parser.add_argument("--out", default="", help="folder for the runs (default: a temporary folder)")
+
+
+def _phases(reaches_csv: Path, payload_after: int) -> dict[str, float]:
+    with open(reaches_csv) as handle:
+        final = np.array([float(r["final_distance_m"]) for r in csv.DictReader(handle)])
+    after = final[payload_after:]
+    half = max(1, len(after) // 2)
+    return {"before_cm": float(final[:payload_after].mean() * 100),
+            "after_early_cm": float(after[:half].mean() * 100), "after_late_cm": float(after[half:].mean() * 100),
+            "success_2cm_late": float(np.mean(after[half:] <= 0.02))}
+
+
+def run(args: argparse.Namespace) -> dict:
+    root = Path(args.out or tempfile.mkdtemp(prefix="bench-adapt-"))
+    rows = []
+    for seed in args.seeds:
+        for learning in (True, False):
+            out = root / f"seed{seed}-{'learning' if learning else 'frozen'}"
+            run_args = argparse.Namespace(
+                arm=args.arm, checkpoint="", reaches=args.reaches, reach_seconds=args.reach_seconds,
+                payload_kg=args.payload_kg, no_learning=not learning, control_rate=500.0, out=str(out),
+                timeout=0.0, seed=seed)
+            result = demo.run(run_args)
+            phases = _phases(out / "reaches.csv", args.reaches // 2)
+            rows.append({"seed": seed, "learning": learning, **phases, "tick_p99_ms": result["tick_p99_ms"]})
+    print(f"\nbench adapt: {args.arm}, payload {args.payload_kg:g} kg after reach {args.reaches // 2} "
+          f"of {args.reaches}, final reach error [cm]")
+    header = f"{'seed':>4} {'learning':>8} {'before':>8} {'after, early':>13} {'after, late':>12} {'late 2cm':>9}"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(f"{r['seed']:>4} {'on' if r['learning'] else 'frozen':>8} {r['before_cm']:>8.2f} "
+              f"{r['after_early_cm']:>13.2f} {r['after_late_cm']:>12.2f} {r['success_2cm_late']:>8.0%}")
+    return {"rows": rows, "output_dir": str(root)}
