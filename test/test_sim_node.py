@@ -205,3 +205,19 @@ def test_bad_start_up_parameter_exits_with_a_clear_error():
     assert code == 2
     assert "cannot start" in node.stderr and "publish_rate" in node.stderr
     assert "Traceback" not in node.stderr
+
+
+def test_bench_sim_reports_a_factor_above_real_time_and_the_shares():
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "snn_sac_ros.cli", "bench", "sim", "--arms", "planar2",
+                          "--duration", "1.5", "--warmup", "0.5", "--json"],
+                         capture_output=True, text=True, timeout=120, check=True)
+    (row,) = json.loads(out.stdout.strip().splitlines()[-1])["rows"]
+    assert row["arm"] == "planar2" and row["requested_factor"] is None
+    assert row["real_time_factor"] > 1.0, "the planar arm should run faster than real time when unpaced"
+    assert row["joint_states_per_s"] > 0.5 * row["expected_per_s"]
+    shares = [row[k] for k in ("pybullet_share", "arm_wrapper_share", "ros_share", "other_share")]
+    assert all(0 <= s <= 1 for s in shares) and sum(shares) == pytest.approx(1.0, abs=0.02)

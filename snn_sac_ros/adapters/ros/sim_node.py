@@ -43,6 +43,8 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.clock import Clock as RosClock
+from rclpy.clock import ClockType
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock
@@ -147,10 +149,12 @@ class ArmSimNode(Node):
 
         self._run_stats = self._new_stats()
         self._window_stats = self._new_stats()
-        self._timer = self.create_timer(self._timer_period(), self.tick_callback)
-        self._diag_timer = None
+        # The pacing runs on the steady clock: this node is the source of sim time, so its own timers must
+        # not wait for /clock even if someone sets use_sim_time on it.
+        steady = RosClock(clock_type=ClockType.STEADY_TIME)
+        self._timer = self.create_timer(self._timer_period(), self.tick_callback, clock=steady)
         if p["diagnostics_period"] > 0:
-            self._diag_timer = self.create_timer(p["diagnostics_period"], self.diagnostics_callback)
+            self.create_timer(p["diagnostics_period"], self.diagnostics_callback, clock=steady)
         self._anchor()
         self._publish(self.arm.state())
         mode = "lockstep" if p["lockstep"] else (
@@ -355,7 +359,8 @@ class ArmSimNode(Node):
         pose.header.frame_id = self._params["frame_id"]
         pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = state.ee_position.tolist()
         # PyBulletArm reads out the end-effector position only; its orientation comes from the same link.
-        orientation = self.arm._client.getLinkState(self.arm._body, self.arm._ee_index)[5]
+        orientation = self.arm._client.getLinkState(self.arm._body, self.arm._ee_index,
+                                                    computeForwardKinematics=True)[5]
         o = pose.pose.orientation
         o.x, o.y, o.z, o.w = orientation
         self._pub_pose.publish(pose)
