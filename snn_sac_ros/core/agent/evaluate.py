@@ -1,0 +1,73 @@
+"""Evaluation on fixed targets: success at 2 cm and 5 cm, final distance, return.
+
+The policy is run through the Nengo simulator (:class:`OnlineAgent`, actor only, learning off), one
+``dt`` tick per call and ``control_dt / dt`` ticks per env step, exactly as the ROS controller runs it;
+``spiking=False`` uses ``nengo.LIFRate`` neurons, ``spiking=True`` ``nengo.LIF``. Episode ``k`` uses
+``env.reset(seed=seed + k)``, so every agent (ours, SB3) sees the same targets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from snn_sac_ros.core.task import SUCCESS_THRESHOLDS_M
+
+
+def run_episodes(env: Any, act: Callable[[np.ndarray], np.ndarray], episodes: int, seed: int,
+                 on_reset: Callable[[], None] | None = None) -> dict:
+    """Roll out ``act`` (obs -> action) for ``episodes`` episodes; summary dict."""
+    finals, returns = [], []
+    for k in range(episodes):
+        obs, _ = env.reset(seed=seed + k)
+        if on_reset is not None:
+            on_reset()
+        total, done = 0.0, False
+        info: dict = {}
+        while not done:
+            obs, reward, terminated, truncated, info = env.step(act(obs))
+            total += reward
+            done = terminated or truncated
+        finals.append(float(info["distance"]))
+        returns.append(total)
+    d = np.array(finals)
+    lo, hi = SUCCESS_THRESHOLDS_M
+    return {"episodes": episodes, "success_2cm": float(np.mean(d <= lo)), "success_5cm": float(np.mean(d <= hi)),
+            "mean_final_distance_m": float(d.mean()), "median_final_distance_m": float(np.median(d)),
+            "mean_return": float(np.mean(returns))}
+
+
+def evaluate_checkpoint(path: str, *, episodes: int = 100, spiking: bool = False, seed: int = 100_000,
+                        dt: float = 0.001, synapse: float = 0.005, agent_seed: int = 0) -> dict:
+    """Evaluate a checkpoint in the Nengo simulator on its own arm; summary dict with timing."""
+    import time
+
+    import gymnasium as gym
+
+    import snn_sac_ros  # noqa: F401  (registers the env)
+    from snn_sac_ros.core.agent.checkpoint import load_checkpoint
+    from snn_sac_ros.core.agent.online import OnlineAgent
+
+    ckpt = load_checkpoint(path)
+    env = gym.make("snn_sac_ros/ArmReach-v0", arm=ckpt.metadata["arm"])
+    base = env.unwrapped
+    ckpt = load_checkpoint(path, base.observation_contract, base.action_contract)
+    agent = OnlineAgent(ckpt, spiking=spiking, learning=False, dt=dt, seed=agent_seed, synapse=synapse,
+                        actor_only=True)
+    ticks = max(1, round(base.arm.control_dt / dt))
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        for _ in range(ticks):
+            action = agent.step(obs)
+        return action
+
+    start = time.perf_counter()
+    result = run_episodes(env, act, episodes, seed, on_reset=agent.end_episode)
+    wall = time.perf_counter() - start
+    agent.close()
+    env.close()
+    steps = episodes * base.max_episode_steps
+    return {**result, "spiking": spiking, "checkpoint": str(path), "arm": ckpt.metadata["arm"],
+            "ticks_per_step": ticks, "us_per_tick": wall / (steps * ticks) * 1e6}

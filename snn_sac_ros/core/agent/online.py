@@ -1,0 +1,257 @@
+"""The deployed agent: a Nengo simulator that acts and keeps learning, one ``dt`` step per control tick.
+
+:class:`OnlineAgent` builds, from a checkpoint, one Nengo model holding
+
+* the actor: a :class:`~snn_sac_ros.core.networks.nengo_nets.LIFNetwork` of spiking LIF neurons (or
+  LIF-rate with ``spiking=False``), whose output (mean, log-std) feeds a policy node that squashes it
+  into an action in [-1, 1] (deterministic ``tanh(mean)`` unless ``explore``);
+* the twin critics (LIF-rate ensembles: the TD error needs clean values) reading observation and action;
+* the learning: ``LocalDelta`` rules on output connections, ``FeedbackDelta`` rules on hidden ones (their
+  error travels back through the network), a TD-error node feeding the critics' output rules, two
+  ``InputGradient`` nodes giving the critics' action gradient, and an actor-error node combining it with
+  the entropy term (the same :func:`~snn_sac_ros.core.agent.sac.actor_output_error` the replay trainer uses).
+
+Online TD is per tick: the discount and reward are scaled to the tick length (``gamma ** (dt * control_hz)``,
+``reward * dt * control_hz``), the critics bootstrap from themselves (no target copies online) and the
+temperature stays at its trained value. The weight update of a tick uses that tick's presynaptic
+activities, one tick (1 ms) after the state the TD error scores: at 1 kHz the difference is negligible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+import nengo
+import numpy as np
+
+from snn_sac_ros.core.agent.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from snn_sac_ros.core.agent.sac import SACConfig, actor_output_error, gaussian_head, sample_action
+from snn_sac_ros.core.contracts import ActionContract, ObservationContract
+from snn_sac_ros.core.nengo_ext.builder import InputGradient
+from snn_sac_ros.core.nengo_ext.learning_rules import LIFParams
+from snn_sac_ros.core.networks.nengo_nets import LearningSpec, LIFNetwork
+
+RASTER_NEURONS = 64
+RASTER_TICKS = 2000
+
+
+def _layers(arrays: dict[str, np.ndarray], prefix: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    n = sum(1 for k in arrays if k.startswith(f"{prefix}/W"))
+    return [arrays[f"{prefix}/W{i}"] for i in range(n)], [arrays[f"{prefix}/b{i}"] for i in range(n)]
+
+
+class OnlineAgent:
+    """A spiking SAC controller: ``step(obs, reward) -> action``, learning inside ``sim.step()``.
+
+    Parameters
+    ----------
+    checkpoint: a loaded :class:`Checkpoint`.
+    spiking: actor neurons ``nengo.LIF`` (True) or ``nengo.LIFRate``. learning: start with learning on.
+    dt: simulator step [s]; one per :meth:`step` call. seed: simulator seed (spike phases, exploration).
+    synapse: actor synapse time constant [s] in spiking mode. online_lr: step size of the online rules.
+    explore: act with the stochastic policy while learning (SAC exploration) instead of ``tanh(mean)``.
+    actor_only: build no critics (evaluation; learning then cannot be switched on).
+    control_hz: the rate the critics' discount was trained at (default: the checkpoint's).
+    """
+
+    def __init__(self, checkpoint: Checkpoint, *, spiking: bool = True, learning: bool = True, dt: float = 0.001,
+                 seed: int = 0, synapse: float = 0.005, online_lr: float = 1e-5, explore: bool = False,
+                 actor_only: bool = False, control_hz: float | None = None) -> None:
+        self.checkpoint = checkpoint
+        self.metadata = dict(checkpoint.metadata)
+        self.observation_contract: ObservationContract = checkpoint.observation_contract
+        self.action_contract: ActionContract = checkpoint.action_contract
+        self.config = SACConfig.from_dict(self.metadata["sac_config"])
+        self.lif: LIFParams = self.config.lif
+        self.spiking, self.dt, self.explore, self.actor_only = spiking, dt, explore, actor_only
+        self.obs_dim, self.act_dim = self.observation_contract.size, self.action_contract.size
+        control_hz = float(control_hz or self.metadata.get("control_hz", 50.0))
+        self._tick_fraction = dt * control_hz  # share of a trained control step one tick stands for
+        self._gamma_tick = self.config.gamma ** self._tick_fraction
+        self._alpha = float(np.exp(checkpoint.arrays["log_alpha"][0]))
+        self._hold = max(1, round(1.0 / (control_hz * dt)))  # ticks an exploration sample is held
+        self._rng = np.random.default_rng(seed)
+        self._obs = np.zeros(self.obs_dim)
+        self._reward: float | None = None
+        self._learning = bool(learning) and not actor_only
+        self._action = np.zeros(self.act_dim)
+        self._eps = np.zeros(self.act_dim)
+        self._ticks = 0  # since the episode began
+        self._total_ticks = 0
+        self._prev_q: np.ndarray | None = None
+        self._raster = np.zeros((RASTER_TICKS, RASTER_NEURONS), bool)
+        self.updates = 0
+        self.step_seconds = 0.0
+        self.model = self._build(checkpoint.arrays, synapse, online_lr, seed)
+        self.sim = nengo.Simulator(self.model, dt=dt, seed=seed, progress_bar=False, optimize=True)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, *, spiking: bool = True, learning: bool = True, dt: float = 0.001,
+                        seed: int = 0, expected_observation: ObservationContract | None = None,
+                        expected_action: ActionContract | None = None, **kwargs: object) -> OnlineAgent:
+        """Load ``path`` (refusing a mismatch with the expected contracts) and build the Nengo model."""
+        ckpt = load_checkpoint(path, expected_observation, expected_action)
+        return cls(ckpt, spiking=spiking, learning=learning, dt=dt, seed=seed, **kwargs)
+
+    # --- the model ----------------------------------------------------------------------------------
+
+    def _build(self, arrays: dict[str, np.ndarray], synapse: float, online_lr: float, seed: int) -> nengo.Network:
+        na, no = self.act_dim, self.obs_dim
+        fb = self.config.feedback
+        syn = synapse if self.spiking else None
+        model = nengo.Network(label="spiking SAC", seed=seed)
+        with model:
+            obs = nengo.Node(lambda t: self._obs, label="observation")
+            w, b = _layers(arrays, "actor")
+            actor_learn = None if self.actor_only else LearningSpec(online_lr, fb, syn, seed)
+            self.actor = LIFNetwork(w, b, self.lif, spiking=self.spiking, synapse=syn, learning=actor_learn,
+                                    label="actor")
+            nengo.Connection(obs, self.actor.input, synapse=None)
+            policy = nengo.Node(self._policy, size_in=2 * na, size_out=3 * na + 1, label="policy")  # a, eps, u, logp
+            nengo.Connection(self.actor.output, policy, synapse=None)
+            n_raster = min(RASTER_NEURONS, self.actor.hidden[0].n_neurons)
+            raster = nengo.Node(self._record, size_in=n_raster, label="raster")
+            nengo.Connection(self.actor.hidden[0].neurons[:n_raster], raster, synapse=None)
+            if self.actor_only:
+                return model
+            critic_in = nengo.Node(size_in=no + na, label="critic_input")
+            nengo.Connection(obs, critic_in[:no], synapse=None)
+            nengo.Connection(policy[:na], critic_in[no:], synapse=None)
+            self.critics = []
+            for k, name in enumerate(("q1", "q2")):
+                w, b = _layers(arrays, name)
+                net = LIFNetwork(w, b, self.lif, spiking=False, learning=LearningSpec(online_lr, fb, None, seed + k),
+                                 label=name)
+                nengo.Connection(critic_in, net.input, synapse=None)
+                self.critics.append(net)
+            with nengo.Network(label="action_gradient"):  # built after the critics' connections
+                grads = [InputGradient(c.weight_connections, c.hidden, slice(no, no + na), self.lif, label=f"dq{k}_da")
+                         for k, c in enumerate(self.critics)]
+            td = nengo.Node(self._td_error, size_in=3, size_out=2, label="td_error")
+            for k, c in enumerate(self.critics):
+                nengo.Connection(c.output, td[k], synapse=None)
+                for rule in c.output_rules:
+                    nengo.Connection(td[k], rule, synapse=None)
+            nengo.Connection(policy[3 * na], td[2], synapse=None)
+            actor_err = nengo.Node(self._actor_error, size_in=6 * na + 2, size_out=2 * na, label="actor_error")
+            nengo.Connection(self.actor.output, actor_err[: 2 * na], synapse=None)
+            nengo.Connection(policy[: 2 * na], actor_err[2 * na: 4 * na], synapse=None)
+            for k in range(2):
+                nengo.Connection(grads[k], actor_err[(4 + k) * na: (5 + k) * na], synapse=None)
+                nengo.Connection(self.critics[k].output, actor_err[6 * na + k], synapse=None)
+            for rule in self.actor.output_rules:
+                nengo.Connection(actor_err, rule, synapse=None)
+        return model
+
+    def _policy(self, t: float, x: np.ndarray) -> np.ndarray:
+        """Squash the actor output into an action; hold an exploration sample for one control period."""
+        mean, log_std, _ = gaussian_head(x[None], self.act_dim)
+        if self._learning and self.explore:
+            if self._ticks % self._hold == 0:
+                self._eps = self._rng.standard_normal(self.act_dim)
+        else:
+            self._eps = np.zeros(self.act_dim)
+        a, logp = sample_action(mean, log_std, self._eps[None])
+        self._action = a[0]
+        return np.concatenate([a[0], self._eps, mean[0], logp[0]])
+
+    def _td_error(self, t: float, x: np.ndarray) -> np.ndarray:
+        """Per-tick soft TD error of each critic: ``Q_prev - (r k + gamma_tick (min Q - alpha log pi k))``."""
+        q, logp = x[:2], x[2]
+        out = np.zeros(2)
+        if self._learning and self._prev_q is not None and self._reward is not None:
+            k = self._tick_fraction
+            target = self._reward * k + self._gamma_tick * (min(q[0], q[1]) - self._alpha * logp * k)
+            out = self._prev_q - target
+            self.updates += 1
+        self._prev_q = q.copy()
+        return out
+
+    def _actor_error(self, t: float, x: np.ndarray) -> np.ndarray:
+        """d(alpha log pi - min Q)/d(actor output) for the action just taken (zero while not learning)."""
+        na = self.act_dim
+        if not self._learning:
+            return np.zeros(2 * na)
+        out, a, eps = x[None, : 2 * na], x[None, 2 * na: 3 * na], x[None, 3 * na: 4 * na]
+        dq = x[4 * na: 5 * na] if x[6 * na] <= x[6 * na + 1] else x[5 * na: 6 * na]
+        _, log_std, dlogstd = gaussian_head(out, na)
+        return actor_output_error(a, log_std, dlogstd, eps, dq[None], alpha=self._alpha)[0]
+
+    def _record(self, t: float, x: np.ndarray) -> None:
+        self._raster[self._total_ticks % RASTER_TICKS] = x > 0
+
+    # --- the API the controller node calls ------------------------------------------------------------
+
+    def step(self, obs: np.ndarray, reward: float | None = None) -> np.ndarray:
+        """Advance the simulator one ``dt`` with this observation; returns the action in [-1, 1].
+
+        ``reward`` is the reward for the tick that led here (None: no learning from this tick).
+        """
+        obs = np.asarray(obs, dtype=float)
+        if obs.shape != (self.obs_dim,) or not np.all(np.isfinite(obs)):
+            raise ValueError(f"observation must be {self.obs_dim} finite values, got {obs!r}")
+        start = time.perf_counter()
+        self._obs[:] = obs
+        self._reward = None if reward is None else float(reward)
+        self.sim.step()
+        self._ticks += 1
+        self._total_ticks += 1
+        self.step_seconds = time.perf_counter() - start
+        action = np.clip(self._action, -1.0, 1.0)
+        if not np.all(np.isfinite(action)):
+            raise FloatingPointError("the actor produced a non-finite action")
+        return action.copy()
+
+    @property
+    def learning(self) -> bool:
+        return self._learning
+
+    @learning.setter
+    def learning(self, on: bool) -> None:
+        if on and self.actor_only:
+            raise ValueError("this agent was built with actor_only=True: it has no critics to learn from")
+        self._learning = bool(on)
+        self._prev_q = None
+
+    def end_episode(self) -> None:
+        """The target changed or the reach ended: no TD error across the boundary; new exploration sample."""
+        self._prev_q = None
+        self._ticks = 0
+
+    def current_arrays(self) -> dict[str, np.ndarray]:
+        """Checkpoint arrays with the weights as they are now in the simulator."""
+        arrays = dict(self.checkpoint.arrays)
+        nets = [("actor", self.actor)] + ([] if self.actor_only else list(zip(("q1", "q2"), self.critics)))
+        for name, net in nets:
+            ws, bs = net.read_weights(self.sim)
+            for i, (w, b) in enumerate(zip(ws, bs)):
+                arrays[f"{name}/W{i}"], arrays[f"{name}/b{i}"] = w, b
+        return arrays
+
+    def weights_digest(self) -> str:
+        """SHA-1 of the current actor and critic weights: changes when learning changed them."""
+        h = hashlib.sha1()
+        arrays = self.current_arrays()
+        for key in sorted(arrays):
+            h.update(key.encode())
+            h.update(np.ascontiguousarray(arrays[key]).tobytes())
+        return h.hexdigest()
+
+    def save(self, path: str | Path) -> Path:
+        """Write the current weights with the checkpoint's metadata, atomically."""
+        meta = dict(self.metadata)
+        meta.pop("format_version", None)
+        meta["online_updates"] = int(meta.get("online_updates", 0)) + self.updates
+        return save_checkpoint(path, self.current_arrays(), meta)
+
+    def spike_raster(self, n_neurons: int = 32) -> np.ndarray:
+        """Spikes (bool, ticks x neurons) of the first actor neurons over the last ticks, oldest first."""
+        n = min(n_neurons, self._raster.shape[1])
+        ticks = min(self._total_ticks, RASTER_TICKS)
+        idx = np.arange(self._total_ticks - ticks, self._total_ticks) % RASTER_TICKS
+        return self._raster[idx, :n].copy()
+
+    def close(self) -> None:
+        self.sim.close()

@@ -1,0 +1,256 @@
+"""Soft Actor-Critic with LIF-rate networks and local learning rules, trained from replay.
+
+Reads top to bottom like CleanRL's ``sac_continuous_action.py``: config, the actor's squashed Gaussian,
+the agent (actor, twin critics, their Polyak targets, the temperature), its update, then the training
+loop. The difference from deep SAC is how weights change: no autograd. Every connection is updated by
+:func:`~snn_sac_ros.core.nengo_ext.learning_rules.apply_local_rule` from its presynaptic activity and the
+error at its postsynaptic neurons; hidden layers get their error back through the network (exact
+transposed weights or fixed random feedback, times the bounded LIF rate derivative). The critics learn
+from the TD error, the actor from the critic's action gradient minus the entropy term. The same functions
+run inside the Nengo operators for online learning (:mod:`snn_sac_ros.core.nengo_ext.builder`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from snn_sac_ros.core.agent.replay import ReplayBuffer
+from snn_sac_ros.core.nengo_ext.learning_rules import LIFParams, RuleState, apply_local_rule
+from snn_sac_ros.core.networks.rate import LIFRateNet
+
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+@dataclass
+class SACConfig:
+    """Hyperparameters (defaults follow SB3/CleanRL SAC where they apply)."""
+
+    hidden: tuple[int, ...] = (256, 256)
+    """neurons per hidden LIF layer (actor and each critic)"""
+    gamma: float = 0.99
+    """discount per control step"""
+    tau: float = 0.005
+    """Polyak rate of the target critics"""
+    batch_size: int = 256
+    """replay minibatch size"""
+    buffer_size: int = 1_000_000
+    """replay capacity"""
+    learning_starts: int = 1000
+    """random-action steps before learning (their observations also calibrate the neurons' biases)"""
+    actor_lr: float = 3e-4
+    """local-rule step size of the actor's connections"""
+    critic_lr: float = 1e-3
+    """local-rule step size of the critics' connections"""
+    alpha_lr: float = 1e-3
+    """step size of log(alpha)"""
+    feedback: str = "exact"
+    """hidden-layer error path: "exact" (transposed weights) or "random" (feedback alignment)"""
+    update_every: int = 1
+    """env steps per gradient update"""
+    lif: LIFParams = field(default_factory=LIFParams)
+    """LIF neuron constants"""
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SACConfig:
+        d = dict(d)
+        d["hidden"] = tuple(d["hidden"])
+        d["lif"] = LIFParams(**d["lif"])
+        return cls(**d)
+
+
+# --- the actor's squashed Gaussian ------------------------------------------------------------------
+
+
+def gaussian_head(out: np.ndarray, act_dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, log-std (squashed into [LOG_STD_MIN, LOG_STD_MAX] as in CleanRL), and d log-std / d raw."""
+    mean, t = out[:, :act_dim], np.tanh(out[:, act_dim:])
+    log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (t + 1.0)
+    return mean, log_std, 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (1.0 - t * t)
+
+
+def sample_action(mean: np.ndarray, log_std: np.ndarray, eps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Reparameterised sample ``a = tanh(mean + std * eps)`` and its log-probability (tanh-corrected)."""
+    a = np.tanh(mean + np.exp(log_std) * eps)
+    logp = np.sum(-0.5 * eps * eps - log_std - 0.5 * LOG_2PI - np.log(1.0 - a * a + 1e-6), axis=1, keepdims=True)
+    return a, logp
+
+
+def actor_output_error(a: np.ndarray, log_std: np.ndarray, dlogstd_draw: np.ndarray, eps: np.ndarray,
+                       dq_da: np.ndarray, *, alpha: float) -> np.ndarray:
+    """d(alpha log pi - Q) / d(actor output), per sample, through the reparameterised sample.
+
+    With ``u = mean + std eps`` and ``a = tanh(u)``: d log pi / du = 2a(1-a^2)/(1-a^2+1e-6),
+    dQ/du = dQ/da (1 - a^2); d/dmean = d/du and d/dlog_std = -alpha [entropy] + d/du * std * eps.
+    """
+    one_minus = 1.0 - a * a
+    dlogp_du = 2.0 * a * one_minus / (one_minus + 1e-6)
+    dq_du = dq_da * one_minus
+    d_u = alpha * dlogp_du - dq_du
+    d_logstd = -alpha + d_u * np.exp(log_std) * eps
+    return np.concatenate([d_u, d_logstd * dlogstd_draw], axis=1)
+
+
+# --- the agent --------------------------------------------------------------------------------------
+
+
+class SpikingSAC:
+    """Actor, twin critics with Polyak targets, auto-tuned temperature; all LIF-rate, all local rules."""
+
+    def __init__(self, obs_dim: int, act_dim: int, config: SACConfig | None = None, seed: int = 0) -> None:
+        self.config = c = config or SACConfig()
+        self.obs_dim, self.act_dim, self.seed = obs_dim, act_dim, seed
+        self.rng = np.random.default_rng(seed)
+        self.actor = LIFRateNet((obs_dim, *c.hidden, 2 * act_dim), c.lif, c.feedback, seed=seed * 10 + 1,
+                                out_scale=0.01)
+        self.q1 = LIFRateNet((obs_dim + act_dim, *c.hidden, 1), c.lif, c.feedback, seed=seed * 10 + 2)
+        self.q2 = LIFRateNet((obs_dim + act_dim, *c.hidden, 1), c.lif, c.feedback, seed=seed * 10 + 3)
+        self.q1_target = LIFRateNet(self.q1.sizes, c.lif, c.feedback, seed=seed * 10 + 2)
+        self.q2_target = LIFRateNet(self.q2.sizes, c.lif, c.feedback, seed=seed * 10 + 3)
+        self.target_entropy = -float(act_dim)
+        self.log_alpha = np.zeros(1)
+        self._alpha_state = RuleState.zeros((1,))
+        self.updates = 0
+
+    @property
+    def alpha(self) -> float:
+        return float(np.exp(self.log_alpha[0]))
+
+    def calibrate(self, obs: np.ndarray, actions: np.ndarray) -> None:
+        """Match the hidden neurons' biases to the observed input distribution; sync the targets."""
+        self.actor.calibrate(obs, seed=self.seed * 10 + 1)
+        critic_in = np.concatenate([obs, actions], axis=1)
+        self.q1.calibrate(critic_in, seed=self.seed * 10 + 2)
+        self.q2.calibrate(critic_in, seed=self.seed * 10 + 3)
+        self.q1_target.copy_weights_from(self.q1)
+        self.q2_target.copy_weights_from(self.q2)
+
+    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        """Action in [-1, 1] for one observation (rate mode)."""
+        out, _ = self.actor.forward(np.asarray(obs, np.float32)[None])
+        mean, log_std, _ = gaussian_head(out, self.act_dim)
+        if deterministic:
+            return np.tanh(mean[0])
+        return sample_action(mean, log_std, self.rng.standard_normal(mean.shape))[0][0]
+
+    def update(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, next_obs: np.ndarray,
+               dones: np.ndarray) -> dict[str, float]:
+        """One SAC update on a minibatch, every weight changed by its local rule."""
+        c, alpha = self.config, self.alpha
+
+        # soft Bellman target: min of the twin targets, minus the entropy term, at a fresh next action
+        out_next, _ = self.actor.forward(next_obs)
+        mean, log_std, _ = gaussian_head(out_next, self.act_dim)
+        next_a, next_logp = sample_action(mean, log_std, self.rng.standard_normal(mean.shape))
+        next_in = np.concatenate([next_obs, next_a], axis=1).astype(np.float32)
+        q_next = np.minimum(self.q1_target.forward(next_in)[0], self.q2_target.forward(next_in)[0])
+        y = rewards + c.gamma * (1.0 - dones) * (q_next - alpha * next_logp)
+
+        # critics: the TD error is the output error of each critic
+        critic_in = np.concatenate([obs, actions], axis=1)
+        q1, cache1 = self.q1.forward(critic_in)
+        q2, cache2 = self.q2.forward(critic_in)
+        td1, td2 = q1 - y, q2 - y
+        self.q1.learn(cache1, td1.astype(np.float32), c.critic_lr)
+        self.q2.learn(cache2, td2.astype(np.float32), c.critic_lr)
+
+        # actor: the critic's action gradient minus the entropy term, sent back through the actor
+        out, actor_cache = self.actor.forward(obs)
+        mean, log_std, dlogstd_draw = gaussian_head(out, self.act_dim)
+        eps = self.rng.standard_normal(mean.shape)
+        a, logp = sample_action(mean, log_std, eps)
+        pi_in = np.concatenate([obs, a], axis=1).astype(np.float32)
+        qa1, qc1 = self.q1.forward(pi_in)
+        qa2, qc2 = self.q2.forward(pi_in)
+        use1 = qa1 <= qa2  # gradient of the min of the twins
+        ones = np.ones_like(qa1, dtype=np.float32)
+        grad1 = self.q1.input_gradient(qc1, ones)[:, self.obs_dim:]
+        grad2 = self.q2.input_gradient(qc2, ones)[:, self.obs_dim:]
+        dq_da = np.where(use1, grad1, grad2)
+        error = actor_output_error(a, log_std, dlogstd_draw, eps, dq_da, alpha=alpha)
+        self.actor.learn(actor_cache, error.astype(np.float32), c.actor_lr)
+
+        # temperature: d(-log_alpha (log pi + target entropy)) / d log_alpha
+        alpha_err = -(logp + self.target_entropy)
+        self.log_alpha += apply_local_rule(None, alpha_err, self._alpha_state, c.alpha_lr, np.empty(1), bias=True)
+
+        # Polyak-averaged target critics
+        self.q1_target.polyak_from(self.q1, c.tau)
+        self.q2_target.polyak_from(self.q2, c.tau)
+        self.updates += 1
+        return {"qf_loss": float(0.5 * (np.mean(td1**2) + np.mean(td2**2))),
+                "actor_loss": float(np.mean(alpha * logp - np.minimum(qa1, qa2))), "alpha": alpha}
+
+    # --- weights as arrays, for checkpoints -------------------------------------------------------
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for name in ("actor", "q1", "q2", "q1_target", "q2_target"):
+            out.update(getattr(self, name).arrays(name))
+        out["log_alpha"] = self.log_alpha.copy()
+        return out
+
+    def load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        for name in ("actor", "q1", "q2", "q1_target", "q2_target"):
+            getattr(self, name).load_arrays(arrays, name)
+        self.log_alpha = np.array(arrays["log_alpha"], float)
+
+
+# --- training loop ----------------------------------------------------------------------------------
+
+
+@dataclass
+class EpisodeRecord:
+    step: int
+    episode: int
+    episode_return: float
+    final_distance: float
+    success_2cm: bool
+    success_5cm: bool
+
+
+def train(env: object, agent: SpikingSAC, steps: int, seed: int,
+          on_step: Callable[[int, list[EpisodeRecord], dict[str, float]], None] | None = None
+          ) -> tuple[list[EpisodeRecord], float]:
+    """Train ``agent`` on ``env`` for ``steps`` env steps; returns the episode records and wall time [s]."""
+    c = agent.config
+    rb = ReplayBuffer(agent.obs_dim, agent.act_dim, min(c.buffer_size, max(steps, 1)), seed=seed)
+    rng = np.random.default_rng(seed + 7)
+    episodes: list[EpisodeRecord] = []
+    metrics: dict[str, float] = {}
+    episode_return = 0.0
+    start = time.perf_counter()
+    obs, _ = env.reset(seed=seed)
+    for global_step in range(steps):
+        # act: random at first, then the stochastic policy
+        if global_step < c.learning_starts:
+            action = rng.uniform(-1.0, 1.0, agent.act_dim).astype(np.float32)
+        else:
+            action = agent.act(obs).astype(np.float32)
+        next_obs, reward, terminated, truncated, info = env.step(action)
+        rb.add(obs, action, reward, next_obs, terminated)  # truncation bootstraps: done only if terminated
+        episode_return += reward
+        obs = next_obs
+        if terminated or truncated:
+            d = float(info["distance"])
+            episodes.append(EpisodeRecord(global_step + 1, len(episodes), episode_return, d, d <= 0.02, d <= 0.05))
+            episode_return = 0.0
+            obs, _ = env.reset()
+
+        # learn: calibrate the neurons once on the random-action data, then one update per step
+        if global_step + 1 == c.learning_starts or (c.learning_starts == 0 and global_step == 0):
+            agent.calibrate(rb.obs[: rb.size], rb.actions[: rb.size])
+        if global_step + 1 >= c.learning_starts and rb.size >= c.batch_size and global_step % c.update_every == 0:
+            metrics = agent.update(*rb.sample(c.batch_size))
+        if on_step is not None:
+            on_step(global_step, episodes, metrics)
+    return episodes, time.perf_counter() - start

@@ -1,0 +1,250 @@
+"""Builders and operators for the local learning rules (``LocalDelta``, ``FeedbackDelta``) and ``InputGradient``.
+
+Importing this module registers the builders with ``nengo.builder.Builder``. Each ``Sim*`` operator's
+``make_step`` calls the shared rule math of :mod:`snn_sac_ros.core.nengo_ext.learning_rules` on one sample
+(a batch of one), so online learning in ``sim.step()`` and the NumPy replay trainer change weights alike.
+"""
+
+from __future__ import annotations
+
+import nengo
+import numpy as np
+from nengo.builder import Builder, Operator, Signal
+from nengo.builder.learning_rules import build_or_passthrough, get_post_ens
+from nengo.builder.operator import Reset
+from nengo.exceptions import BuildError
+
+from snn_sac_ros.core.nengo_ext.learning_rules import (
+    FeedbackDelta,
+    LIFParams,
+    LocalDelta,
+    RuleState,
+    apply_local_rule,
+    feedback_error,
+    lif_rate_derivative,
+    random_feedback,
+)
+
+
+class SimLocalDelta(Operator):
+    r"""Weight change of one connection from its pre activity and its post error (:func:`apply_local_rule`).
+
+    .. math:: \Delta W = -\eta \hat m / (\sqrt{\hat v} + \epsilon), \quad g = e \, a^T
+
+    Notes
+    -----
+    1. sets ``[]``
+    2. incs ``[]``
+    3. reads ``[pre_filtered, error]``
+    4. updates ``[delta, m, v, t]``
+    """
+
+    def __init__(self, pre_filtered: Signal, error: Signal, delta: Signal, m: Signal, v: Signal, t: Signal,  # noqa: PLR0917
+                 learning_rate: float, tag: str | None = None) -> None:
+        super().__init__(tag=tag)
+        self.learning_rate = learning_rate
+        self.sets, self.incs = [], []
+        self.reads = [pre_filtered, error]
+        self.updates = [delta, m, v, t]
+
+    @property
+    def pre_filtered(self) -> Signal:
+        return self.reads[0]
+
+    @property
+    def error(self) -> Signal:
+        return self.reads[1]
+
+    @property
+    def delta(self) -> Signal:
+        return self.updates[0]
+
+    def make_step(self, signals: object, dt: float, rng: object) -> object:
+        pre = signals[self.pre_filtered]
+        error = signals[self.error]
+        delta = signals[self.delta]
+        state = RuleState(*(signals[s] for s in self.updates[1:]))
+        lr = self.learning_rate
+
+        def step_simlocaldelta() -> None:
+            if not error.any():  # no error, no plasticity: the synapse and its moments stay as they are
+                delta[...] = 0.0
+                return
+            apply_local_rule(pre[None, :], error[None, :], state, lr, delta)
+
+        return step_simlocaldelta
+
+
+class SimFeedbackError(Operator):
+    r"""A hidden layer's error from the error of the layer it drives, sent back through the network.
+
+    .. math:: e_h = (B^T e_{down}) \odot r'(J_h)
+
+    ``feedback`` is the downstream connection's live weights (exact) or a fixed random matrix.
+
+    Notes
+    -----
+    1. sets ``[error]``
+    2. incs ``[]``
+    3. reads ``[error_down, feedback, post_current]``
+    4. updates ``[]``
+    """
+
+    def __init__(self, error_down: Signal, feedback: Signal, post_current: Signal, error: Signal,  # noqa: PLR0917
+                 lif: LIFParams, tag: str | None = None) -> None:
+        super().__init__(tag=tag)
+        self.lif = lif
+        self.sets, self.incs, self.updates = [error], [], []
+        self.reads = [error_down, feedback, post_current]
+
+    @property
+    def error(self) -> Signal:
+        return self.sets[0]
+
+    def make_step(self, signals: object, dt: float, rng: object) -> object:
+        error_down, feedback = signals[self.reads[0]], signals[self.reads[1]]
+        current, error = signals[self.reads[2]], signals[self.error]
+        lif = self.lif
+
+        def step_simfeedbackerror() -> None:
+            error[...] = feedback_error(error_down[None, :], feedback, current[None, :], lif)[0]
+
+        return step_simfeedbackerror
+
+
+def _pre_activities(model: object, rule: object, synapse: object) -> Signal:
+    conn = rule.connection
+    pre = model.sig[conn.pre_obj]["out"]
+    if isinstance(conn.pre_obj, nengo.ensemble.Neurons) and conn.pre_slice != slice(None):
+        raise BuildError(f"{rule}: sliced neuron pre objects are not supported")
+    return build_or_passthrough(model, synapse, pre)
+
+
+def _add_rule_ops(model: object, rule: object, rule_type: object, error: Signal) -> None:
+    delta = model.sig[rule]["delta"]
+    acts = _pre_activities(model, rule, rule_type.pre_synapse)
+    m = Signal(np.zeros(delta.shape, np.float32), name=f"{rule}.m")
+    v = Signal(np.zeros(delta.shape, np.float32), name=f"{rule}.v")
+    t = Signal(np.zeros(1), name=f"{rule}.t")
+    model.add_op(SimLocalDelta(acts, error, delta, m, v, t, rule_type.learning_rate, tag=f"{rule}.local_delta"))
+    model.sig[rule]["pre_filtered"] = acts
+    model.sig[rule]["error"] = error
+
+
+@Builder.register(LocalDelta)
+def build_local_delta(model: object, local_delta: LocalDelta, rule: object) -> None:
+    """Build a :class:`LocalDelta` rule.
+
+    1. Make the error signal ``model.sig[rule]["in"]`` (reset every step; error connections increment it).
+    2. Filter the pre activities with ``pre_synapse`` (``model.sig[rule]["pre_filtered"]``).
+    3. Add :class:`SimLocalDelta`, which writes ``model.sig[rule]["delta"]``.
+
+    ``model.sig[rule]["error"]`` is the error signal, which an upstream :class:`FeedbackDelta` reads.
+    """
+    error = Signal(shape=(rule.size_in,), name="LocalDelta:error")
+    model.add_op(Reset(error))
+    model.sig[rule]["in"] = error
+    _add_rule_ops(model, rule, local_delta, error)
+
+
+@Builder.register(FeedbackDelta)
+def build_feedback_delta(model: object, fb: FeedbackDelta, rule: object) -> None:
+    """Build a :class:`FeedbackDelta` rule on a connection into a hidden LIF ensemble's neurons.
+
+    1. Find the downstream rule's error (it must be built first: add connections output-first).
+    2. Pick the feedback matrix: the downstream connection's weights signal (``"exact"``) or a fixed random
+       matrix (``"random"``, seeded by ``fb.seed``).
+    3. Add :class:`SimFeedbackError` (downstream error, feedback, post neurons' input current -> this error).
+    4. Add :class:`SimLocalDelta` as for :class:`LocalDelta`.
+    """
+    conn = rule.connection
+    if not isinstance(conn.post_obj, nengo.ensemble.Neurons):
+        raise BuildError(f"{rule}: FeedbackDelta needs a connection into an ensemble's neurons")
+    down = fb.downstream
+    if down is None or "error" not in model.sig[down]:
+        raise BuildError(f"{rule}: downstream rule {down} is not built yet; add connections output-first")
+    post_ens = get_post_ens(conn)
+    if not (np.all(model.params[post_ens].gain == 1.0) and np.all(model.params[post_ens].bias == 0.0)):
+        raise BuildError(f"{rule}: the post ensemble needs gain=1 and bias=0 (biases are learned connections)")
+    down_weights = model.sig[down.connection]["weights"]
+    if fb.feedback == "exact":
+        feedback = down_weights
+    else:
+        feedback = Signal(random_feedback(down_weights.shape, fb.seed).astype(np.float32), name=f"{rule}.B")
+    error = Signal(shape=(post_ens.n_neurons,), name="FeedbackDelta:error")
+    model.add_op(SimFeedbackError(model.sig[down]["error"], feedback, model.sig[post_ens.neurons]["in"], error,
+                                  fb.lif, tag=f"{rule}.feedback_error"))
+    _add_rule_ops(model, rule, fb, error)
+
+
+class InputGradient(nengo.Node):
+    """A node whose output is a LIF network's output gradient w.r.t. some of its inputs: dQ/da for the actor.
+
+    Computed every step from the network's own live weights and neuron currents, with exact transposed
+    feedback and the bounded LIF derivative (the same :func:`feedback_error` as the learning rules).
+
+    Parameters
+    ----------
+    connections: the network's weight connections, input layer first (each into the next layer).
+    ensembles: its hidden ensembles, in order. columns: the input indices to differentiate against.
+    """
+
+    def __init__(self, connections: list[nengo.Connection], ensembles: list[nengo.Ensemble], columns: slice,
+                 lif: LIFParams, label: str | None = None) -> None:
+        size = len(range(*columns.indices(connections[0].size_in)))
+        super().__init__(output=np.zeros(size), label=label)
+        self.grad_connections, self.grad_ensembles, self.columns, self.lif = connections, ensembles, columns, lif
+
+
+class SimInputGradient(Operator):
+    """Sets ``out = (dy/dx)[:, columns]^T 1`` for a LIF network with scalar output ``y``.
+
+    Notes
+    -----
+    1. sets ``[out]``
+    2. incs ``[]``
+    3. reads ``[weights..., currents...]``
+    4. updates ``[]``
+    """
+
+    def __init__(self, weights: list[Signal], currents: list[Signal], out: Signal, columns: slice,  # noqa: PLR0917
+                 lif: LIFParams, tag: str | None = None) -> None:
+        super().__init__(tag=tag)
+        self.columns, self.lif, self.n_weights = columns, lif, len(weights)
+        self.sets, self.incs, self.updates = [out], [], []
+        self.reads = [*weights, *currents]
+
+    def make_step(self, signals: object, dt: float, rng: object) -> object:
+        weights = [signals[s] for s in self.reads[: self.n_weights]]
+        currents = [signals[s] for s in self.reads[self.n_weights:]]
+        out, cols, lif = signals[self.sets[0]], self.columns, self.lif
+
+        def step_siminputgradient() -> None:
+            err = np.ones((1, weights[-1].shape[0]))
+            for w, j in zip(weights[:0:-1], currents[::-1]):
+                err = feedback_error(err, w, j[None, :], lif)
+            out[...] = (err @ weights[0][:, cols])[0]
+
+        return step_siminputgradient
+
+
+@Builder.register(InputGradient)
+def build_input_gradient(model: object, node: InputGradient) -> None:
+    """Build an :class:`InputGradient`: an output signal set by :class:`SimInputGradient`.
+
+    The network's connections must be built already (put the node in a later sub-network).
+    """
+    for c in node.grad_connections:
+        if c not in model.sig or "weights" not in model.sig[c]:
+            raise BuildError(f"{node}: connection {c} is not built yet; put the node in a later sub-network")
+    out = Signal(shape=(node.size_out,), name=f"{node}.out")
+    model.sig[node]["in"] = None
+    model.sig[node]["out"] = out
+    model.params[node] = None
+    weights = [model.sig[c]["weights"] for c in node.grad_connections]
+    currents = [model.sig[e.neurons]["in"] for e in node.grad_ensembles]
+    model.add_op(SimInputGradient(weights, currents, out, node.columns, node.lif, tag=f"{node}.input_gradient"))
+
+
+__all__ = ["InputGradient", "SimFeedbackError", "SimInputGradient", "SimLocalDelta", "build_feedback_delta",
+           "build_input_gradient", "build_local_delta", "lif_rate_derivative"]

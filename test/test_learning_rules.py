@@ -1,0 +1,137 @@
+"""The local learning rules: LIF rate math against Nengo and finite differences, the rule against a NumPy
+Adam reference, and the Nengo operators against the replay trainer (one online step == batch of one)."""
+
+from __future__ import annotations
+
+import nengo
+import numpy as np
+import pytest
+
+from snn_sac_ros.core.nengo_ext.builder import InputGradient
+from snn_sac_ros.core.nengo_ext.learning_rules import (
+    FeedbackDelta,
+    LIFParams,
+    RuleState,
+    apply_local_rule,
+    lif_rate,
+    lif_rate_derivative,
+)
+from snn_sac_ros.core.networks.nengo_nets import LearningSpec, LIFNetwork
+from snn_sac_ros.core.networks.rate import LIFRateNet
+
+LIF = LIFParams()
+
+
+def test_lif_rate_matches_nengo_lifrate() -> None:
+    j = np.linspace(-1.0, 8.0, 200)
+    ref = nengo.LIFRate(tau_rc=LIF.tau_rc, tau_ref=LIF.tau_ref, amplitude=LIF.amplitude).rates(j, 1.0, 0.0)
+    np.testing.assert_allclose(lif_rate(j, LIF), ref.ravel(), rtol=1e-6, atol=1e-9)
+
+
+def test_lif_derivative_is_exact_above_threshold_and_bounded_below() -> None:
+    j = np.linspace(1.0 + LIF.sigma + 1e-3, 10.0, 300)
+    h = 1e-6
+    fd = (lif_rate(j + h, LIF) - lif_rate(j - h, LIF)) / (2 * h)
+    np.testing.assert_allclose(lif_rate_derivative(j, LIF), fd, rtol=1e-4)
+    near = lif_rate_derivative(np.linspace(-2.0, 1.0 + LIF.sigma, 500), LIF)
+    assert np.all(np.isfinite(near)) and np.all(near >= 0)
+    assert near.max() <= lif_rate_derivative(np.array([1.0 + LIF.sigma]), LIF)[0] + 1e-9
+    assert near[0] < 1e-6 < near[-1]  # decays below threshold but never a dead zero near it
+
+
+def test_local_rule_matches_numpy_adam() -> None:
+    rng = np.random.default_rng(0)
+    state = RuleState.zeros((3, 4))
+    m, v = np.zeros((3, 4)), np.zeros((3, 4))
+    lr, b1, b2, eps = 1e-2, 0.9, 0.999, 1e-8
+    for t in range(1, 6):
+        pre, err = rng.normal(size=(8, 4)), rng.normal(size=(8, 3))
+        delta = apply_local_rule(pre, err, state, lr, np.empty((3, 4)))
+        g = err.T @ pre / 8
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        ref = -lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+        np.testing.assert_allclose(delta, ref, rtol=1e-4, atol=1e-9)
+
+
+def test_exact_feedback_equals_finite_difference_gradient() -> None:
+    """With exact feedback, e^T a for each layer is the loss gradient (where the LIF derivative is exact)."""
+    lif = LIFParams(sigma=1e-9)  # no smoothing: the derivative is the LIF one (0 below threshold)
+    net = LIFRateNet((5, 16, 12, 3), lif, "exact", seed=3, out_scale=1.0)
+    net.W = [w.astype(np.float64) for w in net.W]
+    net.b = [b.astype(np.float64) for b in net.b]
+    rng = np.random.default_rng(1)
+    x, target = rng.uniform(-1, 1, (6, 5)), rng.normal(size=(6, 3))
+    net.calibrate(x, seed=1)
+    net.b = [b.astype(np.float64) for b in net.b]
+
+    def loss() -> float:
+        y, _ = net.forward(x)
+        return 0.5 * float(np.sum((y - target) ** 2)) / len(x)
+
+    y, cache = net.forward(x)
+    errors = net.layer_errors(cache, (y - target))
+    for layer in range(3):
+        grad = errors[layer].T @ cache.inputs[layer] / len(x)
+        for _ in range(6):
+            i, k = rng.integers(grad.shape[0]), rng.integers(grad.shape[1])
+            old = net.W[layer][i, k]
+            net.W[layer][i, k] = old + 1e-6
+            up = loss()
+            net.W[layer][i, k] = old - 1e-6
+            down = loss()
+            net.W[layer][i, k] = old
+            assert grad[i, k] == pytest.approx((up - down) / 2e-6, rel=1e-3, abs=1e-8)
+
+
+@pytest.mark.parametrize("feedback", ["exact", "random"])
+def test_online_step_equals_batch_of_one_replay_step(feedback: str) -> None:
+    """One Nengo step with the rules on gives the same weight change as the trainer on a batch of one."""
+    net = LIFRateNet((4, 20, 15, 2), LIF, feedback, seed=7, out_scale=1.0)
+    rng = np.random.default_rng(2)
+    net.calibrate(rng.uniform(-1, 1, (50, 4)), seed=2)
+    x, e = rng.uniform(-1, 1, 4), rng.normal(size=2)
+    lr = 1e-3
+    with nengo.Network(seed=0) as model:
+        lifnet = LIFNetwork(net.W, net.b, LIF, spiking=False, learning=LearningSpec(lr, feedback, None, seed=7))
+        nengo.Connection(nengo.Node(x), lifnet.input, synapse=None)
+        err = nengo.Node(e)
+        for rule in lifnet.output_rules:
+            nengo.Connection(err, rule, synapse=None)
+    with nengo.Simulator(model, progress_bar=False) as sim:
+        sim.step()
+        online_w = [sim.signals[sim.model.sig[c.learning_rule]["delta"]] for c in lifnet.weight_connections]
+        online_b = [sim.signals[sim.model.sig[c.learning_rule]["delta"]][:, 0] for c in lifnet.bias_connections]
+        online_w, online_b = [w.copy() for w in online_w], [b.copy() for b in online_b]
+
+    _, cache = net.forward(x[None].astype(np.float32))
+    errors = net.layer_errors(cache, e[None].astype(np.float32))
+    for i, err_i in enumerate(errors):
+        dw = apply_local_rule(cache.inputs[i], err_i, RuleState.zeros(net.W[i].shape), lr, np.empty(net.W[i].shape))
+        db = apply_local_rule(None, err_i, RuleState.zeros(net.b[i].shape), lr, np.empty(net.b[i].shape), bias=True)
+        np.testing.assert_allclose(online_w[i], dw, rtol=1e-3, atol=1e-7)
+        np.testing.assert_allclose(online_b[i], db, rtol=1e-3, atol=1e-7)
+        assert np.any(dw != 0)
+
+
+def test_input_gradient_node_matches_trainer() -> None:
+    net = LIFRateNet((6, 18, 14, 1), LIF, "exact", seed=4, out_scale=1.0)
+    rng = np.random.default_rng(3)
+    net.calibrate(rng.uniform(-1, 1, (40, 6)), seed=3)
+    x = rng.uniform(-1, 1, 6)
+    with nengo.Network() as model:
+        lifnet = LIFNetwork(net.W, net.b, LIF, spiking=False)
+        nengo.Connection(nengo.Node(x), lifnet.input, synapse=None)
+        with nengo.Network():
+            grad = InputGradient(lifnet.weight_connections, lifnet.hidden, slice(4, 6), LIF)
+        probe = nengo.Probe(grad)
+    with nengo.Simulator(model, progress_bar=False) as sim:
+        sim.step()
+    _, cache = net.forward(x[None].astype(np.float32))
+    ref = net.input_gradient(cache, np.ones((1, 1), np.float32))[0, 4:6]
+    np.testing.assert_allclose(sim.data[probe][0], ref, rtol=1e-3, atol=1e-6)
+
+
+def test_feedback_rule_validates_its_mode() -> None:
+    with pytest.raises(ValueError, match="feedback"):
+        FeedbackDelta(None, feedback="sideways")
