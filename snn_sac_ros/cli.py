@@ -17,9 +17,12 @@ from collections.abc import Sequence
 # subcommand -> (module, one-line help). Benchmarks are ``bench <name>``.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("snn_sac_ros.commands.demo", "the simulated arm demo: arm node + spiking SAC controller over ROS 2"),
+    "train": ("snn_sac_ros.commands.train", "train the spiking SAC agent (rate-mode replay, local rules)"),
+    "eval": ("snn_sac_ros.commands.eval", "success at 2 cm / 5 cm of a checkpoint, rate or spiking"),
 }
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "env": ("snn_sac_ros.commands.bench_env", "env steps per second per arm, and PyBullet's share"),
+    "learn": ("snn_sac_ros.commands.bench_learn", "our spiking SAC (rate + spiking) vs SB3 SAC: success, time"),
     "adapt": ("snn_sac_ros.commands.bench_adapt", "payload adaptation: online learning on vs frozen, over ROS 2"),
     "sim": ("snn_sac_ros.commands.bench_sim", "arm_sim: top real-time factor per arm, PyBullet vs ROS share"),
 }

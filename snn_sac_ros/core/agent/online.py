@@ -81,7 +81,7 @@ class OnlineAgent:
         self._ticks = 0  # since the episode began
         self._total_ticks = 0
         self._prev_q: np.ndarray | None = None
-        self._raster = np.zeros((RASTER_TICKS, RASTER_NEURONS), bool)
+        self._raster = np.zeros((RASTER_TICKS, min(RASTER_NEURONS, self.config.hidden[0])), bool)
         self.updates = 0
         self.step_seconds = 0.0
         self.model = self._build(checkpoint.arrays, synapse, online_lr, seed)

@@ -93,7 +93,12 @@ class LIFNetwork(nengo.Network):
                                  if learning is not None else [])
 
     def read_weights(self, sim: nengo.Simulator) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Current weights and biases from a running simulator (they change while learning)."""
-        ws = [np.array(sim.signals[sim.model.sig[c]["weights"]], np.float32) for c in self.weight_connections]
-        bs = [np.array(sim.signals[sim.model.sig[c]["weights"]][:, 0], np.float32) for c in self.bias_connections]
-        return ws, bs
+        """Weights and biases as the next simulator step will use them (including a pending learning delta)."""
+
+        def current(conn: nengo.Connection) -> np.ndarray:
+            w = np.array(sim.signals[sim.model.sig[conn]["weights"]], np.float64)
+            if conn.learning_rule is not None:
+                w += sim.signals[sim.model.sig[conn.learning_rule]["delta"]]
+            return w.astype(np.float32)
+
+        return [current(c) for c in self.weight_connections], [current(c)[:, 0] for c in self.bias_connections]

@@ -1,0 +1,136 @@
+"""``snn-sac-ros bench learn``: our spiking SAC against Stable-Baselines3 SAC, same env, same step budget.
+
+For each seed: train ours (``train`` command, rate-mode replay), evaluate its checkpoint in the Nengo
+simulator with LIF-rate and with spiking LIF neurons; train SB3 SAC with its defaults (MlpPolicy 256x256,
+lr 3e-4, batch 256, auto entropy) and evaluate its deterministic policy. Every agent is evaluated on the
+same targets (episode ``k`` seeded ``--eval-seed + k``). One BLAS thread per run (``OMP_NUM_THREADS=1``,
+``torch.set_num_threads(1)``). Each finished run writes ``<out>/<agent>-seed<S>.json``; a re-run skips runs
+whose file exists (``--fresh`` to redo), so a long benchmark can be resumed or collected later with
+``--collect``. SB3 is a benchmark-only dependency (``requirements-bench.txt``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+AGENTS = ("ours", "sb3")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--arm", default="planar2")
+    parser.add_argument("--steps", type=int, default=50_000, help="env steps per training run")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--episodes", type=int, default=100, help="evaluation targets")
+    parser.add_argument("--eval-seed", type=int, default=100_000)
+    parser.add_argument("--agents", nargs="+", choices=AGENTS, default=list(AGENTS))
+    parser.add_argument("--feedback", choices=["exact", "random"], default="exact", help="our hidden-layer errors")
+    parser.add_argument("--out", default=None, help="results folder (default: runs/bench-learn-<arm>-<steps>)")
+    parser.add_argument("--fresh", action="store_true", help="redo runs whose results exist")
+    parser.add_argument("--collect", action="store_true", help="only print the table of finished runs")
+
+
+def _ours(args: argparse.Namespace, seed: int, out: Path) -> dict:
+    from snn_sac_ros.commands.train import train_run
+    from snn_sac_ros.core.agent.evaluate import evaluate_checkpoint
+
+    train_args = argparse.Namespace(
+        arm=args.arm, steps=args.steps, seed=seed, out=str(out / f"ours-seed{seed}"), hidden=[256, 256],
+        feedback=args.feedback, batch_size=256, learning_starts=1000, actor_lr=3e-4, critic_lr=1e-3, update_every=1,
+        checkpoint_every=10_000, no_progress=True)
+    trained = train_run(train_args)
+    rate = evaluate_checkpoint(trained["checkpoint"], episodes=args.episodes, spiking=False, seed=args.eval_seed)
+    spiking = evaluate_checkpoint(trained["checkpoint"], episodes=args.episodes, spiking=True, seed=args.eval_seed)
+    return {"agent": "ours", "seed": seed, "train_wall_s": trained["train_wall_s"], "checkpoint": trained["checkpoint"],
+            "rate": rate, "spiking": spiking}
+
+
+def _sb3(args: argparse.Namespace, seed: int, out: Path) -> dict:
+    import gymnasium as gym
+    import torch
+    from stable_baselines3 import SAC
+
+    import snn_sac_ros  # noqa: F401  (registers the env)
+    from snn_sac_ros.core.agent.evaluate import run_episodes
+
+    torch.set_num_threads(1)
+    env = gym.make("snn_sac_ros/ArmReach-v0", arm=args.arm)
+    model = SAC("MlpPolicy", env, seed=seed, verbose=0, device="cpu")
+    start = time.perf_counter()
+    model.learn(total_timesteps=args.steps)
+    wall = time.perf_counter() - start
+    model.save(out / f"sb3-seed{seed}")
+    result = run_episodes(env, lambda obs: model.predict(obs, deterministic=True)[0], args.episodes, args.eval_seed)
+    env.close()
+    return {"agent": "sb3", "seed": seed, "train_wall_s": wall, "deterministic": result}
+
+
+def _rows(results: list[dict]) -> list[dict]:
+    rows = []
+    for r in results:
+        modes = [("ours rate", r["rate"]), ("ours spiking", r["spiking"])] if r["agent"] == "ours" else [
+            ("SB3 SAC", r["deterministic"])]
+        for name, m in modes:
+            rows.append({"agent": name, "seed": r["seed"], "success_2cm": m["success_2cm"],
+                         "success_5cm": m["success_5cm"], "mean_final_distance_m": m["mean_final_distance_m"],
+                         "train_wall_s": r["train_wall_s"]})
+    return rows
+
+
+def print_table(rows: list[dict], title: str) -> list[dict]:
+    """Per-seed rows and a mean row per agent; returns the mean rows."""
+    header = f"{'agent':<18} {'seed':>5} {'success 2cm':>12} {'success 5cm':>12} {'final dist [cm]':>16} {'train [s]':>10}"
+    print(title)
+    print(header)
+    print("-" * len(header))
+    means = []
+    for name in ("ours rate", "ours spiking", "SB3 SAC"):
+        group = [r for r in rows if r["agent"] == name]
+        for r in sorted(group, key=lambda r: r["seed"]):
+            print(f"{name:<18} {r['seed']:>5} {r['success_2cm']:>12.0%} {r['success_5cm']:>12.0%} "
+                  f"{r['mean_final_distance_m'] * 100:>16.2f} {r['train_wall_s']:>10.0f}")
+        if group:
+            m = {k: float(np.mean([r[k] for r in group]))
+                 for k in ("success_2cm", "success_5cm", "mean_final_distance_m", "train_wall_s")}
+            means.append({"agent": name, "seeds": len(group), **m})
+            print(f"{name + ' mean':<18} {len(group):>5} {m['success_2cm']:>12.0%} {m['success_5cm']:>12.0%} "
+                  f"{m['mean_final_distance_m'] * 100:>16.2f} {m['train_wall_s']:>10.0f}")
+    return means
+
+
+def run(args: argparse.Namespace) -> dict:
+    os.environ["OMP_NUM_THREADS"] = "1"  # for any process this one starts; set it in the shell for this one
+    out = Path(args.out or f"runs/bench-learn-{Path(args.arm).stem}-{args.steps}")
+    out.mkdir(parents=True, exist_ok=True)
+    if not args.collect:
+        for seed in args.seeds:
+            for agent in args.agents:
+                path = out / f"{agent}-seed{seed}.json"
+                if path.exists() and not args.fresh:
+                    print(f"{path} exists: skipping (--fresh to redo)")
+                    continue
+                print(f"bench learn: {agent} seed {seed}, {args.steps} steps on {args.arm} ...", flush=True)
+                result = (_ours if agent == "ours" else _sb3)(args, seed, out)
+                result.update({"arm": args.arm, "steps": args.steps, "episodes": args.episodes})
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(result, indent=1))
+                tmp.replace(path)
+    results = [json.loads(p.read_text()) for p in sorted(out.glob("*-seed*.json"))]
+    results = [r for r in results if r.get("steps") == args.steps and r.get("arm") == args.arm]
+    rows = _rows(results)
+    means = print_table(rows, f"bench learn: {args.arm}, {args.steps} env steps, {args.episodes} evaluation targets "
+                              f"(results in {out})")
+    summary = {m["agent"]: m for m in means}
+    if "ours spiking" in summary and "ours rate" in summary:
+        gap = summary["ours rate"]["success_2cm"] - summary["ours spiking"]["success_2cm"]
+        print(f"rate - spiking gap at 2 cm: {gap * 100:+.1f} percentage points")
+    if "ours spiking" in summary and "SB3 SAC" in summary and summary["SB3 SAC"]["success_2cm"] > 0:
+        ratio = summary["ours spiking"]["success_2cm"] / summary["SB3 SAC"]["success_2cm"]
+        print(f"ours spiking / SB3 success at 2 cm: {ratio:.2f}x; training time ratio "
+              f"{summary['ours spiking']['train_wall_s'] / summary['SB3 SAC']['train_wall_s']:.2f}x")
+    return {"out_dir": str(out), "rows": rows, "means": means}

@@ -1,0 +1,131 @@
+"""The spiking SAC agent: CLI train + eval smoke run, the deployed Nengo actor against the trainer, online
+learning through the OnlineAgent API, and learning sanity checks that fail when learning is broken."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from snn_sac_ros.cli import main
+from snn_sac_ros.core.agent.checkpoint import load_checkpoint
+from snn_sac_ros.core.agent.online import OnlineAgent
+from snn_sac_ros.core.agent.sac import SACConfig, SpikingSAC
+from snn_sac_ros.core.nengo_ext.learning_rules import LIFParams
+from snn_sac_ros.core.networks.rate import LIFRateNet
+
+
+def _last_json(out: str) -> dict:
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A checkpoint from a very short training run of the real train command."""
+    out = tmp_path_factory.mktemp("train")
+    assert main(["train", "--arm", "planar2", "--steps", "400", "--learning-starts", "200", "--batch-size", "32",
+                 "--hidden", "32", "32", "--seed", "1", "--out", str(out), "--no-progress", "--json"]) == 0
+    return out / "checkpoint.npz"
+
+
+def test_train_and_eval_cli_smoke(tiny_checkpoint: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tiny_checkpoint.parent
+    assert (out / "learning_curve.csv").read_text().startswith("step,episode,return")
+    assert (out / "learning_curve.png").stat().st_size > 1000
+    meta = load_checkpoint(tiny_checkpoint).metadata
+    assert meta["arm"] == "planar2" and meta["seed"] == 1 and meta["hidden"] == [32, 32]
+    assert meta["train_command"].startswith("snn-sac-ros") or meta["train_command"] == ""
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(tiny_checkpoint), "--episodes", "2", "--spiking", "--json"]) == 0
+    result = _last_json(capsys.readouterr().out)
+    assert result["episodes"] == 2 and result["spiking"] is True
+    for key in ("success_2cm", "success_5cm", "mean_final_distance_m", "mean_return"):
+        assert np.isfinite(result[key])
+
+
+def test_rate_mode_nengo_actor_equals_trainer(tiny_checkpoint: Path) -> None:
+    """The LIF-rate Nengo actor reproduces the NumPy trainer's deterministic action exactly."""
+    ckpt = load_checkpoint(tiny_checkpoint)
+    agent = OnlineAgent(ckpt, spiking=False, learning=False, actor_only=True)
+    sac = SpikingSAC(ckpt.metadata["obs_dim"], ckpt.metadata["act_dim"],
+                     SACConfig.from_dict(ckpt.metadata["sac_config"]))
+    sac.load_arrays(ckpt.arrays)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        obs = rng.uniform(-1, 1, agent.obs_dim)
+        np.testing.assert_allclose(agent.step(obs), sac.act(obs, deterministic=True), rtol=1e-4, atol=1e-5)
+
+
+def test_online_agent_learns_saves_and_toggles(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    agent = OnlineAgent.from_checkpoint(tiny_checkpoint, spiking=True, learning=True, dt=0.001, seed=0)
+    assert agent.observation_contract.joint_names == ("shoulder", "elbow")
+    rng = np.random.default_rng(1)
+    obs = rng.uniform(-0.5, 0.5, agent.obs_dim)
+    before = agent.weights_digest()
+    start = time.perf_counter()
+    for _ in range(50):
+        action = agent.step(obs, reward=-0.3)
+        assert action.shape == (agent.act_dim,) and np.all(np.abs(action) <= 1.0)
+    per_step = (time.perf_counter() - start) / 50
+    learned = agent.weights_digest()
+    assert learned != before and agent.updates > 0
+    agent.learning = False
+    for _ in range(20):
+        agent.step(obs, reward=-0.3)
+    assert agent.weights_digest() == learned  # learning off: weights frozen
+    assert agent.spike_raster(16).shape == (70, 16) and agent.spike_raster(16).any()
+    saved = agent.save(tmp_path / "online.npz")
+    again = OnlineAgent.from_checkpoint(saved, spiking=True, learning=False,
+                                        expected_observation=agent.observation_contract,
+                                        expected_action=agent.action_contract)
+    assert again.weights_digest() == learned
+    assert again.metadata["online_updates"] == agent.updates
+    assert per_step < 0.05, f"{per_step * 1e3:.1f} ms per step with learning on"
+    with pytest.raises(ValueError, match="observation"):
+        agent.step(np.full(agent.obs_dim, np.nan))
+
+
+@pytest.mark.parametrize("feedback", ["exact", "random"])
+def test_critic_td_error_falls_on_a_fixed_batch(feedback: str) -> None:
+    """With gamma = 0 the critic's TD target is the reward: the local rules must fit it."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (128, 6)).astype(np.float32)
+    target = (np.sin(2 * x[:, :1]) * x[:, 1:2] + 0.5 * x[:, 2:3] ** 2).astype(np.float32)
+    net = LIFRateNet((6, 64, 64, 1), LIFParams(), feedback, seed=0)
+    net.calibrate(x)
+    first = float(np.mean((net.forward(x)[0] - target) ** 2))
+    for _ in range(300):
+        y, cache = net.forward(x)
+        net.learn(cache, y - target, 3e-3)
+    last = float(np.mean((net.forward(x)[0] - target) ** 2))
+    assert last < 0.2 * first, f"{feedback}: mse {first:.4f} -> {last:.4f}"
+
+
+def test_actor_learns_an_easy_bandit() -> None:
+    """One-step task (gamma 0), reward -|a - a*|^2 with a* = 0.5 s[:2]: SAC must move the actor to a*."""
+    rng = np.random.default_rng(0)
+    cfg = SACConfig(hidden=(48, 48), gamma=0.0, batch_size=64, actor_lr=1e-3, critic_lr=3e-3)
+    sac = SpikingSAC(4, 2, cfg, seed=0)
+    obs = rng.uniform(-1, 1, (512, 4)).astype(np.float32)
+
+    def reward(s: np.ndarray, a: np.ndarray) -> np.ndarray:
+        return -np.sum((a - 0.5 * s[:, :2]) ** 2, axis=1, keepdims=True).astype(np.float32)
+
+    acts = rng.uniform(-1, 1, (512, 2)).astype(np.float32)
+    sac.calibrate(obs, acts)
+
+    def error() -> float:
+        a = np.array([sac.act(s, deterministic=True) for s in obs[:64]])
+        return float(np.mean(np.sum((a - 0.5 * obs[:64, :2]) ** 2, axis=1)))
+
+    before = error()
+    for _ in range(600):
+        idx = rng.integers(0, 512, 64)
+        s = obs[idx]
+        a = np.array([sac.act(o) for o in s[:8]] + list(rng.uniform(-1, 1, (56, 2))), np.float32)
+        sac.update(s, a, reward(s, a), s, np.ones((64, 1), np.float32))
+    after = error()
+    assert after < 0.3 * before, f"actor error {before:.3f} -> {after:.3f}"
