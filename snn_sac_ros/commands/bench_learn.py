@@ -84,7 +84,8 @@ def _rows(results: list[dict]) -> list[dict]:
 
 def print_table(rows: list[dict], title: str) -> list[dict]:
     """Per-seed rows and a mean row per agent; returns the mean rows."""
-    header = f"{'agent':<18} {'seed':>5} {'success 2cm':>12} {'success 5cm':>12} {'final dist [cm]':>16} {'train [s]':>10}"
+    header = (f"{'agent':<18} {'seed':>5} {'success 2cm':>12} {'success 5cm':>12} {'final dist [cm]':>16} "
+              f"{'train [s]':>10}")
     print(title)
     print(header)
     print("-" * len(header))
