@@ -84,8 +84,8 @@ def test_exact_feedback_equals_finite_difference_gradient() -> None:
             assert grad[i, k] == pytest.approx((up - down) / 2e-6, rel=1e-3, abs=1e-8)
 
 
-@pytest.mark.parametrize("feedback", ["exact", "random"])
-def test_online_step_equals_batch_of_one_replay_step(feedback: str) -> None:
+@pytest.mark.parametrize(("feedback", "adaptive"), [("exact", False), ("random", False), ("exact", True)])
+def test_online_step_equals_batch_of_one_replay_step(feedback: str, adaptive: bool) -> None:
     """One Nengo step with the rules on gives the same weight change as the trainer on a batch of one."""
     net = LIFRateNet((4, 20, 15, 2), LIF, feedback, seed=7, out_scale=1.0)
     rng = np.random.default_rng(2)
@@ -93,7 +93,8 @@ def test_online_step_equals_batch_of_one_replay_step(feedback: str) -> None:
     x, e = rng.uniform(-1, 1, 4), rng.normal(size=2)
     lr = 1e-3
     with nengo.Network(seed=0) as model:
-        lifnet = LIFNetwork(net.W, net.b, LIF, spiking=False, learning=LearningSpec(lr, feedback, None, seed=7))
+        lifnet = LIFNetwork(net.W, net.b, LIF, spiking=False, learning=LearningSpec(lr, feedback, None, seed=7,
+                                                                                 adaptive=adaptive))
         nengo.Connection(nengo.Node(x), lifnet.input, synapse=None)
         err = nengo.Node(e)
         for rule in lifnet.output_rules:
@@ -107,8 +108,10 @@ def test_online_step_equals_batch_of_one_replay_step(feedback: str) -> None:
     _, cache = net.forward(x[None].astype(np.float32))
     errors = net.layer_errors(cache, e[None].astype(np.float32))
     for i, err_i in enumerate(errors):
-        dw = apply_local_rule(cache.inputs[i], err_i, RuleState.zeros(net.W[i].shape), lr, np.empty(net.W[i].shape))
-        db = apply_local_rule(None, err_i, RuleState.zeros(net.b[i].shape), lr, np.empty(net.b[i].shape), bias=True)
+        dw = apply_local_rule(cache.inputs[i], err_i, RuleState.zeros(net.W[i].shape), lr, np.empty(net.W[i].shape),
+                              adaptive=adaptive)
+        db = apply_local_rule(None, err_i, RuleState.zeros(net.b[i].shape), lr, np.empty(net.b[i].shape), bias=True,
+                              adaptive=adaptive)
         np.testing.assert_allclose(online_w[i], dw, rtol=1e-3, atol=1e-7)
         np.testing.assert_allclose(online_b[i], db, rtol=1e-3, atol=1e-7)
         assert np.any(dw != 0)

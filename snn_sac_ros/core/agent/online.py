@@ -50,14 +50,15 @@ class OnlineAgent:
     checkpoint: a loaded :class:`Checkpoint`.
     spiking: actor neurons ``nengo.LIF`` (True) or ``nengo.LIFRate``. learning: start with learning on.
     dt: simulator step [s]; one per :meth:`step` call. seed: simulator seed (spike phases, exploration).
-    synapse: actor synapse time constant [s] in spiking mode. online_lr: step size of the online rules.
+    synapse: actor synapse time constant [s] in spiking mode. online_lr: step size of the online rules
+        (plain ``-eta e a^T`` per tick, no moments: see ``LocalDelta(adaptive=False)``).
     explore: act with the stochastic policy while learning (SAC exploration) instead of ``tanh(mean)``.
     actor_only: build no critics (evaluation; learning then cannot be switched on).
     control_hz: the rate the critics' discount was trained at (default: the checkpoint's).
     """
 
     def __init__(self, checkpoint: Checkpoint, *, spiking: bool = True, learning: bool = True, dt: float = 0.001,
-                 seed: int = 0, synapse: float = 0.005, online_lr: float = 1e-5, explore: bool = False,
+                 seed: int = 0, synapse: float = 0.005, online_lr: float = 1e-4, explore: bool = False,
                  actor_only: bool = False, control_hz: float | None = None) -> None:
         self.checkpoint = checkpoint
         self.metadata = dict(checkpoint.metadata)
@@ -127,7 +128,8 @@ class OnlineAgent:
                 nengo.Connection(critic_in, net.input, synapse=None)
                 self.critics.append(net)
             with nengo.Network(label="action_gradient"):  # built after the critics' connections
-                grads = [InputGradient(c.weight_connections, c.hidden, slice(no, no + na), self.lif, label=f"dq{k}_da")
+                grads = [InputGradient(c.weight_connections, c.hidden, slice(no, no + na), self.lif, label=f"dq{k}_da",
+                                       enabled=lambda: self._learning)
                          for k, c in enumerate(self.critics)]
             td = nengo.Node(self._td_error, size_in=3, size_out=2, label="td_error")
             for k, c in enumerate(self.critics):

@@ -40,9 +40,9 @@ class SimLocalDelta(Operator):
     """
 
     def __init__(self, pre_filtered: Signal, error: Signal, delta: Signal, m: Signal, v: Signal, t: Signal,  # noqa: PLR0917
-                 learning_rate: float, tag: str | None = None) -> None:
+                 learning_rate: float, adaptive: bool = False, tag: str | None = None) -> None:
         super().__init__(tag=tag)
-        self.learning_rate = learning_rate
+        self.learning_rate, self.adaptive = learning_rate, adaptive
         self.sets, self.incs = [], []
         self.reads = [pre_filtered, error]
         self.updates = [delta, m, v, t]
@@ -64,13 +64,13 @@ class SimLocalDelta(Operator):
         error = signals[self.error]
         delta = signals[self.delta]
         state = RuleState(*(signals[s] for s in self.updates[1:]))
-        lr = self.learning_rate
+        lr, adaptive = self.learning_rate, self.adaptive
 
         def step_simlocaldelta() -> None:
             if not error.any():  # no error, no plasticity: the synapse and its moments stay as they are
                 delta[...] = 0.0
                 return
-            apply_local_rule(pre[None, :], error[None, :], state, lr, delta)
+            apply_local_rule(pre[None, :], error[None, :], state, lr, delta, adaptive=adaptive)
 
         return step_simlocaldelta
 
@@ -107,6 +107,9 @@ class SimFeedbackError(Operator):
         lif = self.lif
 
         def step_simfeedbackerror() -> None:
+            if not error_down.any():  # nothing to send back (learning off): skip the work
+                error[...] = 0.0
+                return
             error[...] = feedback_error(error_down[None, :], feedback, current[None, :], lif)[0]
 
         return step_simfeedbackerror
@@ -123,10 +126,12 @@ def _pre_activities(model: object, rule: object, synapse: object) -> Signal:
 def _add_rule_ops(model: object, rule: object, rule_type: object, error: Signal) -> None:
     delta = model.sig[rule]["delta"]
     acts = _pre_activities(model, rule, rule_type.pre_synapse)
-    m = Signal(np.zeros(delta.shape, np.float32), name=f"{rule}.m")
-    v = Signal(np.zeros(delta.shape, np.float32), name=f"{rule}.v")
+    shape = delta.shape if rule_type.adaptive else (1,)  # moments only where they are used
+    m = Signal(np.zeros(shape, np.float32), name=f"{rule}.m")
+    v = Signal(np.zeros(shape, np.float32), name=f"{rule}.v")
     t = Signal(np.zeros(1), name=f"{rule}.t")
-    model.add_op(SimLocalDelta(acts, error, delta, m, v, t, rule_type.learning_rate, tag=f"{rule}.local_delta"))
+    model.add_op(SimLocalDelta(acts, error, delta, m, v, t, rule_type.learning_rate, rule_type.adaptive,
+                               tag=f"{rule}.local_delta"))
     model.sig[rule]["pre_filtered"] = acts
     model.sig[rule]["error"] = error
 
@@ -171,10 +176,14 @@ def build_feedback_delta(model: object, fb: FeedbackDelta, rule: object) -> None
         feedback = down_weights
     else:
         feedback = Signal(random_feedback(down_weights.shape, fb.seed).astype(np.float32), name=f"{rule}.B")
-    error = Signal(shape=(post_ens.n_neurons,), name="FeedbackDelta:error")
-    model.add_op(SimFeedbackError(model.sig[down]["error"], feedback, model.sig[post_ens.neurons]["in"], error,
-                                  fb.lif, tag=f"{rule}.feedback_error"))
-    _add_rule_ops(model, rule, fb, error)
+    # connections into the same neurons (weights, bias) share one error computation
+    key = f"feedback_error:{fb.feedback}:{fb.seed}:{id(post_ens)}"
+    if key not in model.sig[down]:
+        error = Signal(shape=(post_ens.n_neurons,), name="FeedbackDelta:error")
+        model.add_op(SimFeedbackError(model.sig[down]["error"], feedback, model.sig[post_ens.neurons]["in"], error,
+                                      fb.lif, tag=f"{rule}.feedback_error"))
+        model.sig[down][key] = error
+    _add_rule_ops(model, rule, fb, model.sig[down][key])
 
 
 class InputGradient(nengo.Node):
@@ -190,10 +199,11 @@ class InputGradient(nengo.Node):
     """
 
     def __init__(self, connections: list[nengo.Connection], ensembles: list[nengo.Ensemble], columns: slice,
-                 lif: LIFParams, label: str | None = None) -> None:
+                 lif: LIFParams, *, label: str | None = None, enabled: object = None) -> None:
         size = len(range(*columns.indices(connections[0].size_in)))
         super().__init__(output=np.zeros(size), label=label)
         self.grad_connections, self.grad_ensembles, self.columns, self.lif = connections, ensembles, columns, lif
+        self.enabled = enabled  # optional callable: skip the work (output 0) while it returns False
 
 
 class SimInputGradient(Operator):
@@ -208,18 +218,21 @@ class SimInputGradient(Operator):
     """
 
     def __init__(self, weights: list[Signal], currents: list[Signal], out: Signal, columns: slice,  # noqa: PLR0917
-                 lif: LIFParams, tag: str | None = None) -> None:
+                 lif: LIFParams, enabled: object = None, tag: str | None = None) -> None:
         super().__init__(tag=tag)
-        self.columns, self.lif, self.n_weights = columns, lif, len(weights)
+        self.columns, self.lif, self.n_weights, self.enabled = columns, lif, len(weights), enabled
         self.sets, self.incs, self.updates = [out], [], []
         self.reads = [*weights, *currents]
 
     def make_step(self, signals: object, dt: float, rng: object) -> object:
         weights = [signals[s] for s in self.reads[: self.n_weights]]
         currents = [signals[s] for s in self.reads[self.n_weights:]]
-        out, cols, lif = signals[self.sets[0]], self.columns, self.lif
+        out, cols, lif, enabled = signals[self.sets[0]], self.columns, self.lif, self.enabled
 
         def step_siminputgradient() -> None:
+            if enabled is not None and not enabled():
+                out[...] = 0.0
+                return
             err = np.ones((1, weights[-1].shape[0]))
             for w, j in zip(weights[:0:-1], currents[::-1]):
                 err = feedback_error(err, w, j[None, :], lif)
@@ -243,7 +256,8 @@ def build_input_gradient(model: object, node: InputGradient) -> None:
     model.params[node] = None
     weights = [model.sig[c]["weights"] for c in node.grad_connections]
     currents = [model.sig[e.neurons]["in"] for e in node.grad_ensembles]
-    model.add_op(SimInputGradient(weights, currents, out, node.columns, node.lif, tag=f"{node}.input_gradient"))
+    model.add_op(SimInputGradient(weights, currents, out, node.columns, node.lif, node.enabled,
+                                  tag=f"{node}.input_gradient"))
 
 
 __all__ = ["InputGradient", "SimFeedbackError", "SimInputGradient", "SimLocalDelta", "build_feedback_delta",

@@ -111,8 +111,8 @@ class RuleState:
 
 
 def apply_local_rule(pre: np.ndarray, error: np.ndarray, state: RuleState, learning_rate: float,
-                     delta: np.ndarray, *, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
-                     bias: bool = False) -> np.ndarray:
+                     delta: np.ndarray, *, adaptive: bool = True, beta1: float = 0.9, beta2: float = 0.999,
+                     eps: float = 1e-8, bias: bool = False) -> np.ndarray:
     """Write the weight change for ``W[post, pre]`` into ``delta`` (and return it).
 
     .. math::
@@ -123,10 +123,18 @@ def apply_local_rule(pre: np.ndarray, error: np.ndarray, state: RuleState, learn
     ``pre`` is ``(batch, n_pre)`` presynaptic activity, ``error`` is ``(batch, n_post)`` the error at
     the postsynaptic side (d loss / d input current). With ``bias=True``, ``pre`` is ignored and the
     update is for a bias vector ``(n_post,)`` (a synapse from a constant-1 input).
+    With ``adaptive=False`` the moments are skipped: ``Delta W = -eta g``, the PES-like form that online
+    learning uses, cheap enough for every 1 ms tick.
     """
     batch = error.shape[0]
-    grad = error.sum(axis=0) / batch if bias else (error.T @ pre) / batch
     state.t += 1.0
+    if not adaptive and batch == 1 and not bias:  # the online case: one outer product, written in place
+        np.multiply.outer(error[0] * -learning_rate, pre[0], out=delta)
+        return delta
+    grad = error.sum(axis=0) / batch if bias else (error.T @ pre) / batch
+    if not adaptive:
+        np.multiply(grad, -learning_rate, out=delta)
+        return delta
     t = float(state.t[0])
     state.m *= beta1
     state.m += (1.0 - beta1) * grad
@@ -155,17 +163,22 @@ class LocalDelta(LearningRuleType):
         Step size of the normalised update.
     pre_synapse : Synapse or None
         Filter on the presynaptic activities (None: use them as they are).
+    adaptive : bool
+        Normalise steps by per-synapse running moments (Adam, as replay training does); False: plain
+        ``-eta e a^T`` (PES-like, cheap enough for every tick).
     """
 
     modifies = "weights"
     probeable = ("error", "pre_filtered", "delta")
 
-    learning_rate = NumberParam("learning_rate", low=0, readonly=True, default=3e-4)
+    learning_rate = NumberParam("learning_rate", low=0, readonly=True, default=1e-4)
     pre_synapse = SynapseParam("pre_synapse", default=None, optional=True, readonly=True)
+    adaptive = Parameter("adaptive", default=False, readonly=True)
 
-    def __init__(self, learning_rate: float = Default, pre_synapse: object = Default) -> None:
+    def __init__(self, learning_rate: float = Default, pre_synapse: object = Default, adaptive: bool = Default) -> None:
         super().__init__(learning_rate, size_in="post")
         self.pre_synapse = pre_synapse
+        self.adaptive = adaptive
 
 
 class FeedbackDelta(LearningRuleType):
@@ -192,20 +205,23 @@ class FeedbackDelta(LearningRuleType):
     modifies = "weights"
     probeable = ("error", "pre_filtered", "delta")
 
-    learning_rate = NumberParam("learning_rate", low=0, readonly=True, default=3e-4)
+    learning_rate = NumberParam("learning_rate", low=0, readonly=True, default=1e-4)
     pre_synapse = SynapseParam("pre_synapse", default=None, optional=True, readonly=True)
+    adaptive = Parameter("adaptive", default=False, readonly=True)
     downstream = Parameter("downstream", default=None, readonly=True)
     feedback = Parameter("feedback", default="exact", readonly=True)
     lif = Parameter("lif", default=LIFParams(), readonly=True)
     seed = IntParam("seed", default=0, readonly=True)
 
     def __init__(self, downstream: object, learning_rate: float = Default, *, pre_synapse: object = Default,
-                 feedback: str = Default, lif: LIFParams = Default, seed: int = Default) -> None:
+                 adaptive: bool = Default, feedback: str = Default, lif: LIFParams = Default,
+                 seed: int = Default) -> None:
         super().__init__(learning_rate, size_in=0)
         if feedback not in (Default, "exact", "random"):
             raise ValueError(f"feedback must be 'exact' or 'random', got {feedback!r}")
         self.downstream = downstream
         self.pre_synapse = pre_synapse
+        self.adaptive = adaptive
         self.feedback = feedback
         self.lif = lif
         self.seed = seed

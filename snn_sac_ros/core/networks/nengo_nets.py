@@ -22,10 +22,11 @@ from snn_sac_ros.core.nengo_ext.learning_rules import FeedbackDelta, LearnedConn
 class LearningSpec:
     """How a network's connections learn online: step size, feedback mode, pre-activity filter [s]."""
 
-    learning_rate: float = 1e-5
+    learning_rate: float = 1e-4
     feedback: str = "exact"
     pre_synapse: float | None = None
     seed: int = 0
+    adaptive: bool = False
 
 
 def neuron_type(lif: LIFParams, spiking: bool) -> nengo.neurons.NeuronType:
@@ -75,10 +76,11 @@ class LIFNetwork(nengo.Network):
                 if learning is not None:
                     pre_syn = learning.pre_synapse if i > 0 else None
                     if i == n_layers - 1:
-                        rule_w = LocalDelta(learning.learning_rate, pre_synapse=pre_syn)
-                        rule_b = LocalDelta(learning.learning_rate)
+                        rule_w = LocalDelta(learning.learning_rate, pre_synapse=pre_syn, adaptive=learning.adaptive)
+                        rule_b = LocalDelta(learning.learning_rate, adaptive=learning.adaptive)
                     else:
-                        kw = {"feedback": learning.feedback, "lif": lif, "seed": learning.seed + 1000 + i + 1}
+                        kw = {"feedback": learning.feedback, "lif": lif, "seed": learning.seed + 1000 + i + 1,
+                              "adaptive": learning.adaptive}
                         rule_w = FeedbackDelta(downstream, learning.learning_rate, pre_synapse=pre_syn, **kw)
                         rule_b = FeedbackDelta(downstream, learning.learning_rate, **kw)
                 self.weight_connections[i] = LearnedConnection(
