@@ -1,6 +1,7 @@
 """``snn-sac-ros bench sim``: how fast the arm_sim node runs, and where each control step's time goes.
 
-For each arm the node is started in its own process at a 1 kHz physics step and 500 Hz state publishing,
+For each arm the node is started in its own process at a 1 kHz physics step and 500 Hz state publishing (/clock
+and ee_pose at 100 Hz, the node's defaults; ``--clock-rate 0 --ee-pose-rate 0`` sends them every step too),
 first unpaced (``real_time_factor: 0``: as fast as it can, which is the highest factor it sustains), then at
 any paced factors asked for with ``--factors``. This process is a separate rclpy node that counts
 ``joint_states`` and reads ``/clock``: the achieved factor is sim seconds on ``/clock`` per wall second
@@ -37,11 +38,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="paced real-time factors to check as well (the unpaced run always comes first)")
     parser.add_argument("--physics-dt", type=float, default=1e-3, help="physics step [s]")
     parser.add_argument("--publish-rate", type=float, default=500.0, help="joint state rate [Hz of sim time]")
+    parser.add_argument("--clock-rate", type=float, default=100.0, help="/clock rate [Hz of sim time]; 0: every step")
+    parser.add_argument("--ee-pose-rate", type=float, default=100.0, help="ee_pose rate [Hz, sim]; 0: every step")
 
 
 def _start_node(arm: str, factor: float, args: argparse.Namespace, log: IO[str]) -> subprocess.Popen:
     params = {"arm": arm, "real_time_factor": float(factor), "physics_dt": float(args.physics_dt),
-              "publish_rate": float(args.publish_rate), "diagnostics_period": 0.5, "gravity_compensation": True}
+              "publish_rate": float(args.publish_rate), "clock_rate": float(args.clock_rate),
+              "ee_pose_rate": float(args.ee_pose_rate), "diagnostics_period": 0.5, "gravity_compensation": True}
     command = [sys.executable, "-m", "snn_sac_ros.adapters.ros.sim_node", "--ros-args"]
     for key, value in params.items():
         command += ["-p", f"{key}:={str(value).lower() if isinstance(value, bool) else value}"]
@@ -52,6 +56,7 @@ def measure(arm: str, factor: float, args: argparse.Namespace) -> dict:
     """One run of the node: the achieved factor, message rates and the node's timing shares."""
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
+    from geometry_msgs.msg import PoseStamped
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
     from rosgraph_msgs.msg import Clock
@@ -80,8 +85,9 @@ def measure(arm: str, factor: float, args: argparse.Namespace) -> dict:
             if measuring[0] and status.name.startswith("arm_sim"):
                 reports.append({kv.key: float(kv.value) for kv in status.values})
 
-    # joint_states are only counted: take them serialized, so this process keeps up at thousands per second.
+    # joint_states are only counted (ee_pose ignored): take them serialized, to keep up at thousands a second.
     node.create_subscription(JointState, "joint_states", on_state, STATE_QOS, raw=True)
+    node.create_subscription(PoseStamped, "ee_pose", lambda _raw: None, STATE_QOS, raw=True)  # as a scorer would
     node.create_subscription(Clock, "/clock", on_clock, CLOCK_SUB_QOS)
     node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
     executor = SingleThreadedExecutor()
@@ -142,8 +148,11 @@ def run(args: argparse.Namespace) -> dict:
             print(f"bench sim: {arm} at {'max' if factor == 0 else f'{factor:g}x'} for {args.duration:g} s ...",
                   file=sys.stderr, flush=True)
             rows.append(measure(arm, factor, args))
-    print(f"bench sim: arm_sim at {1 / args.physics_dt:g} Hz physics, {args.publish_rate:g} Hz joint_states; "
-          f"{args.duration:g} s per run; shares of the node's wall time")
+    rate = {0.0: "every step"}
+    print(f"bench sim: arm_sim at {1 / args.physics_dt:g} Hz physics, {args.publish_rate:g} Hz joint_states, "
+          f"/clock {rate.get(args.clock_rate, f'{args.clock_rate:g} Hz')}, ee_pose "
+          f"{rate.get(args.ee_pose_rate, f'{args.ee_pose_rate:g} Hz')}; {args.duration:g} s per run; "
+          "one subscriber process (this one); shares of the node's wall time")
     header = (f"{'arm':<12} {'asked':>6} {'real-time x':>11} {'states/s':>9} {'recv':>5} {'PyBullet':>9} "
               f"{'arm wrap':>9} {'ROS msgs':>9} {'exec+idle':>9} {'us/step':>8} {'slips':>6}")
     print(header)
@@ -155,6 +164,6 @@ def run(args: argparse.Namespace) -> dict:
         print(f"{r['arm']:<12} {asked:>6} {r['real_time_factor']:>11.2f} {r['joint_states_per_s']:>9.0f} "
               f"{received:>5.0%} {r['pybullet_share']:>9.0%} {r['arm_wrapper_share']:>9.0%} {r['ros_share']:>9.0%} "
               f"{r['other_share']:>9.0%} {step_us:>8.0f} {r['slips']:>6.0f}")
-    print("us/step: node wall time per control step (2 physics steps + 3 messages), executor excluded; "
+    print("us/step: node wall time per control step (physics steps + messages), executor excluded; "
           "recv: joint_states this process received / published")
     return {"rows": rows}

@@ -3,7 +3,9 @@
 To a controller it looks like a real arm under ros2_control: joint states on ``joint_states``
 (sensor_msgs/JointState, stamped with sim time), effort commands on ``effort_controller/commands``
 (std_msgs/Float64MultiArray, RELIABLE, ``data[i]`` for ``joints[i]``; remap the topic with
-``-r effort_controller/commands:=/other``), plus ``/clock`` and the end-effector pose on ``ee_pose``.
+``-r effort_controller/commands:=/other``), plus ``/clock`` and the end-effector pose on ``ee_pose``
+(at ``clock_rate`` and ``ee_pose_rate``, 100 Hz by default: each message to another process costs tens to
+hundreds of microseconds in Fast DDS, and every ``use_sim_time`` node runs a Python callback per /clock).
 The node is a thin adapter: the physics, clamping and gravity compensation live in
 :class:`~snn_sac_ros.core.arm.pybullet_arm.PyBulletArm`.
 
@@ -119,6 +121,10 @@ class ArmSimNode(Node):
         if why:
             raise ValueError(why)
         self.control_dt = self.arm.control_dt
+        # Every message to another process costs 50-350 us here (Fast DDS, per reader): /clock and ee_pose go
+        # out every few control steps only, joint_states every step.
+        self._clock_every = self._every(p["clock_rate"])
+        self._pose_every = self._every(p["ee_pose_rate"])
         self._rng = np.random.default_rng(p["seed"])
         self._physics_steps = 0  # since start: sim time = steps * physics_dt, exact and monotonic
         self._command: np.ndarray | None = None
@@ -156,7 +162,7 @@ class ArmSimNode(Node):
         if p["diagnostics_period"] > 0:
             self.create_timer(p["diagnostics_period"], self.diagnostics_callback, clock=steady)
         self._anchor()
-        self._publish(self.arm.state())
+        self._publish(self.arm.state(), everything=True)
         mode = "lockstep" if p["lockstep"] else (
             "unpaced" if p["real_time_factor"] == 0 else f"real-time factor {p['real_time_factor']:g}")
         self.get_logger().info(
@@ -177,6 +183,10 @@ class ArmSimNode(Node):
             "publish_rate": d(self, "publish_rate", 500.0, "joint state rate and command update rate [Hz, sim "
                               "time]; a whole number of physics steps per period", low=1.0, high=10000.0,
                               read_only=True),
+            "clock_rate": d(self, "clock_rate", 100.0, "/clock rate [Hz, sim time], rounded to whole control "
+                            "steps; 0: every control step", low=0.0, high=10000.0, read_only=True),
+            "ee_pose_rate": d(self, "ee_pose_rate", 100.0, "ee_pose rate [Hz, sim time], rounded to whole "
+                              "control steps; 0: every control step", low=0.0, high=10000.0, read_only=True),
             "real_time_factor": d(self, "real_time_factor", 1.0, "sim seconds per wall second; 0: as fast as "
                                   "possible", low=0.0, high=1000.0),
             "lockstep": d(self, "lockstep", False, "advance only on a command or a ~/step call (one control "
@@ -217,6 +227,10 @@ class ArmSimNode(Node):
                              f"{list(spec.joints)}; give a URDF path to control other joints")
         home = dict(zip(spec.joints, spec.home or (0.0,) * len(spec.joints)))
         return dataclasses.replace(spec, joints=tuple(joints), home=tuple(home[j] for j in joints))
+
+    def _every(self, rate: float) -> int:
+        """Control steps between two messages at ``rate`` Hz (0: every step)."""
+        return 1 if rate <= 0 else max(1, round(1.0 / (rate * self.control_dt)))
 
     @staticmethod
     def _substeps(physics_dt: float, publish_rate: float) -> int:
@@ -328,7 +342,7 @@ class ArmSimNode(Node):
             return np.zeros(self.arm.n_joints)
         return self._command
 
-    def _control_step(self) -> None:
+    def _control_step(self, everything: bool = False) -> None:
         """Apply the current torque for one publish period, then publish the state."""
         torque = self._torque()
         t0 = time.perf_counter()
@@ -336,7 +350,7 @@ class ArmSimNode(Node):
         state = self.arm.apply_torque(torque)
         self._physics_steps += self.arm.substeps
         t1 = time.perf_counter()
-        self._publish(state)
+        self._publish(state, everything)
         t2 = time.perf_counter()
         physics = self.arm.physics_seconds - physics0
         for stats in (self._run_stats, self._window_stats):
@@ -345,7 +359,8 @@ class ArmSimNode(Node):
             stats.arm += t1 - t0
             stats.ros += t2 - t1
 
-    def _publish(self, state: ArmState) -> None:
+    def _publish(self, state: ArmState, everything: bool = False) -> None:
+        """joint_states always; /clock and ee_pose on their own steps, or ``everything`` now."""
         stamp = seconds_to_time(self.sim_time)
         msg = self._joint_state
         msg.header.stamp = stamp
@@ -353,7 +368,11 @@ class ArmSimNode(Node):
         msg.velocity = state.dq.tolist()
         msg.effort = state.effort.tolist()
         self._pub_state.publish(msg)
-        self._pub_clock.publish(Clock(clock=stamp))
+        step = self._physics_steps // self.arm.substeps
+        if everything or step % self._clock_every == 0:
+            self._pub_clock.publish(Clock(clock=stamp))
+        if not (everything or step % self._pose_every == 0):
+            return
         pose = PoseStamped()
         pose.header.stamp = stamp
         pose.header.frame_id = self._params["frame_id"]
@@ -398,7 +417,7 @@ class ArmSimNode(Node):
     def reset_callback(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         """Put the arm back at its initial configuration at rest and forget the last command."""
         self._reset_arm()
-        self._publish(self.arm.state())
+        self._publish(self.arm.state(), everything=True)
         self._anchor()
         response.success = True
         response.message = f"reset to {np.round(self.arm.state().q, 4).tolist()} at sim time {self.sim_time:.3f} s"
@@ -414,7 +433,7 @@ class ArmSimNode(Node):
 
     def step_callback(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         """Run one control step with the latest command; meant for lockstep or paused runs."""
-        self._control_step()
+        self._control_step(everything=True)
         self._anchor()
         response.success = True
         response.message = f"sim time {self.sim_time:.6f} s"
