@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import random
+import tempfile
 
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 os.environ["ROS_DOMAIN_ID"] = os.environ.get("SNN_SAC_ROS_TEST_DOMAIN", str(random.randint(101, 200)))
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Nodes save learned weights under $ROS_HOME: keep the tests' saves out of the user's ~/.ros.
+os.environ["ROS_HOME"] = tempfile.mkdtemp(prefix="snn_sac_ros_test_ros_home_")

@@ -30,6 +30,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PointStamped
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
+from rclpy.exceptions import ParameterUninitializedException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
@@ -44,6 +45,7 @@ from snn_sac_ros.adapters.ros.common import (
     spin_node,
     time_to_seconds,
 )
+from snn_sac_ros.core.agent.checkpoint import save_checkpoint
 from snn_sac_ros.core.arm import PRESETS, ArmSpec, PyBulletArm, resolve_arm
 from snn_sac_ros.core.joint_input import JointInputError, order_joint_state
 from snn_sac_ros.core.safety import TorqueGuard
@@ -88,8 +90,9 @@ class SnnSacController(LifecycleNode):
         self._reset_runtime_state()
         if self.get_parameter("autostart").value:
             self.trigger_configure()
-            if self._configured:
-                self.trigger_activate()
+            if not self._configured:
+                raise ValueError(f"configure failed: {self._configure_error}")
+            self.trigger_activate()
 
     # -- parameters --------------------------------------------------------------------------------
     def _declare_parameters(self) -> None:
@@ -130,9 +133,18 @@ class SnnSacController(LifecycleNode):
         declare(self, "max_stamp_lead", 0.05, "joint states stamped further in the future are refused [s]",
                 low=0.0, high=10.0)
         declare(self, "success_threshold", 0.02, "reach success radius for diagnostics [m]", low=0.001, high=1.0)
+        declare(self, "spike_log", "", "at shutdown, write the actor's recent spikes here (.npz; empty: no)",
+                read_only=True)
         declare(self, "diagnostics_period_s", 1.0, "seconds between /diagnostics messages", low=0.05,
                 high=60.0, read_only=True)
         self._learning_on = bool(p("learning").value)
+
+    def _optional(self, name: str) -> Any:
+        """An array parameter declared without a default: None while unset."""
+        try:
+            return self.get_parameter(name).value
+        except ParameterUninitializedException:
+            return None
 
     def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
         """Run-time changes: refused with a reason (previous value kept) unless valid and applicable."""
@@ -161,6 +173,8 @@ class SnnSacController(LifecycleNode):
         self.stats: TickStats | None = None
         self.task = ReachTask()
         self._configured = False
+        self._configure_error = ""
+        self._said_waiting = False
         self._q: np.ndarray | None = None
         self._dq: np.ndarray | None = None
         self._input_error: tuple[str, str] | None = None
@@ -170,7 +184,8 @@ class SnnSacController(LifecycleNode):
         self._reach_results: deque[float] = deque(maxlen=20)
         self._last_publish = time.monotonic()
         self._publish_lock = threading.Lock()
-        self._save_lock = threading.Lock()
+        self._save_thread: threading.Thread | None = None
+        self.last_save = "none yet"
         self._watchdog_stop = threading.Event()
         self._watchdog_thread: threading.Thread | None = None
         self._timer = self._save_timer = self._diag_timer = None
@@ -179,8 +194,9 @@ class SnnSacController(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             self._configure()
-        except (ValueError, FileNotFoundError, OSError) as error:
-            self.get_logger().error(f"configure failed: {error}")
+        except Exception as error:  # rclpy would swallow it silently: say what went wrong
+            self._configure_error = f"{type(error).__name__}: {error}"
+            self.get_logger().error(f"configure failed: {self._configure_error}")
             self._close_arm()
             return TransitionCallbackReturn.FAILURE
         self._configured = True
@@ -192,7 +208,7 @@ class SnnSacController(LifecycleNode):
         p = self.get_parameter
         arm_name = p("arm").value
         urdf_text = p("robot_description").value
-        joints = p("joints").value
+        joints = self._optional("joints")
         ee_link = p("ee_link").value or None
         urdf_file = None
         if urdf_text:
@@ -205,6 +221,8 @@ class SnnSacController(LifecycleNode):
         source = checkpoint
         if p("resume").value and Path(self.save_path).is_file():
             source = self.save_path
+            self.get_logger().info(f"resuming from the online weights saved at {source} "
+                                   "(resume:=false starts from the checkpoint instead)")
         rate = p("control_rate_hz").value
         steps = p("nengo_steps_per_tick").value
         self.agent = OnlineAgent.from_checkpoint(source, spiking=p("spiking").value, learning=self._learning_on,
@@ -220,7 +238,7 @@ class SnnSacController(LifecycleNode):
                              f"{list(self.joint_names)}")
         self.guard = TorqueGuard(self.arm.effort_limits, state_timeout=p("state_timeout").value,
                                  stall_timeout=p("stall_timeout").value)
-        max_torque = p("max_torque").value
+        max_torque = self._optional("max_torque")
         if max_torque is not None:
             self.guard.set_max_torque(np.asarray(max_torque, dtype=float))
         self.stats = TickStats(1.0 / rate)
@@ -245,7 +263,7 @@ class SnnSacController(LifecycleNode):
         self._timer = self.create_timer(1.0 / rate, self._tick, clock=self._steady)
         save_period = self.get_parameter("save_period_s").value
         if save_period > 0:
-            self._save_timer = self.create_timer(save_period, lambda: self.save_async("periodic"),
+            self._save_timer = self.create_timer(save_period, lambda: self.save("periodic"),
                                                  clock=self._steady)
         self._watchdog_stop.clear()
         self._watchdog_thread = threading.Thread(target=self._stall_watchdog, name="stall_watchdog", daemon=True)
@@ -290,8 +308,10 @@ class SnnSacController(LifecycleNode):
         """On the way out (Ctrl-C, SIGTERM): zero torque, save what was learned, release PyBullet."""
         if self.guard is not None and self.guard.active:
             self._stop_loop()
-        if self.agent is not None and self._learning_on:
-            self.save_sync("shutdown")
+        if self.agent is not None:
+            if self._learning_on:
+                self.save("shutdown", wait=True)
+            self._write_spike_log()
         self._close_arm()
 
     # -- input -----------------------------------------------------------------------------------------
@@ -366,9 +386,19 @@ class SnnSacController(LifecycleNode):
             torque = self._policy_torque()
         decision = guard.filter(torque, start, input_error)
         self._publish(decision.torque)
-        if decision.zeroed and guard.active and decision.reasons[0] != "no target received yet":
-            self.errors.report("zero_torque", "zero torque: " + "; ".join(decision.reasons))
+        if decision.zeroed and guard.active:
+            self._report_zero(decision.reasons)
         self.stats.record(start, time.monotonic() - start)
+
+    def _report_zero(self, reasons: list[str]) -> None:
+        """Waiting for the first joint state or target is normal at start-up: said once, as info."""
+        waiting = {"no joint states", "no target received yet"}
+        if set(reasons) <= waiting:
+            if not self._said_waiting:
+                self.get_logger().info(f"waiting ({'; '.join(reasons)}): zero torque until both arrive")
+                self._said_waiting = True
+            return
+        self.errors.report("zero_torque", "zero torque: " + "; ".join(reasons))
 
     def _policy_torque(self) -> np.ndarray | None:
         ee = self.arm.forward_kinematics(self._q)
@@ -379,7 +409,7 @@ class SnnSacController(LifecycleNode):
         try:
             action = self.agent.step(obs, reward)
             torque = self.agent.action_contract.to_torque(action)
-        except ValueError as error:
+        except (ValueError, FloatingPointError) as error:  # non-finite in the network or its output
             self.errors.report("policy_output", f"policy output refused: {error}")
             self._last_action = None
             return None
@@ -414,26 +444,48 @@ class SnnSacController(LifecycleNode):
         return response
 
     def _save_callback(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        response.success, response.message = self.save_sync("request")
+        response.success, response.message = self.save("request")
         return response
 
-    def save_sync(self, why: str) -> tuple[bool, str]:
-        """Save the current weights atomically to ``save_path``; errors are reported, never raised."""
-        with self._save_lock:
-            try:
-                Path(self.save_path).parent.mkdir(parents=True, exist_ok=True)
-                self.agent.save(self.save_path)
-            except OSError as error:
-                self.errors.report("save_failed", f"saving weights to {self.save_path} failed ({why}): {error}; "
-                                   "control goes on")
-                return False, str(error)
-        self.get_logger().info(f"weights saved to {self.save_path} ({why})")
-        return True, self.save_path
+    def save(self, why: str, wait: bool = False) -> tuple[bool, str]:
+        """Save the current weights atomically to ``save_path`` without delaying the control loop.
 
-    def save_async(self, why: str) -> None:
-        """Periodic saves run beside the control loop, so a slow disk never delays a tick."""
-        if not self._save_lock.locked():
-            threading.Thread(target=self.save_sync, args=(why,), daemon=True).start()
+        The weights are copied here, between two ticks (the executor runs one callback at a time, so the
+        copy is consistent); the file is written by a thread beside the loop. Errors (disk full, read-only
+        folder) are reported and shown on /diagnostics, never raised: control goes on.
+        """
+        if self._save_thread is not None and self._save_thread.is_alive():
+            if not wait:
+                return False, "a save is still being written; try again"
+            self._save_thread.join()
+        arrays, metadata = self.agent.snapshot()
+        self._save_thread = threading.Thread(target=self._write_save, args=(arrays, metadata, why), daemon=True)
+        self._save_thread.start()
+        if wait:
+            self._save_thread.join()
+            return self.last_save.startswith("ok"), self.last_save
+        return True, f"saving to {self.save_path}"
+
+    def _write_save(self, arrays: dict, metadata: dict, why: str) -> None:
+        try:
+            save_checkpoint(self.save_path, arrays, metadata)
+        except OSError as error:
+            self.last_save = f"failed ({why}): {error}"
+            self.errors.report("save_failed", f"saving weights to {self.save_path} failed ({why}): {error}; "
+                               "control goes on")
+            return
+        self.last_save = f"ok ({why})"
+        self.get_logger().info(f"weights saved to {self.save_path} ({why})")
+
+    def _write_spike_log(self) -> None:
+        path = self.get_parameter("spike_log").value
+        if not path:
+            return
+        try:
+            np.savez_compressed(path, spikes=self.agent.spike_raster(64), dt=self.agent.dt)
+        except OSError as error:
+            self.get_logger().error(f"cannot write spike log {path}: {error}")
+
 
     # -- diagnostics ---------------------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
@@ -450,7 +502,8 @@ class SnnSacController(LifecycleNode):
             "deadline_misses": str(summary["deadline_misses"]), "ticks": str(summary["ticks"]),
             "watchdog": "; ".join(reasons) or "ok", "stall_watchdog_zeroed": str(self.watchdog_zeroed),
             "estop": "latched" if self.guard.estop_latched else "released",
-            "learning": "on" if self._learning_on else "off", "active": str(self.guard.active).lower(),
+            "learning": "on" if self._learning_on else "off", "last_save": self.last_save,
+            "active": str(self.guard.active).lower(),
             "recent_success_rate": f"{success:.3f}", "reaches": str(len(self._reach_results)),
             "distance_m": f"{self._last_distance:.4f}",
             "input_errors": ",".join(f"{k}={v}" for k, v in sorted(self.errors.counts.items())) or "none",
