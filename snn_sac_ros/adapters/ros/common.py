@@ -132,6 +132,14 @@ class ThrottledErrors:
 _SPIN_TIMEOUT_S = 0.1
 
 
+def _wants_help(args: Sequence[str] | None) -> bool:
+    """``-h``/``--help`` before any ``--ros-args``: ROS nodes have no help of their own, ours print one."""
+    words = list(sys.argv[1:] if args is None else args)
+    if "--ros-args" in words:
+        words = words[: words.index("--ros-args")]
+    return "-h" in words or "--help" in words
+
+
 def spin_node(make_node: Callable[[], Node], args: Sequence[str] | None = None, name: str = "node") -> int:
     """Run one node on a SingleThreadedExecutor until Ctrl-C or SIGTERM; return the exit code.
 
@@ -143,6 +151,11 @@ def spin_node(make_node: Callable[[], Node], args: Sequence[str] | None = None, 
     A node that cannot start because of its configuration (a bad parameter override, an unknown arm)
     raises; that is printed as one line, prefixed with ``name``, with exit code 2. Code 0 otherwise.
     """
+    if _wants_help(args):
+        doc = sys.modules[make_node.__module__].__doc__ or ""
+        print(f"usage: {name} [--ros-args [-p NAME:=VALUE] [--params-file FILE] [-r FROM:=TO] ...]\n\n"
+              f"{doc.strip()}\n\nParameters: see config/{name}.yaml in the package's share folder.")
+        return 0
     stop = threading.Event()
 
     def request_stop(_signum: int, _frame: object) -> None:

@@ -525,7 +525,7 @@ class SnnSacController(LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> int:
-    return spin_node(SnnSacController, args)
+    return spin_node(SnnSacController, args, name=NODE_NAME)
 
 
 if __name__ == "__main__":

@@ -138,7 +138,7 @@ class ReachTargets(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    return spin_node(ReachTargets, args)
+    return spin_node(ReachTargets, args, name="reach_targets")
 
 
 if __name__ == "__main__":
