@@ -231,3 +231,16 @@ def test_bench_sim_reports_a_factor_above_real_time_and_the_shares():
     assert row["joint_states_per_s"] > 0.2 * row["expected_per_s"] > 0
     shares = [row[k] for k in ("pybullet_share", "arm_wrapper_share", "ros_share", "other_share")]
     assert all(0 <= s <= 1 for s in shares) and sum(shares) == pytest.approx(1.0, abs=0.02)
+
+
+def test_the_shipped_config_file_loads(probe):
+    from snn_sac_ros.core.resources import data_path
+
+    config = data_path("config", "arm_sim.yaml")
+    node = NodeProcess(MODULE, {}, ["--params-file", str(config), "-p", "publish_rate:=250.0"])
+    try:
+        probe.wait_for_node(node)
+        assert probe.get_parameter("arm_sim", "command_timeout") == 0.1  # from the file
+        assert probe.get_parameter("arm_sim", "publish_rate") == 250.0  # a later -p wins
+    finally:
+        assert node.stop() == 0, node.stderr
