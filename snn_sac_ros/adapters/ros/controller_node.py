@@ -124,7 +124,7 @@ class SnnSacController(LifecycleNode):
         declare(self, "learning", True, "online learning on (also: ~/set_learning service)")
         declare(self, "max_torque", None, "per-joint torque limits tighter than the URDF [Nm] (<=0: URDF)",
                 array_of=float)
-        declare(self, "state_timeout", 0.006, "joint states older than this give zero torque [s]",
+        declare(self, "state_timeout", 0.004, "joint states older than this give zero torque [s]",
                 low=0.0005, high=1.0)
         declare(self, "stall_timeout", 0.02, "a control loop gap longer than this gives zero torque [s]",
                 low=0.001, high=1.0)

@@ -1,0 +1,246 @@
+"""The snn_sac_controller node over real DDS: it reaches with the arm node, refuses bad input with zero
+torque, its watchdog and e-stop work, and saving does not stop the loop.
+
+Timing is counted in control ticks (commands received), not in milliseconds, so a loaded machine
+slows the test down without making it fail.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PointStamped, PoseStamped
+from ros_helpers import NodeProcess, Probe
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool, Float64MultiArray
+from std_srvs.srv import SetBool, Trigger
+
+from snn_sac_ros.adapters.ros.common import COMMAND_QOS, STATE_QOS
+from snn_sac_ros.core.agent.checkpoint import load_checkpoint
+from snn_sac_ros.core.arm import PyBulletArm
+from snn_sac_ros.core.resources import data_path
+
+CONTROLLER = "snn_sac_ros.adapters.ros.controller_node"
+SIM = "snn_sac_ros.adapters.ros.sim_node"
+JOINTS = ["shoulder", "elbow"]
+Q_START = [0.0, 1.2]
+
+
+def _target() -> np.ndarray:
+    with PyBulletArm("planar2") as arm:
+        return arm.forward_kinematics(np.array([0.9, 0.5]))
+
+
+class ControllerProbe(Probe):
+    """Plays the robot: publishes joint states (valid or broken, on demand), targets and e-stops."""
+
+    def __init__(self) -> None:
+        super().__init__("controller_probe")
+        node = self.node
+        self.received: list[tuple[float, np.ndarray]] = []
+        node.create_subscription(Float64MultiArray, "effort_controller/commands",
+                                 lambda m: self.received.append((time.monotonic(), np.array(m.data))), COMMAND_QOS)
+        self.diagnostics: dict[str, str] = {}
+        node.create_subscription(DiagnosticArray, "/diagnostics", self._diag, 10)
+        self.state_pub = node.create_publisher(JointState, "joint_states", STATE_QOS)
+        self.target_pub = node.create_publisher(PointStamped, "target", 10)
+        self.estop_pub = node.create_publisher(Bool, "estop", 10)
+        self.mode = "valid"
+        self.last_state_sent = 0.0
+        self.target: np.ndarray | None = None
+        node.create_timer(0.002, self._publish_state)
+        node.create_timer(0.05, self._publish_target)  # repeated, so a late subscription gets it too
+
+    def _diag(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name.startswith("snn_sac_controller"):
+                self.diagnostics = {kv.key: kv.value for kv in status.values}
+
+    def _publish_state(self) -> None:
+        if self.mode == "silent":
+            return
+        msg = JointState(name=list(JOINTS), position=list(Q_START), velocity=[0.0, 0.0])
+        msg.header.stamp = self.node.get_clock().now().to_msg()
+        if self.mode == "nan":
+            msg.position = [float("nan"), 1.2]
+        elif self.mode == "missing_joint":
+            msg.name, msg.position, msg.velocity = ["shoulder"], [0.0], [0.0]
+        elif self.mode == "stale":
+            msg.header.stamp.sec -= 2
+        self.state_pub.publish(msg)
+        self.last_state_sent = time.monotonic()
+
+    def send_target(self, point: np.ndarray) -> None:
+        self.target = point
+        self._publish_target()
+
+    def _publish_target(self) -> None:
+        if self.target is None:
+            return
+        msg = PointStamped()
+        msg.header.frame_id = "base_link"
+        msg.point.x, msg.point.y, msg.point.z = (float(v) for v in self.target)
+        self.target_pub.publish(msg)
+
+    def commands_after(self, t: float) -> list[np.ndarray]:
+        return [c for when, c in self.received if when > t]
+
+    def run_mode(self, mode: str, ticks: int = 60) -> list[np.ndarray]:
+        """Publish in ``mode`` until ``ticks`` more commands arrived; return the last half of them."""
+        self.mode = mode
+        start = time.monotonic()
+        self.spin_until(lambda: len(self.commands_after(start)) >= ticks, 30, f"{ticks} commands in mode {mode}")
+        return self.commands_after(start)[ticks // 2:]
+
+
+@pytest.fixture(scope="module")
+def checkpoint() -> str:
+    path = data_path("checkpoints", "planar2.npz")
+    load_checkpoint(path)  # the shipped checkpoint exists and loads
+    return str(path)
+
+
+Running = tuple[NodeProcess, ControllerProbe]
+
+
+@pytest.fixture(scope="module")
+def controller(checkpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    save = tmp_path_factory.mktemp("controller") / "weights.npz"
+    node = NodeProcess(CONTROLLER, {"checkpoint": checkpoint, "save_path": str(save), "resume": False,
+                                    "learning": False, "save_period_s": 0.0})
+    probe = ControllerProbe()
+    try:
+        probe.spin_until(lambda: probe.state_pub.get_subscription_count() > 0 or node.process.poll() is not None,
+                         60, "the controller's joint_states subscription")
+        assert node.process.poll() is None, node.stderr
+        probe.send_target(_target())
+        probe.spin_until(lambda: any(np.any(c != 0) for _, c in probe.received), 60, "a non-zero command")
+        yield node, probe
+    finally:
+        probe.close()
+        code = node.stop()
+        assert code == 0, node.stderr
+        assert "Traceback" not in node.stderr
+
+
+def _all_zero(commands: list[np.ndarray]) -> bool:
+    return bool(commands) and all(np.all(c == 0.0) for c in commands)
+
+
+def test_valid_input_gives_torque_within_the_limits(controller: Running) -> None:
+    _, probe = controller
+    commands = probe.run_mode("valid")
+    assert any(np.any(c != 0) for c in commands)
+    for c in commands:
+        assert c.shape == (2,) and np.all(np.isfinite(c)) and np.all(np.abs(c) <= [3.0, 1.5])
+
+
+@pytest.mark.parametrize("bad", ["nan", "missing_joint", "stale"])
+def test_bad_joint_states_give_zero_torque_then_recover(controller: Running,
+                                                        bad: str) -> None:
+    node, probe = controller
+    assert _all_zero(probe.run_mode(bad)), f"{bad}: non-zero torque from bad input"
+    assert any(np.any(c != 0) for c in probe.run_mode("valid")), f"no recovery after {bad}"
+    kind = {"nan": "non_finite", "missing_joint": "missing_joint", "stale": "stale_stamp"}[bad]
+    assert f"[{kind}]" in node.stderr
+
+
+def test_bad_input_is_logged_once_per_kind_per_second(controller: Running) -> None:
+    node, probe = controller
+    before = node.stderr.count("[non_finite]")
+    probe.run_mode("nan", ticks=200)  # ~0.4 s of NaN at 500 Hz
+    probe.run_mode("valid")
+    assert node.stderr.count("[non_finite]") - before <= 2
+
+
+def test_watchdog_zeroes_within_a_few_ticks_of_the_states_stopping(
+        controller: Running) -> None:
+    _, probe = controller
+    probe.run_mode("valid")
+    probe.mode = "silent"
+    stopped = probe.last_state_sent
+    probe.spin_until(lambda: len(probe.commands_after(stopped)) >= 20, 30, "commands after the states stopped")
+    after = probe.commands_after(stopped)
+    first_zero = next(i for i, c in enumerate(after) if np.all(c == 0))
+    # state_timeout (default 2 ticks at 500 Hz) plus the tick in flight when the last state arrived
+    assert first_zero <= 3, f"{first_zero} non-zero commands after the joint states stopped"
+    assert _all_zero(after[first_zero:])
+    assert any(np.any(c != 0) for c in probe.run_mode("valid"))
+
+
+def test_estop_latches_until_released(controller: Running) -> None:
+    _, probe = controller
+    probe.run_mode("valid")
+    probe.estop_pub.publish(Bool(data=True))
+    assert _all_zero(probe.run_mode("valid", ticks=100)[-40:])
+    assert _all_zero(probe.run_mode("valid", ticks=100)), "e-stop did not stay latched without new messages"
+    probe.estop_pub.publish(Bool(data=False))
+    assert any(np.any(c != 0) for c in probe.run_mode("valid", ticks=100))
+
+
+def test_save_service_writes_a_loadable_checkpoint_without_stopping_the_loop(
+        controller: Running, tmp_path: Path) -> None:
+    node, probe = controller
+    probe.run_mode("valid")
+    probe.spin_until(lambda: "ticks" in probe.diagnostics, 10, "controller diagnostics")
+    start = time.monotonic()
+    response = probe.call(Trigger, "/snn_sac_controller/save", Trigger.Request())
+    assert response.success, response.message
+    probe.run_mode("valid", ticks=100)
+    save = Path(response.message.removeprefix("saving to "))
+    probe.spin_until(save.exists, 10, "the saved file")
+    assert load_checkpoint(save).metadata["arm"] == "planar2"
+    arrivals = [when for when, _ in probe.received if when > start]
+    gaps = np.diff(arrivals)
+    assert gaps.max() < 0.05, f"the loop paused {gaps.max() * 1e3:.0f} ms around the save"
+    assert "[save_failed]" not in node.stderr
+
+
+def test_learning_switch_service(controller: Running) -> None:
+    _, probe = controller
+    assert probe.call(SetBool, "/snn_sac_controller/set_learning", SetBool.Request(data=True)).success
+    assert probe.get_parameter("snn_sac_controller", "learning") is True
+    assert probe.call(SetBool, "/snn_sac_controller/set_learning", SetBool.Request(data=False)).success
+    assert probe.get_parameter("snn_sac_controller", "learning") is False
+
+
+def test_out_of_range_parameters_are_refused(controller: Running) -> None:
+    _, probe = controller
+    assert not probe.set_parameter("snn_sac_controller", "state_timeout", 5.0).successful
+    assert probe.get_parameter("snn_sac_controller", "state_timeout") == pytest.approx(0.004)
+    assert not probe.set_parameter("snn_sac_controller", "max_torque", [1.0]).successful
+    assert not probe.set_parameter("snn_sac_controller", "control_rate_hz", 100.0).successful  # read-only
+
+
+def test_reaches_a_target_with_the_arm_node(checkpoint: str, tmp_path: Path) -> None:
+    sim = NodeProcess(SIM, {"arm": "planar2", "real_time_factor": 1.0, "initial_positions": Q_START})
+    ctrl = NodeProcess(CONTROLLER, {"checkpoint": checkpoint, "save_path": str(tmp_path / "w.npz"),
+                                    "resume": False, "learning": False, "use_sim_time": True})
+    probe = Probe("reach_probe")
+    poses: list[np.ndarray] = []
+    probe.node.create_subscription(PoseStamped, "ee_pose", lambda m: poses.append(
+        np.array([m.pose.position.x, m.pose.position.y, m.pose.position.z])), STATE_QOS)
+    target_pub = probe.node.create_publisher(PointStamped, "target", 10)
+    target = _target()
+    try:
+        probe.spin_until(lambda: len(poses) > 0, 60, "ee_pose from the arm node")
+        start_distance = np.linalg.norm(poses[-1] - target)
+        msg = PointStamped()
+        msg.header.frame_id = "base_link"
+        msg.point.x, msg.point.y, msg.point.z = (float(v) for v in target)
+        deadline = time.monotonic() + 60
+        count = len(poses)
+        while len(poses) < count + 400 and time.monotonic() < deadline:  # ~4 s of sim time at 100 Hz
+            target_pub.publish(msg)
+            probe.spin_for(0.05)
+        final = np.linalg.norm(poses[-1] - target)
+        assert final < 0.05 < start_distance, f"start {start_distance:.3f} m, final {final:.3f} m"
+    finally:
+        probe.close()
+        assert ctrl.stop() == 0, ctrl.stderr
+        assert sim.stop() == 0, sim.stderr
