@@ -25,6 +25,7 @@ setup_venv() {
   fi
   if need_install "$flavour"; then
     "$VENV/bin/python" -m pip install --quiet --upgrade "pip<27"
+    "$VENV/bin/python" -m pip install --quiet -r "$ROOT/requirements-build.txt"
     "$VENV/bin/python" -m pip install --quiet -r "$reqs"
     "$VENV/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$ROOT"
     touch "$VENV/.installed-$flavour"

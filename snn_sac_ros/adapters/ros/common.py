@@ -32,6 +32,11 @@ COMMAND_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=
 #: Joint states: as joint_state_broadcaster publishes them (system default, RELIABLE).
 STATE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE,
                        durability=DurabilityPolicy.VOLATILE)
+#: A controller's joint-state subscription: RELIABLE (it matches joint_state_broadcaster) but only the
+#: newest state is kept. A controller that falls behind must act on the latest state, never work through
+#: a queue of old ones: each would look fresh on arrival and hide a dead publisher from the watchdog.
+LATEST_STATE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                              durability=DurabilityPolicy.VOLATILE)
 #: /clock publisher: RELIABLE with depth 1. rclpy's TimeSource (time_source.py) and rclcpp's ClockQoS
 #: subscribe BEST_EFFORT depth 1, which a RELIABLE writer serves; a BEST_EFFORT writer would not match a
 #: RELIABLE reader (``ros2 topic echo`` with defaults, for example). With KEEP_LAST 1 a slow reader never

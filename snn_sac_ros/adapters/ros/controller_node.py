@@ -39,7 +39,7 @@ from std_srvs.srv import SetBool, Trigger
 
 from snn_sac_ros.adapters.ros.common import (
     COMMAND_QOS,
-    STATE_QOS,
+    LATEST_STATE_QOS,
     ThrottledErrors,
     declare,
     spin_node,
@@ -245,7 +245,7 @@ class SnnSacController(LifecycleNode):
         self.task = ReachTask(success_threshold=p("success_threshold").value)
         self.command_pub = self.create_publisher(Float64MultiArray, "effort_controller/commands", COMMAND_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_subscription(JointState, "joint_states", self._joint_state_callback, STATE_QOS)
+        self.create_subscription(JointState, "joint_states", self._joint_state_callback, LATEST_STATE_QOS)
         self.create_subscription(PointStamped, "target", self._target_callback, 10)
         self.create_subscription(Bool, "estop", self._estop_callback, 10)
         self.create_service(SetBool, "~/set_learning", self._set_learning_callback)

@@ -380,11 +380,8 @@ class ArmSimNode(Node):
         pose.header.stamp = stamp
         pose.header.frame_id = self._params["frame_id"]
         pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = state.ee_position.tolist()
-        # PyBulletArm reads out the end-effector position only; its orientation comes from the same link.
-        orientation = self.arm._client.getLinkState(self.arm._body, self.arm._ee_index,
-                                                    computeForwardKinematics=True)[5]
         o = pose.pose.orientation
-        o.x, o.y, o.z, o.w = orientation
+        o.x, o.y, o.z, o.w = self.arm.ee_orientation().tolist()
         self._pub_pose.publish(pose)
 
     # -- topics and services -----------------------------------------------------------------------------------

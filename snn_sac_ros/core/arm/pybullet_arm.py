@@ -171,6 +171,11 @@ class PyBulletArm:
         link = self._client.getLinkState(self._body, self._ee_index, computeForwardKinematics=True)
         return np.array(link[4]) - self.base_position
 
+    def ee_orientation(self) -> np.ndarray:
+        """End-effector orientation now, as a quaternion (x, y, z, w) in the world frame."""
+        link = self._client.getLinkState(self._body, self._ee_index, computeForwardKinematics=True)
+        return np.array(link[5])
+
     def forward_kinematics(self, q: np.ndarray) -> np.ndarray:
         """End-effector position [m, base frame] at joint positions ``q``; the arm's state is kept."""
         saved = self._client.getJointStates(self._body, self._joint_ids)
