@@ -1,0 +1,342 @@
+"""``snn-sac-ros bench realtime``: the controller's tick time, its latency, and the Nengo step against its floor.
+
+For each network size (neurons in total: actor plus both critics' hidden layers), control rate and
+learning on/off, one row:
+
+1. In this process, the same network alone: ``OnlineAgent.sim.step()`` (the reference Nengo simulator) and
+   :class:`~snn_sac_ros.core.realtime_floor.FloorAgent` (the same tick's arithmetic in a few NumPy calls),
+   timed in alternating blocks so machine noise hits both alike; median microseconds per step each.
+2. Over real DDS on localhost: the ``arm_sim`` node (publishing joint states at the control rate, real
+   time) and the ``snn_sac_controller`` node (steady-clock timer at that rate, one Nengo step per tick),
+   started as ``bringup`` starts them, plus a probe node here that publishes a reach target and listens.
+   Tick compute p50/p99/max and deadline misses come from the controller's own ``/diagnostics``
+   (``TickStats``: a rolling 5000-tick window). Over the row: p50 is the median of the windows' p50,
+   p99 and max the worst window's (conservative), deadline misses the increase of the controller's total
+   from the start of the row to its end (start-up excluded by ``--warmup``).
+3. Latency: the probe stamps (steady clock) each ``joint_states`` it receives and each command, and pairs
+   every joint state with the first command that arrives after it. That is the command computed from it
+   when the controller's next tick starts after the state arrived; when a tick was already running, the
+   pair is short by up to one tick's compute time. The probe hears both topics one DDS hop late, so the
+   one-way delay of joint_states is not counted either: the figure is a lower bound, within ~0.1 ms.
+
+The checkpoints are made here (random weights of the chosen sizes: timing does not depend on training).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import random
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+COLUMNS = ("neurons", "rate_hz", "learning", "tick_p50_ms", "tick_p99_ms", "tick_max_ms", "deadline_misses",
+           "latency_p50_ms", "latency_p99_ms", "nengo_step_us", "floor_step_us", "nengo_over_floor")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--neurons", type=int, nargs="+", default=[1000, 4000, 16000],
+                        help="neurons in total (actor + both critics, all hidden layers)")
+    parser.add_argument("--rates", type=float, nargs="+", default=[500.0, 1000.0], help="control rates [Hz]")
+    parser.add_argument("--learning", choices=["on", "off", "both"], default="both")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds measured per row (after warm-up)")
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds after the first tick not counted")
+    parser.add_argument("--depth", type=int, default=1,
+                        help="hidden layers per network (1: NEF-like, weights grow as n; 2: n x n hidden weights)")
+    parser.add_argument("--arm", default="planar2", help="arm preset")
+    parser.add_argument("--nengo-steps", type=int, default=3000, help="steps timed per simulator (in process)")
+    parser.add_argument("--no-ros", action="store_true", help="only the in-process Nengo / floor columns")
+    parser.add_argument("--out", default=None, help="folder for node logs and checkpoints (default: a temp dir)")
+
+
+# --- networks -----------------------------------------------------------------------------------------
+
+
+def hidden_sizes(neurons: int, depth: int) -> tuple[int, ...]:
+    """Per-layer width so that actor + two critics, ``depth`` hidden layers each, hold ``neurons`` in total."""
+    return (max(1, round(neurons / (3 * depth))),) * depth
+
+
+def make_checkpoint(arm: str, hidden: tuple[int, ...], path: Path, seed: int = 0) -> Path:
+    """A checkpoint of the given hidden sizes with untrained weights (timing does not depend on them)."""
+    import gymnasium as gym
+
+    import snn_sac_ros  # noqa: F401  (registers the env)
+    from snn_sac_ros.core.agent.checkpoint import save_checkpoint
+    from snn_sac_ros.core.agent.sac import SACConfig, SpikingSAC
+
+    env = gym.make("snn_sac_ros/ArmReach-v0", arm=arm)
+    base = env.unwrapped
+    config = SACConfig(hidden=hidden)
+    agent = SpikingSAC(env.observation_space.shape[0], env.action_space.shape[0], config, seed=seed)
+    meta = {"arm": base.arm.spec.name, "joint_names": list(base.arm.joint_names),
+            "observation_contract": base.observation_contract.to_dict(),
+            "action_contract": base.action_contract.to_dict(), "hidden": list(hidden), "obs_dim": agent.obs_dim,
+            "act_dim": agent.act_dim, "sac_config": config.to_dict(), "control_hz": 1.0 / base.arm.control_dt,
+            "max_episode_steps": base.max_episode_steps, "seed": seed, "steps": 0,
+            "train_command": "untrained: bench realtime"}
+    env.close()
+    return save_checkpoint(path, agent.arrays(), meta)
+
+
+def time_in_process(checkpoint: Path, rate: float, learning: bool, steps: int, block: int = 250) -> dict:
+    """Median per-step time [us] of the Nengo simulator and of the floor, in alternating blocks."""
+    from snn_sac_ros.core.agent.online import OnlineAgent
+    from snn_sac_ros.core.realtime_floor import FloorAgent
+
+    agent = OnlineAgent.from_checkpoint(checkpoint, spiking=True, learning=learning, dt=1.0 / rate)
+    floor = FloorAgent(agent.checkpoint, learning=learning, dt=1.0 / rate)
+    rng = np.random.default_rng(0)
+    obs = rng.uniform(-0.5, 0.5, (steps, agent.obs_dim))
+    reward = -rng.uniform(0.0, 1.0, steps)
+    for k in range(50):  # warm caches and the first-step paths
+        agent.step(obs[k], reward[k])
+        floor.step(obs[k], reward[k])
+    times = {"nengo": [], "floor": []}
+    clock = time.perf_counter
+    for start in range(0, steps, block):
+        for k in range(start, min(start + block, steps)):
+            agent._obs[:] = obs[k]  # what agent.step does before sim.step(), minus its checks
+            agent._reward = float(reward[k])
+            t0 = clock()
+            agent.sim.step()
+            times["nengo"].append(clock() - t0)
+        for k in range(start, min(start + block, steps)):
+            t0 = clock()
+            floor.step(obs[k], reward[k])
+            times["floor"].append(clock() - t0)
+    neurons = floor.n_neurons
+    agent.close()
+    nengo_us, floor_us = (float(np.median(times[k]) * 1e6) for k in ("nengo", "floor"))
+    p99 = {k: float(np.percentile(v, 99) * 1e6) for k, v in times.items()}
+    return {"neurons": neurons, "nengo_step_us": nengo_us, "floor_step_us": floor_us,
+            "nengo_over_floor": nengo_us / floor_us, "nengo_step_p99_us": p99["nengo"],
+            "floor_step_p99_us": p99["floor"]}
+
+
+# --- over ROS 2 --------------------------------------------------------------------------------------------
+
+
+class _Probe:
+    """This process's node: publishes the target, stamps joint states and commands, keeps /diagnostics."""
+
+    def __init__(self, target: list[float]) -> None:
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from geometry_msgs.msg import PointStamped
+        from rclpy.context import Context
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.node import Node
+        from sensor_msgs.msg import JointState
+        from std_msgs.msg import Float64MultiArray
+
+        from snn_sac_ros.adapters.ros.common import COMMAND_QOS, STATE_QOS
+
+        self.context = Context()
+        rclpy.init(context=self.context)
+        self.node = Node("bench_realtime_probe", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.js: list[int] = []
+        self.cmd: list[int] = []
+        self.diags: list[tuple[float, dict[str, str]]] = []
+        now = time.monotonic_ns
+        self.node.create_subscription(JointState, "joint_states", lambda _m: self.js.append(now()), STATE_QOS)
+        self.node.create_subscription(Float64MultiArray, "effort_controller/commands",
+                                      lambda _m: self.cmd.append(now()), COMMAND_QOS)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._diagnostics, 10)
+        self._target_pub = self.node.create_publisher(PointStamped, "target", 10)
+        self._target = PointStamped()
+        self._target.header.frame_id = "base_link"
+        self._target.point.x, self._target.point.y, self._target.point.z = target
+        self.node.create_timer(0.5, lambda: self._target_pub.publish(self._target))
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        try:
+            self.executor.spin()
+        except Exception:  # shutdown from the main thread ends the spin
+            pass
+
+    def _diagnostics(self, msg: object) -> None:
+        for status in msg.status:
+            if "snn_sac_controller" in status.name:
+                self.diags.append((time.monotonic(), {kv.key: kv.value for kv in status.values}))
+
+    def latest(self) -> dict[str, str]:
+        return self.diags[-1][1] if self.diags else {}
+
+    def close(self) -> None:
+        import rclpy
+
+        self.executor.shutdown(timeout_sec=1.0)
+        self._thread.join(timeout=2.0)
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
+def _ros_environment() -> None:
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 100)))
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def _start(spec: object, log: Path) -> subprocess.Popen:
+    from snn_sac_ros import bringup
+
+    with open(log, "w") as handle:
+        return subprocess.Popen(bringup.command_line(spec), stdout=handle, stderr=subprocess.STDOUT,
+                                env=dict(os.environ))
+
+
+def _stop(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait(predicate: object, timeout: float, what: str, processes: list[subprocess.Popen], logs: list[Path]) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        for process, log in zip(processes, logs):
+            if process.poll() is not None:
+                raise RuntimeError(f"{log.stem} exited with {process.returncode}: {log.read_text()[-2000:]}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def measure_ros(checkpoint: Path, *, arm: str, rate: float, learning: bool, duration: float, warmup: float,
+                out: Path) -> dict:
+    """Run arm_sim + controller at ``rate`` for ``warmup + duration`` seconds; the row's ROS columns."""
+    from snn_sac_ros import bringup
+    from snn_sac_ros.core.agent.checkpoint import load_checkpoint
+
+    contract = load_checkpoint(checkpoint).observation_contract
+    target = np.asarray(contract.workspace_center, float)
+    target[contract.axis_indices[0]] += 0.5 * contract.workspace_reach
+    specs = {s.name: s for s in bringup.sim_reach_nodes(arm=arm, checkpoint=str(checkpoint),
+                                                         learning=str(learning).lower(),
+                                                         control_rate_hz=str(rate), use_sim_time="true")}
+    tag = f"{checkpoint.stem}_{rate:g}hz_{'learn' if learning else 'frozen'}"
+    sim = dataclasses.replace(specs["arm_sim"], parameters={**specs["arm_sim"].parameters, "publish_rate": rate})
+    ctl = dataclasses.replace(specs["snn_sac_controller"], parameters={
+        **specs["snn_sac_controller"].parameters, "resume": False, "save_period_s": 0.0,
+        "save_path": str(out / f"{tag}_weights.npz")})
+    logs = [out / f"{tag}_arm_sim.log", out / f"{tag}_controller.log"]
+    probe = _Probe(target.tolist())
+    processes: list[subprocess.Popen] = []
+    try:
+        processes = [_start(sim, logs[0]), _start(ctl, logs[1])]
+
+        def ticking() -> bool:
+            d = probe.latest()
+            return d.get("active") == "true" and d.get("distance_m", "nan") != "nan"
+
+        _wait(ticking, 120.0, "the controller ticking with a target", processes, logs)
+        time.sleep(warmup)
+        start_diag, start_time = probe.latest(), time.monotonic()
+        start_ns = time.monotonic_ns()
+        time.sleep(duration)
+        end_ns = time.monotonic_ns()
+        end_diag = probe.latest()
+        diags = list(probe.diags)
+    finally:
+        _stop(processes)
+        probe.close()
+    window_s = 5000 / rate  # TickStats window: use only messages whose window lies inside the row
+    inside = [d for t, d in diags if t >= start_time + min(window_s, duration)] or [end_diag]
+    p50 = [float(d["tick_p50_ms"]) for d in inside]
+    js = np.asarray(probe.js, np.int64)
+    cmd = np.asarray(probe.cmd, np.int64)
+    js = js[(js >= start_ns) & (js <= end_ns)]
+    idx = np.searchsorted(cmd, js, side="right")
+    ok = idx < cmd.size
+    latency_ms = (cmd[idx[ok]] - js[ok]) * 1e-6
+    return {
+        "tick_p50_ms": float(np.median(p50)), "tick_p99_ms": max(float(d["tick_p99_ms"]) for d in inside),
+        "tick_max_ms": max(float(d["tick_max_ms"]) for d in inside),
+        "deadline_misses": int(end_diag["deadline_misses"]) - int(start_diag["deadline_misses"]),
+        "ticks": int(end_diag["ticks"]) - int(start_diag["ticks"]),
+        "control_rate_hz": float(end_diag["control_rate_hz"]),
+        "latency_p50_ms": float(np.median(latency_ms)) if latency_ms.size else float("nan"),
+        "latency_p99_ms": float(np.percentile(latency_ms, 99)) if latency_ms.size else float("nan"),
+        "latency_samples": int(latency_ms.size),
+    }
+
+
+# --- the command -----------------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    """CPU model and core count, for the table's caption."""
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores"
+
+
+def run(args: argparse.Namespace) -> dict:
+    os.environ["OMP_NUM_THREADS"] = "1"
+    _ros_environment()
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench-realtime-"))
+    out.mkdir(parents=True, exist_ok=True)
+    learning = {"on": [True], "off": [False], "both": [True, False]}[args.learning]
+    rows = []
+    print(f"bench realtime: {machine()}; {args.duration:g} s per row, depth {args.depth}; logs in {out}", flush=True)
+    for neurons in args.neurons:
+        hidden = hidden_sizes(neurons, args.depth)
+        checkpoint = make_checkpoint(args.arm, hidden, out / f"n{neurons}_d{args.depth}.npz")
+        for rate in args.rates:
+            for learn in learning:
+                row = {"hidden": list(hidden), "rate_hz": rate, "learning": learn}
+                row.update(time_in_process(checkpoint, rate, learn, args.nengo_steps))
+                if args.no_ros:
+                    row.update({k: float("nan") for k in COLUMNS if k not in row})
+                else:
+                    row.update(measure_ros(checkpoint, arm=args.arm, rate=rate, learning=learn,
+                                           duration=args.duration, warmup=args.warmup, out=out))
+                rows.append(row)
+                print(_line(row), flush=True)
+    _print_table(rows)
+    return {"rows": rows, "machine": machine(), "duration_s": args.duration, "depth": args.depth,
+            "output_dir": str(out)}
+
+
+_HEADER = (f"{'neurons':>7} {'rate':>5} {'learn':>5} {'tick p50':>8} {'p99':>6} {'max':>6} {'misses':>6} "
+           f"{'lat p50':>7} {'p99':>6} {'nengo us':>8} {'floor us':>8} {'ratio':>5}")
+
+
+def _line(r: dict) -> str:
+    return (f"{r['neurons']:>7d} {r['rate_hz']:>5.0f} {'on' if r['learning'] else 'off':>5} "
+            f"{r['tick_p50_ms']:>8.3f} {r['tick_p99_ms']:>6.3f} {r['tick_max_ms']:>6.2f} "
+            f"{r['deadline_misses']:>6} {r['latency_p50_ms']:>7.3f} {r['latency_p99_ms']:>6.3f} "
+            f"{r['nengo_step_us']:>8.0f} {r['floor_step_us']:>8.0f} {r['nengo_over_floor']:>5.2f}")
+
+
+def _print_table(rows: list[dict]) -> None:
+    print()
+    print("tick [ms] inside the controller node; latency [ms] joint_states -> command; per-step [us] in process")
+    print(_HEADER)
+    print("-" * len(_HEADER))
+    for r in rows:
+        print(_line(r))
