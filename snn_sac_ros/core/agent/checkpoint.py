@@ -59,6 +59,7 @@ def save_checkpoint(path: str | Path, arrays: dict[str, np.ndarray], metadata: d
             f.write(buffer.getvalue())
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a checkpoint is an ordinary data file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -86,7 +86,8 @@ class OnlineAgent:
         self.updates = 0
         self.step_seconds = 0.0
         self.model = self._build(checkpoint.arrays, synapse, online_lr, seed)
-        self.sim = nengo.Simulator(self.model, dt=dt, seed=seed, progress_bar=False, optimize=True)
+        with np.errstate(divide="ignore"):  # gain 1 / bias 0 ensembles: nengo's intercept read-out divides by 0
+            self.sim = nengo.Simulator(self.model, dt=dt, seed=seed, progress_bar=False, optimize=True)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, spiking: bool = True, learning: bool = True, dt: float = 0.001,
@@ -241,12 +242,20 @@ class OnlineAgent:
             h.update(np.ascontiguousarray(arrays[key]).tobytes())
         return h.hexdigest()
 
-    def save(self, path: str | Path) -> Path:
-        """Write the current weights with the checkpoint's metadata, atomically."""
+    def snapshot(self) -> tuple[dict[str, np.ndarray], dict]:
+        """Copies of the current weights and the metadata to save with them.
+
+        Taking the copy is fast; writing it (``save_checkpoint``) may be slow and can run in another
+        thread, so a controller never delays a tick for a save.
+        """
         meta = dict(self.metadata)
         meta.pop("format_version", None)
         meta["online_updates"] = int(meta.get("online_updates", 0)) + self.updates
-        return save_checkpoint(path, self.current_arrays(), meta)
+        return {k: np.array(v, copy=True) for k, v in self.current_arrays().items()}, meta
+
+    def save(self, path: str | Path) -> Path:
+        """Write the current weights with the checkpoint's metadata, atomically."""
+        return save_checkpoint(path, *self.snapshot())
 
     def spike_raster(self, n_neurons: int = 32) -> np.ndarray:
         """Spikes (bool, ticks x neurons) of the first actor neurons over the last ticks, oldest first."""
