@@ -1,8 +1,10 @@
 """Evaluation on fixed targets: success at 2 cm and 5 cm, final distance, return.
 
 The policy is run through the Nengo simulator (:class:`OnlineAgent`, actor only, learning off), one
-``dt`` tick per call and ``control_dt / dt`` ticks per env step, exactly as the ROS controller runs it;
-``spiking=False`` uses ``nengo.LIFRate`` neurons, ``spiking=True`` ``nengo.LIF``. Episode ``k`` uses
+``dt`` tick per call and ``control_dt / dt`` ticks per env step, as the ROS controller runs it; the env
+step applies the mean of those ticks' actions (the impulse the per-tick commands would give over the env
+step, which holds one torque). ``spiking=False`` uses ``nengo.LIFRate`` neurons, ``spiking=True``
+``nengo.LIF``. Episode ``k`` uses
 ``env.reset(seed=seed + k)``, so every agent (ours, SB3) sees the same targets.
 """
 
@@ -59,9 +61,9 @@ def evaluate_checkpoint(path: str, *, episodes: int = 100, spiking: bool = False
     ticks = max(1, round(base.arm.control_dt / dt))
 
     def act(obs: np.ndarray) -> np.ndarray:
-        for _ in range(ticks):
-            action = agent.step(obs)
-        return action
+        # The controller applies every tick's action for one tick; over a 20 ms env step (torque held) the
+        # same impulse is the mean of the ticks' actions.
+        return np.mean([agent.step(obs) for _ in range(ticks)], axis=0)
 
     start = time.perf_counter()
     result = run_episodes(env, act, episodes, seed, on_reset=agent.end_episode)
