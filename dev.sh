@@ -40,6 +40,8 @@ export RMW_IMPLEMENTATION=${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 export MPLBACKEND=${MPLBACKEND:-Agg}
 
+export PATH="$VENV/bin:$PATH"  # the nodes, colcon and snn-sac-ros that tests start come from the venv
+
 job=${1:-}
 [ $# -gt 0 ] && shift
 case "$job" in

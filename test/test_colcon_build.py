@@ -52,7 +52,7 @@ def test_data_files_are_installed_and_found_through_the_ament_index(workspace: P
     share = workspace / "install" / "snn_sac_ros" / "share" / "snn_sac_ros"
     assert (share / "package.xml").is_file()
     assert (share / "urdf" / "planar2.urdf").is_file()
-    probe = ("python -c 'from snn_sac_ros.core.resources import share_dir; import snn_sac_ros; "
+    probe = (f"{sys.executable} -c 'from snn_sac_ros.core.resources import share_dir; import snn_sac_ros; "
              "print(share_dir()); print(snn_sac_ros.__file__)'")
     result = _in_workspace(workspace, probe)
     assert result.returncode == 0, result.stderr
