@@ -25,7 +25,7 @@ import numpy as np
 
 from snn_sac_ros.core.agent.checkpoint import Checkpoint
 from snn_sac_ros.core.agent.sac import SACConfig, actor_output_error, gaussian_head, sample_action
-from snn_sac_ros.core.nengo_ext.learning_rules import lif_rate, lif_rate_derivative, random_feedback
+from snn_sac_ros.core.nengo_ext.learning_rules import LIFParams, lif_rate, lif_rate_derivative, random_feedback
 
 
 def _layers(arrays: dict[str, np.ndarray], prefix: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -34,11 +34,44 @@ def _layers(arrays: dict[str, np.ndarray], prefix: str) -> tuple[list[np.ndarray
             [np.array(arrays[f"{prefix}/b{i}"], np.float64) for i in range(n)])
 
 
+class _Derivative:
+    """:func:`lif_rate_derivative` with its constants computed once and its temporaries written in place."""
+
+    def __init__(self, p: LIFParams) -> None:
+        self.p = p
+        self.at_sigma = float(lif_rate_derivative(np.array([p.sigma + 1.0]), p)[0])
+        self.scale = p.tau_rc / p.amplitude
+
+    def __call__(self, current: np.ndarray) -> np.ndarray:
+        p = self.p
+        j = current - 1.0
+        jc = np.maximum(j, p.sigma)
+        r = np.log1p(1.0 / jc)
+        r *= p.tau_rc
+        r += p.tau_ref
+        np.divide(p.amplitude, r, out=r)
+        r *= r
+        r *= self.scale
+        jc *= jc + 1.0
+        r /= jc
+        below = j < 0.0
+        r *= ~below
+        np.minimum(j, 0.0, out=j)
+        j *= 1.0 / p.sigma
+        np.exp(j, out=j)
+        j *= self.at_sigma
+        j *= below
+        r += j
+        return r
+
+
 class FloorAgent:
     """One tick of the online agent in plain NumPy: ``step(obs, reward) -> action``.
 
     Parameters mirror :class:`~snn_sac_ros.core.agent.online.OnlineAgent` (``dt``, ``synapse``,
-    ``online_lr``, ``learning``, ``control_hz``); the network comes from ``checkpoint``.
+    ``online_lr``, ``learning``, ``control_hz``); the network comes from ``checkpoint``. The input layers'
+    weights are kept transposed (``(n_in, n_hidden)``): with a handful of inputs, the update
+    ``W += -eta e x^T`` then runs over long contiguous rows instead of rows of length ``n_in``.
     """
 
     def __init__(self, checkpoint: Checkpoint, *, learning: bool = True, dt: float = 0.001,
@@ -47,6 +80,7 @@ class FloorAgent:
         meta = checkpoint.metadata
         self.config = SACConfig.from_dict(meta["sac_config"])
         self.lif = self.config.lif
+        self.deriv = _Derivative(self.lif)
         self.obs_dim = checkpoint.observation_contract.size
         self.act_dim = checkpoint.action_contract.size
         self.dt, self.lr, self.learning = dt, online_lr, learning
@@ -54,16 +88,19 @@ class FloorAgent:
         self._k = dt * control_hz
         self._gamma = self.config.gamma ** self._k
         self._alpha = float(np.exp(arrays["log_alpha"][0]))
-        self.aw, self.ab = _layers(arrays, "actor")
+        aw, self.ab = _layers(arrays, "actor")
         q1w, q1b = _layers(arrays, "q1")
         q2w, q2b = _layers(arrays, "q2")
-        self.cw = [np.stack([a, b]) for a, b in zip(q1w, q2w)]  # (2, post, pre): both critics in one matmul
+        cw = [np.stack([a, b]) for a, b in zip(q1w, q2w)]  # (2, post, pre): both critics in one matmul
         self.cb = [np.stack([a, b]) for a, b in zip(q1b, q2b)]
+        self.aw0t = np.ascontiguousarray(aw[0].T)  # (n_obs, n_hidden)
+        self.cw0t = np.ascontiguousarray(np.swapaxes(cw[0], 1, 2))  # (2, n_obs + n_act, n_hidden)
+        self.aw, self.cw = aw[1:], cw[1:]  # the layers after the input layer, (post, pre)
         self.exact = self.config.feedback == "exact"
-        self.afb = [w if self.exact else random_feedback(w.shape, 1000 + i + 1) for i, w in enumerate(self.aw)]
-        self.cfb = [w if self.exact else np.stack([random_feedback(w.shape[1:], 1000 + i + 1)] * 2)
+        self.afb = [w if self.exact else random_feedback(w.shape, 1000 + i + 2) for i, w in enumerate(self.aw)]
+        self.cfb = [w if self.exact else np.stack([random_feedback(w.shape[1:], 1000 + i + 2)] * 2)
                     for i, w in enumerate(self.cw)]
-        sizes = [w.shape[0] for w in self.aw[:-1]]
+        sizes = [b.size for b in self.ab[:-1]]
         self.v = [np.zeros(n) for n in sizes]  # membrane voltage
         self.ref = [np.zeros(n) for n in sizes]  # refractory time left
         self.filt = [np.zeros(n) for n in sizes]  # Lowpass-filtered spike trains (also the rules' pre activity)
@@ -71,21 +108,22 @@ class FloorAgent:
         self.raster = np.zeros(min(64, sizes[0]), bool)
         self.prev_q: np.ndarray | None = None
         self.action = np.zeros(self.act_dim)
+        self._cbuf = np.empty_like(self.cw0t)
 
     @property
     def n_neurons(self) -> int:
         """Neurons in total: actor plus both critics' hidden layers."""
-        return sum(w.shape[0] for w in self.aw[:-1]) + sum(2 * w.shape[1] for w in self.cw[:-1])
+        return sum(b.size for b in self.ab[:-1]) + sum(b[0].size for b in self.cb[:-1]) * 2
 
     def _actor_forward(self, obs: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         p, dt, a = self.lif, self.dt, self.decay
         x, currents = obs, []
-        for i, (w, b) in enumerate(zip(self.aw[:-1], self.ab[:-1])):
-            j = w @ x + b
+        for i, b in enumerate(self.ab[:-1]):
+            j = (x @ self.aw0t if i == 0 else self.aw[i - 1] @ x) + b
             currents.append(j)
             v, ref = self.v[i], self.ref[i]
             ref -= dt
-            v -= (j - v) * np.expm1(-np.clip(dt - ref, 0.0, dt) / p.tau_rc)
+            v -= (j - v) * np.expm1(np.clip(dt - ref, 0.0, dt) * (-1.0 / p.tau_rc))
             spiked = np.flatnonzero(v > 1.0)
             t_spike = dt + p.tau_rc * np.log1p(-(v[spiked] - 1.0) / (j[spiked] - 1.0))
             np.maximum(v, 0.0, out=v)
@@ -102,7 +140,7 @@ class FloorAgent:
 
     def step(self, obs: np.ndarray, reward: float | None = None) -> np.ndarray:
         """Advance one tick with this observation; learn from ``reward`` when learning is on."""
-        na, lr, p = self.act_dim, self.lr, self.lif
+        na, no, lr, p = self.act_dim, self.obs_dim, self.lr, self.lif
         out, a_cur = self._actor_forward(obs)
         mean, log_std, dlogstd = gaussian_head(out[None], na)
         eps = np.zeros((1, na))
@@ -110,16 +148,16 @@ class FloorAgent:
         self.action = act[0]
         if not self.learning:
             return self.action
-        # critics (LIF rate, no synapses), both at once
+        # critics (LIF rate, no synapses), both at once: (2, n) per hidden layer
         x = np.concatenate([obs, self.action])
+        h = np.matmul(x, self.cw0t) + self.cb[0]
         hs, ds = [x], []
-        h = x
-        for w, b in zip(self.cw[:-1], self.cb[:-1]):
-            j = np.matmul(w, h[..., None])[..., 0] + b if h.ndim > 1 else w @ h + b
-            ds.append(lif_rate_derivative(j, p))
-            h = lif_rate(j, p)
+        for i in range(len(self.cw)):
+            ds.append(self.deriv(h))
+            h = lif_rate(h, p)
             hs.append(h)
-        q = np.matmul(self.cw[-1], h[..., None])[:, 0, 0] + self.cb[-1][:, 0]
+            h = np.matmul(self.cw[i], h[..., None])[..., 0] + self.cb[i + 1]
+        q = h[:, 0]
         td = np.zeros(2)
         if self.prev_q is not None and reward is not None:
             td = self.prev_q - (reward * self._k + self._gamma * (q.min() - self._alpha * logp[0, 0] * self._k))
@@ -127,18 +165,20 @@ class FloorAgent:
         # backward from dq/dout = 1: the action gradient, and (exact feedback) the critics' hidden errors / td
         e = np.ones((2, 1))
         back = []
-        for w, d in zip(self.cw[:0:-1], ds[::-1]):
+        for w, d in zip(self.cw[::-1], ds[::-1]):
             e = np.matmul(e[:, None, :], w)[:, 0] * d
             back.append(e)
-        dq_da = np.matmul(e[:, None, :], self.cw[0][:, :, self.obs_dim:])[:, 0]
+        dq_da = np.matmul(self.cw0t[:, no:], e[..., None])[..., 0]
         # actor output error and its way back
         ea = actor_output_error(act, log_std, dlogstd, eps, dq_da[int(np.argmin(q))][None], alpha=self._alpha)[0]
         errs = [ea]
-        for w, j in zip(self.afb[:0:-1], a_cur[::-1]):
-            errs.append((errs[-1] @ w) * lif_rate_derivative(j, p))
-        pres = [obs, *self.filt]
-        for w, b, err, pre in zip(self.aw, self.ab, errs[::-1], pres):
-            np.add(w, np.multiply.outer(err * -lr, pre), out=w)  # in place: the arrays in self.aw / self.ab
+        for w, j in zip(self.afb[::-1], a_cur[::-1]):
+            errs.append((errs[-1] @ w) * self.deriv(j))
+        errs.reverse()  # input layer first
+        np.add(self.aw0t, np.multiply.outer(obs * -lr, errs[0]), out=self.aw0t)
+        for w, err, pre in zip(self.aw, errs[1:], self.filt):
+            np.add(w, np.multiply.outer(err * -lr, pre), out=w)
+        for b, err in zip(self.ab, errs):
             np.add(b, err * -lr, out=b)
         # critic updates: output error td, hidden errors td * backward pass (exact) or through B (random)
         if td.any():
@@ -146,10 +186,13 @@ class FloorAgent:
             if self.exact:
                 cerrs += [td[:, None] * e_h for e_h in back]
             else:
-                for fb, d in zip(self.cfb[:0:-1], ds[::-1]):
+                for fb, d in zip(self.cfb[::-1], ds[::-1]):
                     cerrs.append(np.matmul(cerrs[-1][:, None, :], fb)[:, 0] * d)
-            for i, err in enumerate(cerrs[::-1]):
-                pre = hs[i] if hs[i].ndim > 1 else np.broadcast_to(hs[i], (2, hs[i].size))
-                self.cw[i] -= lr * (err[:, :, None] * pre[:, None, :])
-                self.cb[i] -= lr * err
+            cerrs.reverse()
+            np.multiply((x * -lr)[None, :, None], cerrs[0][:, None, :], out=self._cbuf)
+            self.cw0t += self._cbuf
+            for w, err, pre in zip(self.cw, cerrs[1:], hs[1:]):
+                np.add(w, (err * -lr)[:, :, None] * pre[:, None, :], out=w)
+            for b, err in zip(self.cb, cerrs):
+                np.add(b, err * -lr, out=b)
         return self.action
