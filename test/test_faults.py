@@ -490,5 +490,22 @@ def test_every_parameter_refuses_wrong_types_and_out_of_range_values(probe_facto
         sim.stop()
 
 
+def test_bench_soak_smoke_runs_20_s_of_sim_time_with_json(tmp_path: Path) -> None:
+    """The long-run benchmark, shortened: it runs, reports, and finds no leak or non-finite value."""
+    out = subprocess.run([sys.executable, "-m", "snn_sac_ros.cli", "bench", "soak", "--sim-minutes", "0.34",
+                          "--sample-s", "2", "--out", str(tmp_path / "soak"), "--json"],
+                         capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert set(result["exit_codes"].values()) == {0} and not result["nodes_died"], result
+    assert result["non_finite_values"] == 0 and result["saved_weights_finite"] is True
+    assert result["reaches"] >= 5 and result["samples"] >= 5 and result["commands_checked"] > 1000
+    assert result["max_abs_command"] <= 3.0
+    for name, memory in result["memory"].items():  # a gross leak only: the 5 % bar is for the 30-minute run
+        assert memory["growth_pct"] < 10.0, f"{name}: {memory}"
+    print(f"\nsoak smoke: {result['sim_s']:.1f} s sim, memory growth "
+          f"{ {n: round(m['growth_pct'], 2) for n, m in result['memory'].items()} } %")
+
+
 if __name__ == "__main__" and sys.argv[1:2] == ["kill-saves"]:
     print(json.dumps(kill_during_saves(Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))))
