@@ -9,15 +9,19 @@ learning on/off, one row:
 2. Over real DDS on localhost: the ``arm_sim`` node (publishing joint states at the control rate, real
    time) and the ``snn_sac_controller`` node (steady-clock timer at that rate, one Nengo step per tick),
    started as ``bringup`` starts them, plus a probe node here that publishes a reach target and listens.
-   Tick compute p50/p99/max and deadline misses come from the controller's own ``/diagnostics``
-   (``TickStats``: a rolling 5000-tick window). Over the row: p50 is the median of the windows' p50,
-   p99 and max the worst window's (conservative), deadline misses the increase of the controller's total
-   from the start of the row to its end (start-up excluded by ``--warmup``).
-3. Latency: the probe stamps (steady clock) each ``joint_states`` it receives and each command, and pairs
-   every joint state with the first command that arrives after it. That is the command computed from it
-   when the controller's next tick starts after the state arrived; when a tick was already running, the
-   pair is short by up to one tick's compute time. The probe hears both topics one DDS hop late, so the
-   one-way delay of joint_states is not counted either: the figure is a lower bound, within ~0.1 ms.
+   Tick compute time is the controller's own (``TickStats``' measure, tick start to command published),
+   taken from its ``tick_trace`` over exactly the row (after ``--warmup``): p50/p99/max, and deadline
+   misses by ``TickStats``' rule. Its ``/diagnostics`` figures (a rolling 5000-tick window; the row's
+   median p50, worst p99 and max, and the increase of its miss count) are kept as ``diag_*`` to cross-check.
+3. Latency, joint_states published -> the command computed from it received: the probe stamps (monotonic
+   clock, shared by all processes) the arrival of every ``joint_states`` (by its header stamp) and every
+   command. The controller's ``tick_trace`` records, per tick, the header stamp of the joint state the
+   tick used and its publish time. Each command the probe receives is paired with the last tick published
+   before it, hence with the joint state it was computed from, and so with that state's arrival at the
+   probe: ``latency = command arrival - state arrival + d``. The probe hears the state one DDS hop after
+   the arm published it; ``d``, that hop, is taken as the median command hop (probe arrival - controller
+   publish) of the same row: same path, similar size. An arm node in lockstep would measure it directly;
+   ours runs on its own clock, as a real arm does.
 
 The checkpoints are made here (random weights of the chosen sizes: timing does not depend on training).
 """
@@ -144,11 +148,12 @@ class _Probe:
         self.node = Node("bench_realtime_probe", context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
-        self.js: list[int] = []
+        self.js: list[tuple[float, int]] = []
         self.cmd: list[int] = []
         self.diags: list[tuple[float, dict[str, str]]] = []
         now = time.monotonic_ns
-        self.node.create_subscription(JointState, "joint_states", lambda _m: self.js.append(now()), STATE_QOS)
+        self.node.create_subscription(JointState, "joint_states", lambda m: self.js.append(
+            (m.header.stamp.sec + m.header.stamp.nanosec * 1e-9, now())), STATE_QOS)
         self.node.create_subscription(Float64MultiArray, "effort_controller/commands",
                                       lambda _m: self.cmd.append(now()), COMMAND_QOS)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._diagnostics, 10)
@@ -236,7 +241,7 @@ def measure_ros(checkpoint: Path, *, arm: str, rate: float, learning: bool, dura
     sim = dataclasses.replace(specs["arm_sim"], parameters={**specs["arm_sim"].parameters, "publish_rate": rate})
     ctl = dataclasses.replace(specs["snn_sac_controller"], parameters={
         **specs["snn_sac_controller"].parameters, "resume": False, "save_period_s": 0.0,
-        "save_path": str(out / f"{tag}_weights.npz")})
+        "save_path": str(out / f"{tag}_weights.npz"), "tick_trace": str(out / f"{tag}_ticks.npz")})
     logs = [out / f"{tag}_arm_sim.log", out / f"{tag}_controller.log"]
     probe = _Probe(target.tolist())
     processes: list[subprocess.Popen] = []
@@ -261,22 +266,54 @@ def measure_ros(checkpoint: Path, *, arm: str, rate: float, learning: bool, dura
     window_s = 5000 / rate  # TickStats window: use only messages whose window lies inside the row
     inside = [d for t, d in diags if t >= start_time + min(window_s, duration)] or [end_diag]
     p50 = [float(d["tick_p50_ms"]) for d in inside]
-    js = np.asarray(probe.js, np.int64)
-    cmd = np.asarray(probe.cmd, np.int64)
-    js = js[(js >= start_ns) & (js <= end_ns)]
-    idx = np.searchsorted(cmd, js, side="right")
-    ok = idx < cmd.size
-    latency_ms = (cmd[idx[ok]] - js[ok]) * 1e-6
+    trace_path = out / f"{tag}_ticks.npz"
+    if not trace_path.is_file():
+        raise RuntimeError(f"the controller wrote no tick trace ({trace_path}); see {logs[1]}")
+    trace = dict(np.load(trace_path))
+    period = 1.0 / rate
+    ticks = (trace["start"] >= start_ns * 1e-9) & (trace["start"] <= end_ns * 1e-9)
+    compute, starts = trace["compute"][ticks], trace["start"][ticks]
+    # TickStats' rule: compute longer than the period, or a start more than two periods after the last one
+    missed = (compute > period) | (np.diff(starts, prepend=starts[:1]) > 2.0 * period)
+    nan = float("nan")
     return {
-        "tick_p50_ms": float(np.median(p50)), "tick_p99_ms": max(float(d["tick_p99_ms"]) for d in inside),
-        "tick_max_ms": max(float(d["tick_max_ms"]) for d in inside),
-        "deadline_misses": int(end_diag["deadline_misses"]) - int(start_diag["deadline_misses"]),
-        "ticks": int(end_diag["ticks"]) - int(start_diag["ticks"]),
-        "control_rate_hz": float(end_diag["control_rate_hz"]),
-        "latency_p50_ms": float(np.median(latency_ms)) if latency_ms.size else float("nan"),
-        "latency_p99_ms": float(np.percentile(latency_ms, 99)) if latency_ms.size else float("nan"),
-        "latency_samples": int(latency_ms.size),
+        "tick_p50_ms": float(np.percentile(compute, 50) * 1e3) if compute.size else nan,
+        "tick_p99_ms": float(np.percentile(compute, 99) * 1e3) if compute.size else nan,
+        "tick_max_ms": float(compute.max() * 1e3) if compute.size else nan,
+        "deadline_misses": int(missed.sum()), "ticks": int(compute.size),
+        "control_rate_hz": float(compute.size / max((end_ns - start_ns) * 1e-9, 1e-9)),
+        "diag_tick_p50_ms": float(np.median(p50)), "diag_tick_p99_ms": max(float(d["tick_p99_ms"]) for d in inside),
+        "diag_tick_max_ms": max(float(d["tick_max_ms"]) for d in inside),
+        "diag_deadline_misses": int(end_diag["deadline_misses"]) - int(start_diag["deadline_misses"]),
+        **_latency(probe.js, probe.cmd, trace, start_ns * 1e-9, end_ns * 1e-9),
     }
+
+
+def _latency(states: list[tuple[float, int]], commands: list[int], trace: dict[str, np.ndarray], start: float,
+             end: float) -> dict[str, float]:
+    """Pair each command with its tick (last publish before it) and that tick's joint state; see the docstring."""
+    nan = float("nan")
+    if not states or not commands:
+        return {"latency_p50_ms": nan, "latency_p99_ms": nan, "dds_hop_ms": nan, "latency_samples": 0}
+    stamps = np.array([s for s, _ in states])
+    arrivals = np.array([t for _, t in states], np.int64) * 1e-9
+    order = np.argsort(stamps, kind="stable")
+    stamps, arrivals = stamps[order], arrivals[order]
+    cmd = np.asarray(commands, np.int64) * 1e-9
+    cmd = cmd[(cmd >= start) & (cmd <= end)]
+    publish = trace["publish"]
+    tick = np.searchsorted(publish, cmd, side="right") - 1
+    cmd, tick = cmd[tick >= 0], tick[tick >= 0]
+    hop = cmd - publish[tick]
+    used = trace["state_stamp"][tick]
+    k = np.clip(np.searchsorted(stamps, used), 0, stamps.size - 1)
+    found = np.isfinite(used) & (np.abs(stamps[k] - used) < 1e-7) & (hop >= 0) & (hop < 0.05)
+    d = float(np.median(hop[found])) if found.any() else nan
+    latency_ms = (cmd[found] - arrivals[k[found]] + d) * 1e3
+    if not latency_ms.size:
+        return {"latency_p50_ms": nan, "latency_p99_ms": nan, "dds_hop_ms": d * 1e3, "latency_samples": 0}
+    return {"latency_p50_ms": float(np.median(latency_ms)), "latency_p99_ms": float(np.percentile(latency_ms, 99)),
+            "dds_hop_ms": d * 1e3, "latency_samples": int(latency_ms.size)}
 
 
 # --- the command -----------------------------------------------------------------------------------------

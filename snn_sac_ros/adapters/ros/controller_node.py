@@ -18,6 +18,7 @@ for setups without a lifecycle manager.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -50,6 +51,7 @@ from snn_sac_ros.core.arm import PRESETS, ArmSpec, PyBulletArm, resolve_arm
 from snn_sac_ros.core.joint_input import JointInputError, order_joint_state
 from snn_sac_ros.core.safety import TorqueGuard
 from snn_sac_ros.core.task import ReachTask
+from snn_sac_ros.core.tick_trace import TickTrace
 from snn_sac_ros.core.timing import TickStats
 
 NODE_NAME = "snn_sac_controller"
@@ -135,6 +137,9 @@ class SnnSacController(LifecycleNode):
         declare(self, "success_threshold", 0.02, "reach success radius for diagnostics [m]", low=0.001, high=1.0)
         declare(self, "spike_log", "", "at shutdown, write the actor's recent spikes here (.npz; empty: no)",
                 read_only=True)
+        declare(self, "tick_trace", "", "at shutdown, write every tick's start, compute time, publish time and "
+                "the stamp of the joint state it used here (.npz; empty: no); bench realtime reads it",
+                read_only=True)
         declare(self, "diagnostics_period_s", 1.0, "seconds between /diagnostics messages", low=0.05,
                 high=60.0, read_only=True)
         self._learning_on = bool(p("learning").value)
@@ -190,6 +195,8 @@ class SnnSacController(LifecycleNode):
         self._watchdog_thread: threading.Thread | None = None
         self._timer = self._save_timer = self._diag_timer = None
         self.watchdog_zeroed = 0
+        self._trace: TickTrace | None = None
+        self._state_stamp = float("nan")
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
@@ -242,6 +249,8 @@ class SnnSacController(LifecycleNode):
         if max_torque is not None:
             self.guard.set_max_torque(np.asarray(max_torque, dtype=float))
         self.stats = TickStats(1.0 / rate)
+        if p("tick_trace").value:
+            self._trace = TickTrace()
         self.task = ReachTask(success_threshold=p("success_threshold").value)
         self.command_pub = self.create_publisher(Float64MultiArray, "effort_controller/commands", COMMAND_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -312,6 +321,11 @@ class SnnSacController(LifecycleNode):
             if self._learning_on:
                 self.save("shutdown", wait=True)
             self._write_spike_log()
+        if self._trace is not None:
+            try:
+                self._trace.save(self.get_parameter("tick_trace").value)
+            except OSError as error:
+                self.get_logger().error(f"cannot write tick trace: {error}")
         self._close_arm()
 
     # -- input -----------------------------------------------------------------------------------------
@@ -322,12 +336,14 @@ class SnnSacController(LifecycleNode):
             q, dq = order_joint_state(msg.name, msg.position, msg.velocity, self.joint_names,
                                       lower=self.arm.lower, upper=self.arm.upper,
                                       velocity_limits=self.arm.velocity_limits)
-            self._check_stamp(time_to_seconds(msg.header.stamp))
+            stamp = time_to_seconds(msg.header.stamp)
+            self._check_stamp(stamp)
         except JointInputError as error:
             self._input_error = (error.kind, str(error))
             self.errors.report(error.kind, str(error))
             return
         self._q, self._dq = q, dq
+        self._state_stamp = stamp
         self._input_error = None
         self.guard.state_received(time.monotonic())
 
@@ -388,7 +404,11 @@ class SnnSacController(LifecycleNode):
         self._publish(decision.torque)
         if decision.zeroed and guard.active:
             self._report_zero(decision.reasons)
-        self.stats.record(start, time.monotonic() - start)
+        compute = time.monotonic() - start
+        self.stats.record(start, compute)
+        if self._trace is not None:
+            self._trace.record(start, compute, self._state_stamp if torque is not None else np.nan,
+                               self._last_publish)
 
     def _report_zero(self, reasons: list[str]) -> None:
         """Waiting for the first joint state or target is normal at start-up: said once, as info."""
@@ -450,25 +470,25 @@ class SnnSacController(LifecycleNode):
     def save(self, why: str, wait: bool = False) -> tuple[bool, str]:
         """Save the current weights atomically to ``save_path`` without delaying the control loop.
 
-        The weights are copied here, between two ticks (the executor runs one callback at a time, so the
-        copy is consistent); the file is written by a thread beside the loop. Errors (disk full, read-only
-        folder) are reported and shown on /diagnostics, never raised: control goes on.
+        A thread beside the loop copies the weights (array by array: each copy is one NumPy call, so no
+        array is torn, though layers may come from ticks a few milliseconds apart) and writes the file.
+        Errors (disk full, read-only folder) are reported and shown on /diagnostics, never raised:
+        control goes on.
         """
         if self._save_thread is not None and self._save_thread.is_alive():
             if not wait:
                 return False, "a save is still being written; try again"
             self._save_thread.join()
-        arrays, metadata = self.agent.snapshot()
-        self._save_thread = threading.Thread(target=self._write_save, args=(arrays, metadata, why), daemon=True)
+        self._save_thread = threading.Thread(target=self._write_save, args=(why,), daemon=True)
         self._save_thread.start()
         if wait:
             self._save_thread.join()
             return self.last_save.startswith("ok"), self.last_save
         return True, f"saving to {self.save_path}"
 
-    def _write_save(self, arrays: dict, metadata: dict, why: str) -> None:
+    def _write_save(self, why: str) -> None:
         try:
-            save_checkpoint(self.save_path, arrays, metadata)
+            save_checkpoint(self.save_path, *self.agent.snapshot())
         except OSError as error:
             self.last_save = f"failed ({why}): {error}"
             self.errors.report("save_failed", f"saving weights to {self.save_path} failed ({why}): {error}; "
@@ -525,6 +545,9 @@ class SnnSacController(LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> int:
+    # The saver and watchdog threads share the GIL with the control loop: let them hold it for at most
+    # 0.5 ms at a time (Python's default is 5 ms, two and a half ticks at 500 Hz).
+    sys.setswitchinterval(0.0005)
     return spin_node(SnnSacController, args, name=NODE_NAME)
 
 

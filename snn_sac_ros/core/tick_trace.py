@@ -1,0 +1,39 @@
+"""Per-tick timing record of a control loop, for ``snn-sac-ros bench realtime``.
+
+``TickStats`` keeps a rolling window for ``/diagnostics``; a benchmark also needs every tick of a
+60 s row, and which joint state each command was computed from (to pair it with that state's arrival
+for the end-to-end latency). :class:`TickTrace` keeps that in preallocated arrays, a ring of ``size``
+ticks: recording costs a few array stores, no allocation, so the loop it measures is not slowed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+FIELDS = ("start", "compute", "state_stamp", "publish")
+
+
+class TickTrace:
+    """Ring of the last ``size`` ticks: start and publish [s, monotonic], compute [s], state stamp [s]."""
+
+    def __init__(self, size: int = 1 << 18) -> None:
+        self.size = int(size)
+        self.data = np.full((self.size, len(FIELDS)), np.nan)
+        self.count = 0
+
+    def record(self, start: float, compute: float, state_stamp: float, publish: float) -> None:
+        """One tick; ``state_stamp`` is the header stamp of the joint state it used (NaN: none, zero torque)."""
+        row = self.data[self.count % self.size]
+        row[0], row[1], row[2], row[3] = start, compute, state_stamp, publish
+        self.count += 1
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The recorded ticks, oldest first, one array per field."""
+        n = min(self.count, self.size)
+        idx = np.arange(self.count - n, self.count) % self.size
+        return {name: self.data[idx, k].copy() for k, name in enumerate(FIELDS)}
+
+    def save(self, path: str | Path) -> None:
+        np.savez(path, **self.arrays())
