@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from snn_sac_ros.core.agent.checkpoint import load_checkpoint, save_checkpoint
+from snn_sac_ros.core.agent.checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
 
 CONTROLLER = "snn_sac_ros.adapters.ros.controller_node"
 SIM = "snn_sac_ros.adapters.ros.sim_node"
@@ -69,10 +69,9 @@ def kill_during_saves(folder: Path, kills: int, seed: int) -> dict[str, Any]:
         time.sleep(rng.uniform(0.0, 0.08))
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
-        leftovers = list(folder.glob(".weights.npz.*.tmp"))
-        mid_write += bool(leftovers)
-        for tmp in leftovers:  # what a crash leaves: a partial temporary file, never the target
-            tmp.unlink()
+        # what a crash mid-write leaves: a partial temporary file beside the target, never a torn target
+        mid_write += bool(remove_stale_temporaries(path))
+        assert not list(folder.glob(".weights.npz.*.tmp"))
         checkpoint = load_checkpoint(path)
         version = checkpoint.metadata["version"]
         if not (version == last or version >= start) or not _is_version(checkpoint.arrays, version):
@@ -374,9 +373,12 @@ def test_controller_killed_during_save_requests_keeps_a_loadable_checkpoint(prob
         assert all(np.all(np.isfinite(a)) for a in checkpoint.arrays.values() if a.dtype.kind == "f")
         outcomes.append(("old" if save.read_bytes() == before else "new")
                         + (" (a partial temp file left beside it)" if leftovers else ""))
+    planted = tmp_path / ".online.npz.crashed.tmp"  # as a kill in the middle of a write leaves it
+    planted.write_bytes(b"partial")
     final = _controller(save)
     try:
         wait_line(final, probe, "resuming from the online weights saved at", timeout=90)
+        assert not planted.exists() and "partial save(s) a crash left" in final.stderr
         probe.wait_commands(20, "torque after the last restart", non_zero=True)
         probe.check_all_commands()
     finally:
@@ -485,6 +487,11 @@ def test_every_parameter_refuses_wrong_types_and_out_of_range_values(probe_facto
             print(f"\n{node}: {len(declared)} parameters, {len(cases)} wrong values refused with a reason")
         assert sim.process.poll() is None and controller.process.poll() is None
         assert tried > 100
+        # valid run-time changes take effect (save_period_s used to be accepted and ignored until a restart)
+        mark = len(controller.lines)
+        assert probe.set_parameter("snn_sac_controller", "save_period_s", 0.5).successful
+        wait_line(controller, probe, "(periodic)", after=mark, timeout=30)
+        assert probe.set_parameter("snn_sac_controller", "success_threshold", 0.05).successful
     finally:
         _stop(controller)
         sim.stop()

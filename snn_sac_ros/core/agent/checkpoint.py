@@ -67,6 +67,25 @@ def save_checkpoint(path: str | Path, arrays: dict[str, np.ndarray], metadata: d
     return path
 
 
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Delete the partial temporary files that saves to ``path`` left when their process was killed.
+
+    A crash during :func:`save_checkpoint` never touches ``path`` itself, but leaves its
+    ``.<name>.*.tmp`` beside it (as large as a checkpoint): after many crashes they would fill the disk.
+    Call it only where no other process saves to the same ``path`` at the same time (a controller at
+    start-up, before its first save). Returns the files removed.
+    """
+    path = Path(path)
+    removed = []
+    for tmp in path.parent.glob(f".{path.name}.*.tmp") if path.parent.is_dir() else ():
+        try:
+            tmp.unlink()
+        except OSError:
+            continue
+        removed.append(tmp)
+    return removed
+
+
 def _differences(name: str, saved: dict, expected: dict) -> list[str]:
     out = []
     for key in sorted(set(saved) | set(expected)):
