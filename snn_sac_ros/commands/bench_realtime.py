@@ -56,6 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="hidden layers per network (1: NEF-like, weights grow as n; 2: n x n hidden weights)")
     parser.add_argument("--arm", default="planar2", help="arm preset")
     parser.add_argument("--nengo-steps", type=int, default=3000, help="steps timed per simulator (in process)")
+    parser.add_argument("--tick-on-state", action="store_true",
+                        help="controller ticks on each joint state (tick_on_state), the timer only as a fallback")
     parser.add_argument("--no-ros", action="store_true", help="only the in-process Nengo / floor columns")
     parser.add_argument("--out", default=None, help="folder for node logs and checkpoints (default: a temp dir)")
 
@@ -226,7 +228,7 @@ def _wait(predicate: object, timeout: float, what: str, processes: list[subproce
 
 
 def measure_ros(checkpoint: Path, *, arm: str, rate: float, learning: bool, duration: float, warmup: float,
-                out: Path) -> dict:
+                out: Path, tick_on_state: bool = False) -> dict:
     """Run arm_sim + controller at ``rate`` for ``warmup + duration`` seconds; the row's ROS columns."""
     from snn_sac_ros import bringup
     from snn_sac_ros.core.agent.checkpoint import load_checkpoint
@@ -241,7 +243,8 @@ def measure_ros(checkpoint: Path, *, arm: str, rate: float, learning: bool, dura
     sim = dataclasses.replace(specs["arm_sim"], parameters={**specs["arm_sim"].parameters, "publish_rate": rate})
     ctl = dataclasses.replace(specs["snn_sac_controller"], parameters={
         **specs["snn_sac_controller"].parameters, "resume": False, "save_period_s": 0.0,
-        "save_path": str(out / f"{tag}_weights.npz"), "tick_trace": str(out / f"{tag}_ticks.npz")})
+        "save_path": str(out / f"{tag}_weights.npz"), "tick_trace": str(out / f"{tag}_ticks.npz"),
+        "tick_on_state": tick_on_state})
     logs = [out / f"{tag}_arm_sim.log", out / f"{tag}_controller.log"]
     probe = _Probe(target.tolist())
     processes: list[subprocess.Popen] = []
@@ -351,7 +354,8 @@ def run(args: argparse.Namespace) -> dict:
                     row.update({k: float("nan") for k in COLUMNS if k not in row})
                 else:
                     row.update(measure_ros(checkpoint, arm=args.arm, rate=rate, learning=learn,
-                                           duration=args.duration, warmup=args.warmup, out=out))
+                                           duration=args.duration, warmup=args.warmup, out=out,
+                                           tick_on_state=args.tick_on_state))
                 rows.append(row)
                 print(_line(row), flush=True)
     _print_table(rows)

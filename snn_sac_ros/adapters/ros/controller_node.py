@@ -17,7 +17,6 @@ for setups without a lifecycle manager.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 import tempfile
@@ -47,7 +46,7 @@ from snn_sac_ros.adapters.ros.common import (
     spin_node,
     time_to_seconds,
 )
-from snn_sac_ros.core.agent.checkpoint import remove_stale_temporaries, save_checkpoint
+from snn_sac_ros.core.agent.checkpoint import save_checkpoint
 from snn_sac_ros.core.arm import PRESETS, ArmSpec, PyBulletArm, resolve_arm
 from snn_sac_ros.core.joint_input import JointInputError, order_joint_state
 from snn_sac_ros.core.safety import TorqueGuard
@@ -120,6 +119,9 @@ class SnnSacController(LifecycleNode):
                 low=0.0, high=86400.0)
         declare(self, "control_rate_hz", 500.0, "control ticks per second (steady clock)", low=1.0, high=1000.0,
                 read_only=True)
+        declare(self, "tick_on_state", False, "also tick the moment a valid joint state arrives, so the command "
+                "answers it without waiting for the timer (latency); the timer then ticks only when no state came "
+                "for 1.5 periods. Set the arm's state rate to control_rate_hz", read_only=True)
         declare(self, "nengo_steps_per_tick", 1, "Nengo simulator steps per control tick", low=1, high=20,
                 read_only=True)
         declare(self, "spiking", True, "run the actor as spiking LIF neurons (false: rate neurons)",
@@ -169,10 +171,6 @@ class SnnSacController(LifecycleNode):
                 self._set_learning(bool(param.value))
             elif param.name in ("state_timeout", "stall_timeout") and self.guard is not None:
                 setattr(self.guard, param.name, float(param.value))
-            elif param.name == "save_period_s" and self._timer is not None:  # active: new period from now
-                self._start_save_timer(float(param.value))
-            elif param.name == "success_threshold":
-                self.task = dataclasses.replace(self.task, success_threshold=float(param.value))
         return SetParametersResult(successful=True)
 
     # -- lifecycle -----------------------------------------------------------------------------------
@@ -201,6 +199,7 @@ class SnnSacController(LifecycleNode):
         self._timer = self._save_timer = self._diag_timer = None
         self.watchdog_zeroed = 0
         self._trace: TickTrace | None = None
+        self._tick_on_state, self._period, self._last_tick_start = False, 1.0, -1.0
         self._state_stamp = float("nan")
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -230,9 +229,6 @@ class SnnSacController(LifecycleNode):
         spec = robot_spec(arm_name, urdf_file, joints, ee_link)
         checkpoint = p("checkpoint").value or default_checkpoint(arm_name)
         self.save_path = p("save_path").value or default_save_path(arm_name)
-        stale = remove_stale_temporaries(self.save_path)  # partial writes of saves a crash interrupted
-        if stale:
-            self.get_logger().warning(f"removed {len(stale)} partial save(s) a crash left beside {self.save_path}")
         source = checkpoint
         if p("resume").value and Path(self.save_path).is_file():
             source = self.save_path
@@ -257,6 +253,7 @@ class SnnSacController(LifecycleNode):
         if max_torque is not None:
             self.guard.set_max_torque(np.asarray(max_torque, dtype=float))
         self.stats = TickStats(1.0 / rate)
+        self._tick_on_state, self._period = bool(p("tick_on_state").value), 1.0 / rate
         if p("tick_trace").value:
             self._trace = TickTrace()
         self.task = ReachTask(success_threshold=p("success_threshold").value)
@@ -278,20 +275,15 @@ class SnnSacController(LifecycleNode):
         self.guard.active = True
         rate = self.get_parameter("control_rate_hz").value
         self._timer = self.create_timer(1.0 / rate, self._tick, clock=self._steady)
-        self._start_save_timer(self.get_parameter("save_period_s").value)
+        save_period = self.get_parameter("save_period_s").value
+        if save_period > 0:
+            self._save_timer = self.create_timer(save_period, lambda: self.save("periodic"),
+                                                 clock=self._steady)
         self._watchdog_stop.clear()
         self._watchdog_thread = threading.Thread(target=self._stall_watchdog, name="stall_watchdog", daemon=True)
         self._watchdog_thread.start()
         self.get_logger().info("active: commanding torques")
         return TransitionCallbackReturn.SUCCESS
-
-    def _start_save_timer(self, period: float) -> None:
-        """(Re)start the periodic saves, so that a run-time change of save_period_s takes effect at once."""
-        if self._save_timer is not None:
-            self.destroy_timer(self._save_timer)
-            self._save_timer = None
-        if period > 0:
-            self._save_timer = self.create_timer(period, lambda: self.save("periodic"), clock=self._steady)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_loop()
@@ -359,6 +351,8 @@ class SnnSacController(LifecycleNode):
         self._state_stamp = stamp
         self._input_error = None
         self.guard.state_received(time.monotonic())
+        if self._tick_on_state and self.guard.active:
+            self._tick(from_state=True)
 
     def _check_stamp(self, stamp: float) -> None:
         max_age = self.get_parameter("max_stamp_age").value
@@ -404,8 +398,11 @@ class SnnSacController(LifecycleNode):
             self.get_logger().warning("e-stop released: torque output resumes")
 
     # -- control ---------------------------------------------------------------------------------------
-    def _tick(self) -> None:
+    def _tick(self, from_state: bool = False) -> None:
         start = time.monotonic()
+        if self._tick_on_state and not from_state and start - self._last_tick_start < 1.5 * self._period:
+            return  # ticks follow the joint states; the timer only fills in when they stop
+        self._last_tick_start = start
         guard = self.guard
         input_error = self._input_error[1] if self._input_error else None
         if input_error is None and self._target is None:
