@@ -17,6 +17,7 @@ for setups without a lifecycle manager.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import tempfile
@@ -46,7 +47,7 @@ from snn_sac_ros.adapters.ros.common import (
     spin_node,
     time_to_seconds,
 )
-from snn_sac_ros.core.agent.checkpoint import save_checkpoint
+from snn_sac_ros.core.agent.checkpoint import remove_stale_temporaries, save_checkpoint
 from snn_sac_ros.core.arm import PRESETS, ArmSpec, PyBulletArm, resolve_arm
 from snn_sac_ros.core.joint_input import JointInputError, order_joint_state
 from snn_sac_ros.core.safety import TorqueGuard
@@ -171,6 +172,10 @@ class SnnSacController(LifecycleNode):
                 self._set_learning(bool(param.value))
             elif param.name in ("state_timeout", "stall_timeout") and self.guard is not None:
                 setattr(self.guard, param.name, float(param.value))
+            elif param.name == "save_period_s" and self._timer is not None:  # active: new period from now
+                self._start_save_timer(float(param.value))
+            elif param.name == "success_threshold":
+                self.task = dataclasses.replace(self.task, success_threshold=float(param.value))
         return SetParametersResult(successful=True)
 
     # -- lifecycle -----------------------------------------------------------------------------------
@@ -229,6 +234,9 @@ class SnnSacController(LifecycleNode):
         spec = robot_spec(arm_name, urdf_file, joints, ee_link)
         checkpoint = p("checkpoint").value or default_checkpoint(arm_name)
         self.save_path = p("save_path").value or default_save_path(arm_name)
+        stale = remove_stale_temporaries(self.save_path)  # partial writes of saves a crash interrupted
+        if stale:
+            self.get_logger().warning(f"removed {len(stale)} partial save(s) a crash left beside {self.save_path}")
         source = checkpoint
         if p("resume").value and Path(self.save_path).is_file():
             source = self.save_path
@@ -275,15 +283,20 @@ class SnnSacController(LifecycleNode):
         self.guard.active = True
         rate = self.get_parameter("control_rate_hz").value
         self._timer = self.create_timer(1.0 / rate, self._tick, clock=self._steady)
-        save_period = self.get_parameter("save_period_s").value
-        if save_period > 0:
-            self._save_timer = self.create_timer(save_period, lambda: self.save("periodic"),
-                                                 clock=self._steady)
+        self._start_save_timer(self.get_parameter("save_period_s").value)
         self._watchdog_stop.clear()
         self._watchdog_thread = threading.Thread(target=self._stall_watchdog, name="stall_watchdog", daemon=True)
         self._watchdog_thread.start()
         self.get_logger().info("active: commanding torques")
         return TransitionCallbackReturn.SUCCESS
+
+    def _start_save_timer(self, period: float) -> None:
+        """(Re)start the periodic saves, so that a run-time change of save_period_s takes effect at once."""
+        if self._save_timer is not None:
+            self.destroy_timer(self._save_timer)
+            self._save_timer = None
+        if period > 0:
+            self._save_timer = self.create_timer(period, lambda: self.save("periodic"), clock=self._steady)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_loop()
