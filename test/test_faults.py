@@ -386,6 +386,18 @@ def test_controller_killed_during_save_requests_keeps_a_loadable_checkpoint(prob
     print(f"\nreal controller killed during ~/save: {outcomes}")
 
 
+def test_a_corrupt_saved_checkpoint_is_refused_at_start_with_a_clear_error(tmp_path: Path) -> None:
+    """Our saves are atomic, but a disk can still corrupt a file: the controller must not run on it."""
+    save = tmp_path / "online.npz"
+    save.write_bytes(Path(CHECKPOINT).read_bytes()[:100_000])  # a truncated file
+    node = _controller(save)
+    code = node.process.wait(120)
+    node._reader.join(5)
+    assert code == 2, node.stderr
+    assert "cannot start" in node.stderr and str(save) in node.stderr and "corrupt" in node.stderr, node.stderr
+    assert "Traceback" not in node.stderr
+
+
 def _unshare_works() -> bool:
     if shutil.which("unshare") is None:
         return False

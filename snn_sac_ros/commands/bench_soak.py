@@ -42,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup-fraction", type=float, default=0.1,
                         help="share of the sim time before the memory baseline is taken")
     parser.add_argument("--seed", type=int, default=1, help="seed of the target sequence")
+    parser.add_argument("--no-learning", action="store_true",
+                        help="frozen policy: the baseline that tells learning drift from machine load")
     parser.add_argument("--out", default="", help="output folder (default: a temporary folder)")
 
 
@@ -59,7 +61,8 @@ def rss_kb(pid: int) -> int | None:
 
 def _specs(args: argparse.Namespace, out: Path, reaches: int) -> list[bringup.NodeSpec]:
     specs = bringup.sim_reach_nodes(
-        arm=args.arm, checkpoint=args.checkpoint, learning="true", real_time_factor=str(args.rtf),
+        arm=args.arm, checkpoint=args.checkpoint, learning=str(not args.no_learning).lower(),
+        real_time_factor=str(args.rtf),
         control_rate_hz=str(args.control_rate), reaches=str(reaches), reach_seconds=str(args.reach_seconds),
         payload_kg="0.0", output_dir=str(out), seed=str(args.seed))
     extra = {"snn_sac_controller": {"save_period_s": float(args.save_period_s), "resume": False, "spike_log": ""}}
@@ -80,7 +83,8 @@ def run(args: argparse.Namespace) -> dict:
     specs = _specs(args, out, reaches)
     (out / "commands.txt").write_text("\n".join(" ".join(bringup.command_line(s)) for s in specs) + "\n")
     print(f"bench soak: {args.arm}, {sim_seconds / 60:g} min of sim time ({reaches} reaches x "
-          f"{args.reach_seconds:g} s) at real-time factor {args.rtf:g}, learning on, controller "
+          f"{args.reach_seconds:g} s) at real-time factor {args.rtf:g}, learning "
+          f"{'off' if args.no_learning else 'on'}, controller "
           f"{args.control_rate:g} Hz; output {out}", flush=True)
     processes = demo.start_nodes(specs, out, dict(os.environ))
     try:
@@ -205,7 +209,9 @@ def _report(out: Path, record: dict, codes: dict[str, int], args: argparse.Names
     result = {
         "sim_s": state["sim_time"], "wall_s": record["wall_s"],
         "achieved_rtf": state["sim_time"] / record["wall_s"] if record["wall_s"] else math.nan,
-        "requested_rtf": args.rtf, "reaches": len(distances),
+        "requested_rtf": args.rtf, "learning": not args.no_learning, "reaches": len(distances),
+        "mean_final_distance_cm_first_third": _thirds(distances * 100)[0],
+        "mean_final_distance_cm_last_third": _thirds(distances * 100)[1],
         "success_2cm_first_third": first2, "success_2cm_last_third": last2,
         "success_5cm_first_third": first5, "success_5cm_last_third": last5,
         "memory": {n: _memory(samples, n, warmup) for n in ("snn_sac_controller", "arm_sim")},
