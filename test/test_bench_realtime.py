@@ -6,6 +6,7 @@ import json
 import math
 
 import numpy as np
+import pytest
 
 from snn_sac_ros.cli import main
 from snn_sac_ros.commands.bench_realtime import COLUMNS, hidden_sizes, make_checkpoint
@@ -31,9 +32,11 @@ def test_floor_acts_and_learns(tmp_path) -> None:
     assert any(not np.array_equal(a, b) for a, b in zip(before, floor.aw + floor.cw))
 
 
-def test_bench_realtime_reports_every_column(tmp_path, capsys) -> None:
+@pytest.mark.parametrize("on_state", [False, True], ids=["timer", "tick_on_state"])
+def test_bench_realtime_reports_every_column(tmp_path, capsys, on_state: bool) -> None:
     code = main(["bench", "realtime", "--neurons", "300", "--rates", "500", "--learning", "on", "--duration", "2",
-                 "--warmup", "1", "--nengo-steps", "200", "--out", str(tmp_path), "--json"])
+                 "--warmup", "1", "--nengo-steps", "200", "--out", str(tmp_path), "--json",
+                 *(["--tick-on-state"] if on_state else [])])
     assert code == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     (row,) = result["rows"]
