@@ -180,7 +180,10 @@ class OnlineAgent:
         out, a, eps = x[None, : 2 * na], x[None, 2 * na: 3 * na], x[None, 3 * na: 4 * na]
         dq = x[4 * na: 5 * na] if x[6 * na] <= x[6 * na + 1] else x[5 * na: 6 * na]
         _, log_std, dlogstd = gaussian_head(out, na)
-        return actor_output_error(a, log_std, dlogstd, eps, dq[None], alpha=self._alpha)[0]
+        error = actor_output_error(a, log_std, dlogstd, eps, dq[None], alpha=self._alpha)[0]
+        if not self.explore:  # acting with tanh(mean): a deterministic-policy-gradient step on the mean only;
+            error[na:] = 0.0  # the entropy push on an unused log-std would only drift the shared hidden layers
+        return error
 
     def _record(self, t: float, x: np.ndarray) -> None:
         self._raster[self._total_ticks % RASTER_TICKS] = x > 0
