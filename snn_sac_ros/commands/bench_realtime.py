@@ -58,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nengo-steps", type=int, default=3000, help="steps timed per simulator (in process)")
     parser.add_argument("--tick-on-state", action="store_true",
                         help="controller ticks on each joint state (tick_on_state), the timer only as a fallback")
+    parser.add_argument("--rt-priority", type=int, default=0,
+                        help="run the nodes and the in-process timing under SCHED_FIFO at this priority (chrt -f; "
+                             "needs CAP_SYS_NICE), as a 1 kHz loop is deployed; 0: normal scheduling")
     parser.add_argument("--no-ros", action="store_true", help="only the in-process Nengo / floor columns")
     parser.add_argument("--out", default=None, help="folder for node logs and checkpoints (default: a temp dir)")
 
@@ -196,12 +199,29 @@ def _ros_environment() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-def _start(spec: object, log: Path) -> subprocess.Popen:
+def _start(spec: object, log: Path, rt_priority: int = 0) -> subprocess.Popen:
     from snn_sac_ros import bringup
 
+    prefix = ["chrt", "-f", str(rt_priority)] if rt_priority > 0 else []
     with open(log, "w") as handle:
-        return subprocess.Popen(bringup.command_line(spec), stdout=handle, stderr=subprocess.STDOUT,
+        return subprocess.Popen(prefix + bringup.command_line(spec), stdout=handle, stderr=subprocess.STDOUT,
                                 env=dict(os.environ))
+
+
+class _Realtime:
+    """SCHED_FIFO at ``priority`` for this process while inside the ``with`` (nothing when 0)."""
+
+    def __init__(self, priority: int) -> None:
+        self.priority, self.previous = priority, None
+
+    def __enter__(self) -> None:
+        if self.priority > 0:
+            self.previous = (os.sched_getscheduler(0), os.sched_getparam(0))
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(self.priority))
+
+    def __exit__(self, *exc: object) -> None:
+        if self.previous is not None:
+            os.sched_setscheduler(0, self.previous[0], self.previous[1])
 
 
 def _stop(processes: list[subprocess.Popen]) -> None:
@@ -228,7 +248,7 @@ def _wait(predicate: object, timeout: float, what: str, processes: list[subproce
 
 
 def measure_ros(checkpoint: Path, *, arm: str, rate: float, learning: bool, duration: float, warmup: float,
-                out: Path, tick_on_state: bool = False) -> dict:
+                out: Path, tick_on_state: bool = False, rt_priority: int = 0) -> dict:
     """Run arm_sim + controller at ``rate`` for ``warmup + duration`` seconds; the row's ROS columns."""
     from snn_sac_ros import bringup
     from snn_sac_ros.core.agent.checkpoint import load_checkpoint
@@ -249,7 +269,7 @@ def measure_ros(checkpoint: Path, *, arm: str, rate: float, learning: bool, dura
     probe = _Probe(target.tolist())
     processes: list[subprocess.Popen] = []
     try:
-        processes = [_start(sim, logs[0]), _start(ctl, logs[1])]
+        processes = [_start(sim, logs[0], rt_priority), _start(ctl, logs[1], rt_priority)]
 
         def ticking() -> bool:
             d = probe.latest()
@@ -342,24 +362,29 @@ def run(args: argparse.Namespace) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     learning = {"on": [True], "off": [False], "both": [True, False]}[args.learning]
     rows = []
-    print(f"bench realtime: {machine()}; {args.duration:g} s per row, depth {args.depth}; logs in {out}", flush=True)
+    print(f"bench realtime: {machine()}; {args.duration:g} s per row, depth {args.depth}, "
+          f"{'tick on state' if args.tick_on_state else 'timer ticks'}, "
+          f"{f'SCHED_FIFO {args.rt_priority}' if args.rt_priority else 'normal scheduling'}; logs in {out}", flush=True)
     for neurons in args.neurons:
         hidden = hidden_sizes(neurons, args.depth)
         checkpoint = make_checkpoint(args.arm, hidden, out / f"n{neurons}_d{args.depth}.npz")
         for rate in args.rates:
             for learn in learning:
                 row = {"hidden": list(hidden), "rate_hz": rate, "learning": learn}
-                row.update(time_in_process(checkpoint, rate, learn, args.nengo_steps))
+                with _Realtime(args.rt_priority):
+                    row.update(time_in_process(checkpoint, rate, learn, args.nengo_steps))
                 if args.no_ros:
                     row.update({k: float("nan") for k in COLUMNS if k not in row})
                 else:
-                    row.update(measure_ros(checkpoint, arm=args.arm, rate=rate, learning=learn,
-                                           duration=args.duration, warmup=args.warmup, out=out,
-                                           tick_on_state=args.tick_on_state))
+                    with _Realtime(args.rt_priority):  # the probe's threads too: its stamps are the latency
+                        row.update(measure_ros(checkpoint, arm=args.arm, rate=rate, learning=learn,
+                                               duration=args.duration, warmup=args.warmup, out=out,
+                                               tick_on_state=args.tick_on_state, rt_priority=args.rt_priority))
                 rows.append(row)
                 print(_line(row), flush=True)
     _print_table(rows)
     return {"rows": rows, "machine": machine(), "duration_s": args.duration, "depth": args.depth,
+            "tick_on_state": args.tick_on_state, "rt_priority": args.rt_priority,
             "output_dir": str(out)}
 
 
