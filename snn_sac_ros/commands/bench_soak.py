@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 import math
 import os
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -101,11 +102,12 @@ def _monitor(processes: dict, args: argparse.Namespace, sim_seconds: float) -> d
     from geometry_msgs.msg import PoseStamped
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
+    from rclpy.signals import SignalHandlerOptions
     from std_msgs.msg import Float64MultiArray
 
     from snn_sac_ros.adapters.ros.common import COMMAND_QOS, STATE_QOS, time_to_seconds
 
-    rclpy.init()
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)  # Ctrl-C: stop and report what was measured
     node = Node("soak_monitor")
     state = {"commands": 0, "non_finite_commands": 0, "max_abs_command": 0.0, "poses": 0, "non_finite_poses": 0,
              "sim_time": 0.0, "controller": {}, "sim": {}}
@@ -143,6 +145,13 @@ def _monitor(processes: dict, args: argparse.Namespace, sim_seconds: float) -> d
     timeout = 3.0 * sim_seconds / max(args.rtf, 1e-3) + 120.0
     next_sample = start
     died: list[str] = []
+    interrupted = False
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # SIGINT may be ignored (a background job of a script) and SIGTERM would end us without stopping the nodes
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         while processes["reach_targets"].poll() is None:
             executor.spin_once(timeout_sec=0.05)
@@ -164,17 +173,23 @@ def _monitor(processes: dict, args: argparse.Namespace, sim_seconds: float) -> d
                       f"{(last.get('rss_kb_snn_sac_controller') or 0) / 1024:6.1f} MiB  arm_sim "
                       f"{(last.get('rss_kb_arm_sim') or 0) / 1024:6.1f} MiB  sim rtf {last['sim_rtf']}  "
                       f"p99 {last['tick_p99_ms']} ms  recent success {last['recent_success_rate']}", flush=True)
+    except KeyboardInterrupt:
+        interrupted = True
+        print("bench soak: interrupted; stopping the nodes and reporting what was measured", flush=True)
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         executor.remove_node(node)
         node.destroy_node()
         rclpy.try_shutdown()
-    return {"samples": samples, "state": state, "died": died, "wall_s": time.monotonic() - start}
+    return {"samples": samples, "state": state, "died": died, "wall_s": time.monotonic() - start,
+            "interrupted": interrupted}
 
 
 def _memory(samples: list[dict], name: str, warmup_s: float) -> dict:
     key = f"rss_kb_{name}"
     points = [(s["sim_s"], s[key]) for s in samples if s.get(key)]
-    after = [kb for t, kb in points if t >= warmup_s] or [kb for _, kb in points]
+    after = [kb for t, kb in points if t >= warmup_s]  # none: the run ended before warm-up did
     if not after:
         return {"baseline_mib": math.nan, "final_mib": math.nan, "peak_mib": math.nan, "growth_pct": math.nan}
     base, final = after[0], after[-1]
@@ -222,7 +237,8 @@ def _report(out: Path, record: dict, codes: dict[str, int], args: argparse.Names
         "ticks": int(c.get("ticks", 0)), "deadline_misses": int(c.get("deadline_misses", -1)),
         "tick_p99_ms": float(c.get("tick_p99_ms", "nan")), "input_errors": c.get("input_errors", ""),
         "stall_watchdog_zeroed": int(c.get("stall_watchdog_zeroed", -1)), "last_save": c.get("last_save", ""),
-        "nodes_died": record["died"], "exit_codes": codes, "samples": len(samples), "output_dir": str(out),
+        "nodes_died": record["died"], "interrupted": record["interrupted"],
+        "exit_codes": codes, "samples": len(samples), "output_dir": str(out),
     }
     (out / "soak_samples.json").write_text(json.dumps(samples, indent=1))
     (out / "soak_result.json").write_text(json.dumps(result, indent=2, default=str))
