@@ -200,6 +200,7 @@ def _memory(samples: list[dict], name: str, warmup_s: float) -> dict:
 def _report(out: Path, record: dict, codes: dict[str, int], args: argparse.Namespace, sim_seconds: float) -> dict:
     import csv
     import json
+    import re
 
     from snn_sac_ros.core.agent.checkpoint import CheckpointError, load_checkpoint
 
@@ -208,6 +209,9 @@ def _report(out: Path, record: dict, codes: dict[str, int], args: argparse.Names
     if (out / "reaches.csv").exists():
         with open(out / "reaches.csv") as handle:
             distances = np.array([float(r["final_distance_m"]) for r in csv.DictReader(handle)])
+    elif (out / "reach_targets.log").exists():  # interrupted: reach_targets wrote no csv, but logged each reach
+        found = re.findall(r"reach \d+/\d+: final distance ([0-9.]+) cm", (out / "reach_targets.log").read_text())
+        distances = np.array([float(cm) / 100 for cm in found])
     first2, last2 = _thirds(distances <= 0.02)
     first5, last5 = _thirds(distances <= 0.05)
     weights_finite: bool | None = None
