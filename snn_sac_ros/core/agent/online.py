@@ -58,7 +58,7 @@ class OnlineAgent:
     """
 
     def __init__(self, checkpoint: Checkpoint, *, spiking: bool = True, learning: bool = True, dt: float = 0.001,
-                 seed: int = 0, synapse: float = 0.005, online_lr: float = 1e-4, explore: bool = False,
+                 seed: int = 0, synapse: float = 0.005, online_lr: float = 1e-5, explore: bool = False,
                  actor_only: bool = False, control_hz: float | None = None) -> None:
         self.checkpoint = checkpoint
         self.metadata = dict(checkpoint.metadata)
