@@ -293,6 +293,9 @@ def measure_ros(checkpoint: Path, *, arm: str, rate: float, learning: bool, dura
     if not trace_path.is_file():
         raise RuntimeError(f"the controller wrote no tick trace ({trace_path}); see {logs[1]}")
     trace = dict(np.load(trace_path))
+    np.savez(out / f"{tag}_probe.npz", state_stamps=np.array([x for x, _ in probe.js]),
+             state_arrivals_ns=np.array([t for _, t in probe.js], np.int64),
+             command_arrivals_ns=np.asarray(probe.cmd, np.int64))  # for a closer look at the latency
     period = 1.0 / rate
     ticks = (trace["start"] >= start_ns * 1e-9) & (trace["start"] <= end_ns * 1e-9)
     compute, starts = trace["compute"][ticks], trace["start"][ticks]
