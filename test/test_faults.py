@@ -518,7 +518,7 @@ def test_bench_soak_smoke_runs_20_s_of_sim_time_with_json(tmp_path: Path) -> Non
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert set(result["exit_codes"].values()) == {0} and not result["nodes_died"], result
     assert result["non_finite_values"] == 0 and result["saved_weights_finite"] is True
-    assert result["reaches"] >= 5 and result["samples"] >= 5 and result["commands_checked"] > 1000
+    assert result["reaches"] >= 3 and result["samples"] >= 5 and result["commands_checked"] > 1000
     assert result["max_abs_command"] <= 3.0
     for name, memory in result["memory"].items():  # a gross leak only: the 5 % bar is for the 30-minute run
         assert memory["growth_pct"] < 10.0, f"{name}: {memory}"
