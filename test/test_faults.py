@@ -279,6 +279,37 @@ def test_watchdog_zeroes_when_the_joint_state_publisher_is_killed(probe_factory:
         _stop(controller)
 
 
+def test_a_frozen_controller_is_covered_by_the_arm_timeout_and_resumes_with_zero_torque_first(
+        probe_factory: Any, tmp_path: Path) -> None:
+    """SIGSTOP (a stalled process: swapped out, debugger, a hung driver call): nothing in the controller can
+    run, not even its watchdog thread, so only the arm side's command timeout protects the arm meanwhile;
+    on SIGCONT the controller must see its own stall and command zero before it controls again."""
+    sim = NodeProcess(SIM, {"arm": "planar2", "gravity_compensation": False, "command_timeout": 0.1,
+                            "initial_positions": Q_OK})
+    controller = _controller(tmp_path / "w.npz", use_sim_time=True, learning=False)
+    probe = probe_factory(play_robot=False)
+    try:
+        probe.wait_commands(100, "torque from the controller driving arm_sim", non_zero=True)
+        count = len(probe.states)
+        controller.process.send_signal(signal.SIGSTOP)
+        probe.spin_until(lambda: len(probe.states) > count + 200, 60, "joint states while the controller is frozen")
+        efforts = [np.array(m.effort) for m in probe.states[count:]]
+        assert all(np.all(e == 0) for e in efforts[75:]), "the arm was driven by a frozen controller's command"
+        resumed = time.monotonic()
+        controller.process.send_signal(signal.SIGCONT)
+        after = probe.wait_commands(30, "torque after SIGCONT", non_zero=True)
+        assert np.all(after[0] == 0), f"first command after the stall was {after[0]}, not zero"
+        assert "control loop stalled" in controller.stderr or "[loop_stall]" in controller.stderr
+        assert sim.process.poll() is None and controller.process.poll() is None
+        probe.check_all_commands()
+        print(f"\nSIGSTOP/SIGCONT: arm zero after {next(i for i, e in enumerate(efforts) if np.all(e == 0))} states; "
+              f"{next(i for i, c in enumerate(after) if np.any(c != 0))} zero command(s) after resuming "
+              f"({time.monotonic() - resumed:.1f} s)")
+    finally:
+        _stop(controller)
+        sim.stop()
+
+
 def test_sigkill_then_restart_resumes_the_learned_weights_and_the_arm_zeroes_meanwhile(
         probe_factory: Any, tmp_path: Path) -> None:
     save = tmp_path / "online.npz"
