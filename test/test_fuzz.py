@@ -15,6 +15,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -145,9 +146,9 @@ class FuzzProbe(Probe):
         assert any(np.any(c != 0) for c in self.commands_after(start)), f"no torque 300 ticks after {after}"
 
 
-@pytest.fixture(scope="module")
-def controller(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NodeProcess, FuzzProbe]]:
-    save = tmp_path_factory.mktemp("fuzz") / "weights.npz"
+@pytest.fixture  # not module-scoped: a controller left running would command the arm_sim of the next test
+def controller(tmp_path: Path) -> Iterator[tuple[NodeProcess, FuzzProbe]]:
+    save = tmp_path / "weights.npz"
     node = NodeProcess(CONTROLLER, {"checkpoint": str(data_path("checkpoints", "planar2.npz")),
                                     "save_path": str(save), "resume": False, "learning": True,
                                     "save_period_s": 0.0})
