@@ -425,8 +425,12 @@ class SnnSacController(LifecycleNode):
             torque = self._policy_torque()
         decision = guard.filter(torque, start, input_error)
         self._publish(decision.torque)
-        if decision.zeroed and guard.active:
-            self._report_zero(decision.reasons)
+        if decision.zeroed:
+            # The arm did not get the policy's action: the next policy tick must not be rewarded (TD-learned)
+            # as if it had, across the gap; under load (stale states) this happens on many ticks.
+            self._last_action = None
+            if guard.active:
+                self._report_zero(decision.reasons)
         compute = time.monotonic() - start
         self.stats.record(start, compute)
         if self._trace is not None:
