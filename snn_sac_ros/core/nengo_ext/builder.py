@@ -65,12 +65,16 @@ class SimLocalDelta(Operator):
         delta = signals[self.delta]
         state = RuleState(*(signals[s] for s in self.updates[1:]))
         lr, adaptive = self.learning_rate, self.adaptive
+        dirty = [True]  # delta may be non-zero; zeroing 65k synapses every idle tick is the cost to avoid
 
         def step_simlocaldelta() -> None:
             if not error.any():  # no error, no plasticity: the synapse and its moments stay as they are
-                delta[...] = 0.0
+                if dirty[0]:
+                    delta[...] = 0.0
+                    dirty[0] = False
                 return
             apply_local_rule(pre[None, :], error[None, :], state, lr, delta, adaptive=adaptive)
+            dirty[0] = True
 
         return step_simlocaldelta
 
