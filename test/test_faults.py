@@ -229,9 +229,33 @@ def _sigkill(process: Any, probe: Any) -> int:
     return process.process.returncode
 
 
+#: every node a test starts; the autouse fixture below ends those still running when the test ends, so a
+#: failing test cannot leave a node that answers the next test's probe (two nodes of one name)
+_STARTED: list[Any] = []
+
+
+def _node(module: str, params: dict[str, Any]) -> NodeProcess:
+    _STARTED.append(NodeProcess(module, params))
+    return _STARTED[-1]
+
+
 def _controller(save_path: Path, **extra: Any) -> NodeProcess:
-    return NodeProcess(CONTROLLER, {"checkpoint": CHECKPOINT, "save_path": str(save_path), "resume": True,
-                                    "learning": True, "save_period_s": 0.0, **extra})
+    return _node(CONTROLLER, {"checkpoint": CHECKPOINT, "save_path": str(save_path), "resume": True,
+                              "learning": True, "save_period_s": 0.0, **extra})
+
+
+@pytest.fixture(autouse=True)
+def _end_leftover_nodes() -> Iterator[None]:
+    yield
+    while _STARTED:
+        node = _STARTED.pop()
+        if node.process.poll() is None:
+            node.process.send_signal(signal.SIGTERM)
+            try:
+                node.process.wait(15)
+            except subprocess.TimeoutExpired:
+                node.process.kill()
+                node.process.wait()
 
 
 @pytest.fixture
@@ -255,7 +279,7 @@ def _stop(node: NodeProcess) -> None:
 
 # -- the tests ------------------------------------------------------------------------------------------------------
 def test_watchdog_zeroes_when_the_joint_state_publisher_is_killed(probe_factory: Any, tmp_path: Path) -> None:
-    sim = NodeProcess(SIM, {"arm": "planar2", "gravity_compensation": False, "initial_positions": Q_OK})
+    sim = _node(SIM, {"arm": "planar2", "gravity_compensation": False, "initial_positions": Q_OK})
     controller = _controller(tmp_path / "w.npz", use_sim_time=True, learning=False)
     probe = probe_factory(play_robot=False)
     try:
@@ -284,7 +308,7 @@ def test_a_frozen_controller_is_covered_by_the_arm_timeout_and_resumes_with_zero
     """SIGSTOP (a stalled process: swapped out, debugger, a hung driver call): nothing in the controller can
     run, not even its watchdog thread, so only the arm side's command timeout protects the arm meanwhile;
     on SIGCONT the controller must see its own stall and command zero before it controls again."""
-    sim = NodeProcess(SIM, {"arm": "planar2", "gravity_compensation": False, "command_timeout": 0.1,
+    sim = _node(SIM, {"arm": "planar2", "gravity_compensation": False, "command_timeout": 0.1,
                             "initial_positions": Q_OK})
     controller = _controller(tmp_path / "w.npz", use_sim_time=True, learning=False)
     probe = probe_factory(play_robot=False)
@@ -313,14 +337,15 @@ def test_a_frozen_controller_is_covered_by_the_arm_timeout_and_resumes_with_zero
 def test_sigkill_then_restart_resumes_the_learned_weights_and_the_arm_zeroes_meanwhile(
         probe_factory: Any, tmp_path: Path) -> None:
     save = tmp_path / "online.npz"
-    sim = NodeProcess(SIM, {"arm": "planar2", "gravity_compensation": False, "command_timeout": 0.1,
+    sim = _node(SIM, {"arm": "planar2", "gravity_compensation": False, "command_timeout": 0.1,
                             "initial_positions": Q_OK})
     controller = _controller(save, use_sim_time=True)
     probe = probe_factory(play_robot=False)
     restarted = None
     try:
         probe.spin_until(lambda: any(np.any(np.abs(m.effort) > 0) for m in probe.states), 90, "torque on the arm")
-        probe.wait_commands(500, "500 ticks of online learning", non_zero=True)
+        # 200 ticks: at a load average of 15 on 2 cores most ticks are zeroed (joint states older than 4 ms)
+        probe.wait_commands(200, "200 ticks of online learning", non_zero=True)
         response = probe.call(Trigger, "/snn_sac_controller/save", Trigger.Request())
         assert response.success, response.message
         wait_line(controller, probe, "weights saved to")
@@ -387,12 +412,12 @@ def test_controller_killed_during_save_requests_keeps_a_loadable_checkpoint(prob
         controller = _controller(save)
         if save.exists():
             wait_line(controller, probe, "resuming from the online weights saved at", timeout=90)
-        probe.wait_commands(int(rng.integers(50, 300)), "ticks of learning", non_zero=True)
+        probe.wait_commands(int(rng.integers(30, 150)), "ticks of learning", non_zero=True)
         mark = len(controller.lines)
         assert probe.save().success
         wait_line(controller, probe, "weights saved to", after=mark)
         before = save.read_bytes()
-        probe.wait_commands(int(rng.integers(20, 100)), "more ticks of learning", non_zero=True)
+        probe.wait_commands(int(rng.integers(10, 50)), "more ticks of learning", non_zero=True)
         client = probe.node.create_client(Trigger, "/snn_sac_controller/save")
         probe.spin_until(client.service_is_ready, 30, "the save service")
         client.call_async(Trigger.Request())
@@ -460,6 +485,7 @@ def test_save_on_a_full_disk_or_read_only_folder_reports_and_control_goes_on(
         controller = WrappedNodeProcess(CONTROLLER, {"checkpoint": CHECKPOINT, "save_path": str(save),
                                                      "resume": True, "learning": True, "save_period_s": 0.0},
                                         ["unshare", "-rm", "sh", "-c", script + " && exec"])
+        _STARTED.append(controller)
     probe = probe_factory(play_robot=True)
     try:
         probe.wait_commands(50, "torque from the controller", non_zero=True)
@@ -509,7 +535,7 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def test_every_parameter_refuses_wrong_types_and_out_of_range_values(probe_factory: Any, tmp_path: Path) -> None:
-    sim = NodeProcess(SIM, {"arm": "planar2", "initial_positions": Q_OK})
+    sim = _node(SIM, {"arm": "planar2", "initial_positions": Q_OK})
     controller = _controller(tmp_path / "w.npz", learning=False, max_torque=[2.0, 1.0])
     probe = probe_factory(play_robot=False)
     tried = 0

@@ -166,9 +166,11 @@ def controller(tmp_path: Path) -> Iterator[tuple[NodeProcess, FuzzProbe]]:
 
 
 def _first_zero_then_all_zero(commands: list[np.ndarray], mode: str) -> None:
-    """Past the few commands in flight (10 ticks at most), only zero torque, to the end of the phase."""
+    """Past the commands in flight, only zero torque, to the end of the phase. In flight: the ticks between
+    this process publishing the first bad message and the controller processing it, up to 11 seen at a load
+    average of 15 on 2 cores; 20 allowed (then 40 more ticks must all be zero)."""
     non_zero = [i for i, c in enumerate(commands) if np.any(c != 0)]
-    assert not non_zero or non_zero[-1] < 10, (
+    assert not non_zero or non_zero[-1] < 20, (
         f"{mode}: non-zero torque at tick {non_zero[-1]} of {len(commands)} of invalid input: {commands[non_zero[-1]]}")
 
 
