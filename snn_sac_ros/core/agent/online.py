@@ -88,6 +88,8 @@ class OnlineAgent:
         self.model = self._build(checkpoint.arrays, synapse, online_lr, seed)
         with np.errstate(divide="ignore"):  # gain 1 / bias 0 ensembles: nengo's intercept read-out divides by 0
             self.sim = nengo.Simulator(self.model, dt=dt, seed=seed, progress_bar=False, optimize=True)
+        # the raster reads the first hidden layer's spikes after each step: no Node (a Python call) for it
+        self._spikes = self.sim.signals[self.sim.model.sig[self.actor.hidden[0].neurons]["out"]]
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, spiking: bool = True, learning: bool = True, dt: float = 0.001,
@@ -113,9 +115,6 @@ class OnlineAgent:
             nengo.Connection(obs, self.actor.input, synapse=None)
             policy = nengo.Node(self._policy, size_in=2 * na, size_out=3 * na + 1, label="policy")  # a, eps, u, logp
             nengo.Connection(self.actor.output, policy, synapse=None)
-            n_raster = min(RASTER_NEURONS, self.actor.hidden[0].n_neurons)
-            raster = nengo.Node(self._record, size_in=n_raster, label="raster")
-            nengo.Connection(self.actor.hidden[0].neurons[:n_raster], raster, synapse=None)
             if self.actor_only:
                 return model
             critic_in = nengo.Node(size_in=no + na, label="critic_input")
@@ -132,20 +131,18 @@ class OnlineAgent:
                 grads = [InputGradient(c.weight_connections, c.hidden, slice(no, no + na), self.lif, label=f"dq{k}_da",
                                        enabled=lambda: self._learning)
                          for k, c in enumerate(self.critics)]
-            td = nengo.Node(self._td_error, size_in=3, size_out=2, label="td_error")
+            # one node for both errors: [actor out, a, eps, dq1/da, dq2/da, q1, q2, log pi] -> [td1, td2, actor error]
+            errors = nengo.Node(self._errors, size_in=6 * na + 3, size_out=2 + 2 * na, label="errors")
+            nengo.Connection(self.actor.output, errors[: 2 * na], synapse=None)
+            nengo.Connection(policy[: 2 * na], errors[2 * na: 4 * na], synapse=None)
+            nengo.Connection(policy[3 * na], errors[6 * na + 2], synapse=None)
             for k, c in enumerate(self.critics):
-                nengo.Connection(c.output, td[k], synapse=None)
+                nengo.Connection(grads[k], errors[(4 + k) * na: (5 + k) * na], synapse=None)
+                nengo.Connection(c.output, errors[6 * na + k], synapse=None)
                 for rule in c.output_rules:
-                    nengo.Connection(td[k], rule, synapse=None)
-            nengo.Connection(policy[3 * na], td[2], synapse=None)
-            actor_err = nengo.Node(self._actor_error, size_in=6 * na + 2, size_out=2 * na, label="actor_error")
-            nengo.Connection(self.actor.output, actor_err[: 2 * na], synapse=None)
-            nengo.Connection(policy[: 2 * na], actor_err[2 * na: 4 * na], synapse=None)
-            for k in range(2):
-                nengo.Connection(grads[k], actor_err[(4 + k) * na: (5 + k) * na], synapse=None)
-                nengo.Connection(self.critics[k].output, actor_err[6 * na + k], synapse=None)
+                    nengo.Connection(errors[k], rule, synapse=None)
             for rule in self.actor.output_rules:
-                nengo.Connection(actor_err, rule, synapse=None)
+                nengo.Connection(errors[2:], rule, synapse=None)
         return model
 
     def _policy(self, t: float, x: np.ndarray) -> np.ndarray:
@@ -185,8 +182,10 @@ class OnlineAgent:
             error[na:] = 0.0  # the entropy push on an unused log-std would only drift the shared hidden layers
         return error
 
-    def _record(self, t: float, x: np.ndarray) -> None:
-        self._raster[self._total_ticks % RASTER_TICKS] = x > 0
+    def _errors(self, t: float, x: np.ndarray) -> np.ndarray:
+        """TD errors of both critics and the actor output error, in one node (one Python call per tick)."""
+        na = self.act_dim
+        return np.concatenate([self._td_error(t, x[6 * na: 6 * na + 3]), self._actor_error(t, x[: 6 * na + 2])])
 
     # --- the API the controller node calls ------------------------------------------------------------
 
@@ -202,6 +201,7 @@ class OnlineAgent:
         self._obs[:] = obs
         self._reward = None if reward is None else float(reward)
         self.sim.step()
+        self._raster[self._total_ticks % RASTER_TICKS] = self._spikes[: self._raster.shape[1]] > 0
         self._ticks += 1
         self._total_ticks += 1
         self.step_seconds = time.perf_counter() - start

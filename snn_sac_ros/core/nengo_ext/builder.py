@@ -67,6 +67,20 @@ class SimLocalDelta(Operator):
         lr, adaptive = self.learning_rate, self.adaptive
         dirty = [True]  # delta may be non-zero; zeroing 65k synapses every idle tick is the cost to avoid
 
+        if not adaptive:  # the online case: one outer product straight into delta
+            t, neg_lr, zero = state.t, -lr, [False]  # zero: delta already all zeros (nothing else writes it)
+
+            def step_simlocaldelta_plain() -> None:
+                np.add(t, 1.0, out=t)
+                if error.any():
+                    np.multiply.outer(error * neg_lr, pre, out=delta)
+                    zero[0] = False
+                elif not zero[0]:  # no error (learning off): zero once, then skip
+                    delta[...] = 0.0
+                    zero[0] = True
+
+            return step_simlocaldelta_plain
+
         def step_simlocaldelta() -> None:
             if not error.any():  # no error, no plasticity: the synapse and its moments stay as they are
                 if dirty[0]:
@@ -77,6 +91,31 @@ class SimLocalDelta(Operator):
             dirty[0] = True
 
         return step_simlocaldelta
+
+
+class DerivativeMemo:
+    """The bounded LIF derivative of one ensemble's input current, computed at most once per simulator step.
+
+    A critic's hidden layer needs it twice per tick (its own learning rule, and the action gradient):
+    the operators that read the same current share one memo, keyed by the step counter.
+    """
+
+    def __init__(self, lif: LIFParams) -> None:
+        self.lif, self.step, self.value = lif, -1, None
+
+    def __call__(self, current: np.ndarray, step: np.ndarray) -> np.ndarray:
+        s = int(step)
+        if s != self.step:
+            self.value = lif_rate_derivative(current[None, :], self.lif)
+            self.step = s
+        return self.value
+
+
+def derivative_memo(model: object, ensemble: nengo.Ensemble, lif: LIFParams) -> DerivativeMemo:
+    """The model's memo for ``ensemble``'s input current (one per ensemble and LIF constants)."""
+    if not hasattr(model, "lif_derivative_memos"):  # not in model.sig: the optimizer rewrites Signals there
+        model.lif_derivative_memos = {}
+    return model.lif_derivative_memos.setdefault((ensemble, lif), DerivativeMemo(lif))
 
 
 class SimFeedbackError(Operator):
@@ -95,11 +134,12 @@ class SimFeedbackError(Operator):
     """
 
     def __init__(self, error_down: Signal, feedback: Signal, post_current: Signal, error: Signal,  # noqa: PLR0917
-                 lif: LIFParams, tag: str | None = None) -> None:
+                 lif: LIFParams, tag: str | None = None, step: Signal | None = None,
+                 memo: DerivativeMemo | None = None) -> None:
         super().__init__(tag=tag)
-        self.lif = lif
+        self.lif, self.memo = lif, memo
         self.sets, self.incs, self.updates = [error], [], []
-        self.reads = [error_down, feedback, post_current]
+        self.reads = [error_down, feedback, post_current] + ([step] if memo is not None else [])
 
     @property
     def error(self) -> Signal:
@@ -108,7 +148,17 @@ class SimFeedbackError(Operator):
     def make_step(self, signals: object, dt: float, rng: object) -> object:
         error_down, feedback = signals[self.reads[0]], signals[self.reads[1]]
         current, error = signals[self.reads[2]], signals[self.error]
-        lif = self.lif
+        lif, memo = self.lif, self.memo
+        if memo is not None:
+            step = signals[self.reads[3]]
+
+            def step_simfeedbackerror_shared() -> None:
+                if not error_down.any():  # nothing to send back (learning off): skip the work
+                    error[...] = 0.0
+                    return
+                np.multiply(error_down @ feedback, memo(current, step)[0], out=error)
+
+            return step_simfeedbackerror_shared
 
         def step_simfeedbackerror() -> None:
             if not error_down.any():  # nothing to send back (learning off): skip the work
@@ -185,7 +235,8 @@ def build_feedback_delta(model: object, fb: FeedbackDelta, rule: object) -> None
     if key not in model.sig[down]:
         error = Signal(shape=(post_ens.n_neurons,), name="FeedbackDelta:error")
         model.add_op(SimFeedbackError(model.sig[down]["error"], feedback, model.sig[post_ens.neurons]["in"], error,
-                                      fb.lif, tag=f"{rule}.feedback_error"))
+                                      fb.lif, tag=f"{rule}.feedback_error", step=model.step,
+                                      memo=derivative_memo(model, post_ens, fb.lif)))
         model.sig[down][key] = error
     _add_rule_ops(model, rule, fb, model.sig[down][key])
 
@@ -222,16 +273,31 @@ class SimInputGradient(Operator):
     """
 
     def __init__(self, weights: list[Signal], currents: list[Signal], out: Signal, columns: slice,  # noqa: PLR0917
-                 lif: LIFParams, enabled: object = None, tag: str | None = None) -> None:
+                 lif: LIFParams, enabled: object = None, tag: str | None = None, step: Signal | None = None,
+                 memos: list[DerivativeMemo] | None = None) -> None:
         super().__init__(tag=tag)
         self.columns, self.lif, self.n_weights, self.enabled = columns, lif, len(weights), enabled
+        self.memos = memos
         self.sets, self.incs, self.updates = [out], [], []
-        self.reads = [*weights, *currents]
+        self.reads = [*weights, *currents] + ([step] if memos is not None else [])
 
     def make_step(self, signals: object, dt: float, rng: object) -> object:
         weights = [signals[s] for s in self.reads[: self.n_weights]]
-        currents = [signals[s] for s in self.reads[self.n_weights:]]
+        currents = [signals[s] for s in self.reads[self.n_weights:2 * self.n_weights - 1]]
         out, cols, lif, enabled = signals[self.sets[0]], self.columns, self.lif, self.enabled
+        if self.memos is not None:
+            step, memos = signals[self.reads[-1]], self.memos
+
+            def step_siminputgradient_shared() -> None:
+                if enabled is not None and not enabled():
+                    out[...] = 0.0
+                    return
+                err = np.ones((1, weights[-1].shape[0]))
+                for w, j, memo in zip(weights[:0:-1], currents[::-1], memos[::-1]):
+                    err = (err @ w) * memo(j, step)
+                out[...] = (err @ weights[0][:, cols])[0]
+
+            return step_siminputgradient_shared
 
         def step_siminputgradient() -> None:
             if enabled is not None and not enabled():
@@ -260,8 +326,9 @@ def build_input_gradient(model: object, node: InputGradient) -> None:
     model.params[node] = None
     weights = [model.sig[c]["weights"] for c in node.grad_connections]
     currents = [model.sig[e.neurons]["in"] for e in node.grad_ensembles]
+    memos = [derivative_memo(model, e, node.lif) for e in node.grad_ensembles]
     model.add_op(SimInputGradient(weights, currents, out, node.columns, node.lif, node.enabled,
-                                  tag=f"{node}.input_gradient"))
+                                  tag=f"{node}.input_gradient", step=model.step, memos=memos))
 
 
 __all__ = ["InputGradient", "SimFeedbackError", "SimInputGradient", "SimLocalDelta", "build_feedback_delta",

@@ -13,6 +13,7 @@ that product, which normalise the step size the way an adaptive synaptic gain wo
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import nengo
@@ -64,16 +65,35 @@ def lif_rate_derivative(current: np.ndarray, p: LIFParams) -> np.ndarray:
     Above threshold it is the exact derivative ``tau_rc r^2 / (a j (j + 1))`` with ``j = J - 1``, held at its
     value at ``j = sigma`` closer to threshold (where the exact one goes to infinity); below threshold it
     decays as ``exp(j / sigma)``, so silent neurons still receive a small error and can come back.
+    Written in place on two temporaries, constants computed once per ``p``: it runs several times per
+    online tick.
     """
     current = np.asarray(current)
+    at_sigma, scale = _constants(p)
     j = current - current.dtype.type(1.0)
     jc = np.maximum(j, p.sigma)
-    r = p.amplitude / (p.tau_ref + p.tau_rc * np.log1p(1.0 / jc))
-    out = (p.tau_rc / p.amplitude) * r * r / (jc * (jc + 1.0))
+    out = np.log1p(1.0 / jc)
+    out *= p.tau_rc
+    out += p.tau_ref
+    np.divide(p.amplitude, out, out=out)
+    out *= out
+    out *= scale
+    jc *= jc + 1.0
+    out /= jc
     below = j < 0
     out *= ~below
-    out += below * (_derivative_at(p.sigma, p) * np.exp(np.clip(j, -30.0 * p.sigma, 0.0) * (1.0 / p.sigma)))
+    np.minimum(j, 0.0, out=j)  # exp underflows to 0 far below threshold: no clip needed
+    j *= 1.0 / p.sigma
+    np.exp(j, out=j)
+    j *= at_sigma
+    j *= below
+    out += j
     return out.astype(current.dtype, copy=False)
+
+
+@functools.lru_cache(maxsize=16)
+def _constants(p: LIFParams) -> tuple[float, float]:
+    return _derivative_at(p.sigma, p), p.tau_rc / p.amplitude
 
 
 def _derivative_at(j: float, p: LIFParams) -> float:
