@@ -362,7 +362,8 @@ def test_sigkill_then_restart_resumes_the_learned_weights_and_the_arm_zeroes_mea
         efforts = [np.array(m.effort) for m in probe.states[count:]]
         driven = [i for i, e in enumerate(efforts) if np.any(e != 0)]
         # 50 states of timeout, plus the states in flight at the kill: 75 (0.15 s of sim time) at most
-        assert driven and driven[-1] < 75, f"arm still driven {driven[-1]} states after the controller died"
+        # (none at all when the controller's last ticks were already zeroed by its own watchdog under load)
+        assert not driven or driven[-1] < 75, f"arm still driven {driven[-1]} states after the controller died"
         assert all(np.all(e == 0) for e in efforts[75:])
         stale = next(line for line in sim.lines if "command_timeout" in line)
 
@@ -383,7 +384,8 @@ def test_sigkill_then_restart_resumes_the_learned_weights_and_the_arm_zeroes_mea
         probe.check_all_commands()
         print(f"\nSIGKILL + restart: {sum(a.nbytes for a in saved.arrays.values())} bytes of weights "
               f"({len(learned)} arrays changed by learning) resumed, 0 bytes lost; arm driven for "
-              f"{driven[-1] + 1} states after the kill, then zero ({time.monotonic() - killed_at:.1f} s); arm_sim: "
+              f"{driven[-1] + 1 if driven else 0} states after the kill, then zero "
+              f"({time.monotonic() - killed_at:.1f} s); arm_sim: "
               f"{stale.split(']: ', 1)[-1]}")
     finally:
         if restarted is not None:
