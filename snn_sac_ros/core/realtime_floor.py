@@ -25,44 +25,13 @@ import numpy as np
 
 from snn_sac_ros.core.agent.checkpoint import Checkpoint
 from snn_sac_ros.core.agent.sac import SACConfig, actor_output_error, gaussian_head, sample_action
-from snn_sac_ros.core.nengo_ext.learning_rules import LIFParams, lif_rate, lif_rate_derivative, random_feedback
+from snn_sac_ros.core.nengo_ext.learning_rules import lif_rate, lif_rate_derivative, random_feedback
 
 
 def _layers(arrays: dict[str, np.ndarray], prefix: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
     n = sum(1 for k in arrays if k.startswith(f"{prefix}/W"))
     return ([np.array(arrays[f"{prefix}/W{i}"], np.float64) for i in range(n)],
             [np.array(arrays[f"{prefix}/b{i}"], np.float64) for i in range(n)])
-
-
-class _Derivative:
-    """:func:`lif_rate_derivative` with its constants computed once and its temporaries written in place."""
-
-    def __init__(self, p: LIFParams) -> None:
-        self.p = p
-        self.at_sigma = float(lif_rate_derivative(np.array([p.sigma + 1.0]), p)[0])
-        self.scale = p.tau_rc / p.amplitude
-
-    def __call__(self, current: np.ndarray) -> np.ndarray:
-        p = self.p
-        j = current - 1.0
-        jc = np.maximum(j, p.sigma)
-        r = np.log1p(1.0 / jc)
-        r *= p.tau_rc
-        r += p.tau_ref
-        np.divide(p.amplitude, r, out=r)
-        r *= r
-        r *= self.scale
-        jc *= jc + 1.0
-        r /= jc
-        below = j < 0.0
-        r *= ~below
-        np.minimum(j, 0.0, out=j)
-        j *= 1.0 / p.sigma
-        np.exp(j, out=j)
-        j *= self.at_sigma
-        j *= below
-        r += j
-        return r
 
 
 class FloorAgent:
@@ -80,7 +49,6 @@ class FloorAgent:
         meta = checkpoint.metadata
         self.config = SACConfig.from_dict(meta["sac_config"])
         self.lif = self.config.lif
-        self.deriv = _Derivative(self.lif)
         self.obs_dim = checkpoint.observation_contract.size
         self.act_dim = checkpoint.action_contract.size
         self.dt, self.lr, self.learning = dt, online_lr, learning
@@ -153,7 +121,7 @@ class FloorAgent:
         h = np.matmul(x, self.cw0t) + self.cb[0]
         hs, ds = [x], []
         for i in range(len(self.cw)):
-            ds.append(self.deriv(h))
+            ds.append(lif_rate_derivative(h, self.lif))
             h = lif_rate(h, p)
             hs.append(h)
             h = np.matmul(self.cw[i], h[..., None])[..., 0] + self.cb[i + 1]
@@ -173,7 +141,7 @@ class FloorAgent:
         ea = actor_output_error(act, log_std, dlogstd, eps, dq_da[int(np.argmin(q))][None], alpha=self._alpha)[0]
         errs = [ea]
         for w, j in zip(self.afb[::-1], a_cur[::-1]):
-            errs.append((errs[-1] @ w) * self.deriv(j))
+            errs.append((errs[-1] @ w) * lif_rate_derivative(j, self.lif))
         errs.reverse()  # input layer first
         np.add(self.aw0t, np.multiply.outer(obs * -lr, errs[0]), out=self.aw0t)
         for w, err, pre in zip(self.aw, errs[1:], self.filt):
