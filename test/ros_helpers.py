@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import rclpy
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
@@ -26,6 +27,14 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
 from snn_sac_ros.adapters.ros.common import CLOCK_SUB_QOS, COMMAND_QOS, STATE_QOS, time_to_seconds
+
+
+def planar2_target() -> np.ndarray:
+    """A reachable planar2 target [m, base frame] some way from the arm's start, for controller tests."""
+    from snn_sac_ros.core.arm import PyBulletArm
+
+    with PyBulletArm("planar2") as arm:
+        return arm.forward_kinematics(np.array([0.9, 0.5]))
 
 
 class NodeProcess:

@@ -16,25 +16,19 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped, PoseStamped
 from rclpy.subscription import MessageInfo
-from ros_helpers import NodeProcess, Probe
+from ros_helpers import NodeProcess, Probe, planar2_target
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
 
 from snn_sac_ros.adapters.ros.common import COMMAND_QOS, STATE_QOS
 from snn_sac_ros.core.agent.checkpoint import load_checkpoint
-from snn_sac_ros.core.arm import PyBulletArm
 from snn_sac_ros.core.resources import data_path
 
 CONTROLLER = "snn_sac_ros.adapters.ros.controller_node"
 SIM = "snn_sac_ros.adapters.ros.sim_node"
 JOINTS = ["shoulder", "elbow"]
 Q_START = [0.0, 1.2]
-
-
-def _target() -> np.ndarray:
-    with PyBulletArm("planar2") as arm:
-        return arm.forward_kinematics(np.array([0.9, 0.5]))
 
 
 class ControllerProbe(Probe):
@@ -84,7 +78,7 @@ class ControllerProbe(Probe):
 
     def send_target(self, point: np.ndarray) -> None:
         self.target = point
-        self._publish_target()
+        self._publishplanar2_target()
 
     def _publish_target(self) -> None:
         if self.target is None:
@@ -125,7 +119,7 @@ def controller(checkpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         probe.spin_until(lambda: probe.state_pub.get_subscription_count() > 0 or node.process.poll() is not None,
                          60, "the controller's joint_states subscription")
         assert node.process.poll() is None, node.stderr
-        probe.send_target(_target())
+        probe.send_target(planar2_target())
         probe.spin_until(lambda: any(np.any(c != 0) for _, c in probe.received), 60, "a non-zero command")
         yield node, probe
     finally:
@@ -239,7 +233,7 @@ def test_reaches_a_target_with_the_arm_node(checkpoint: str, tmp_path: Path) -> 
     probe.node.create_subscription(PoseStamped, "ee_pose", lambda m: poses.append(
         np.array([m.pose.position.x, m.pose.position.y, m.pose.position.z])), STATE_QOS)
     target_pub = probe.node.create_publisher(PointStamped, "target", 10)
-    target = _target()
+    target = planar2_target()
     try:
         probe.spin_until(lambda: len(poses) > 0, 60, "ee_pose from the arm node")
         start_distance = np.linalg.norm(poses[-1] - target)

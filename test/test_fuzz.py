@@ -22,12 +22,11 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from fuzz_inputs import BAD_STATES, BAD_TARGETS, JOINTS, ODD_VALID_STATES, Q_OK, bad_commands, random_garbage_state
 from geometry_msgs.msg import PointStamped
-from ros_helpers import NodeProcess, Probe
+from ros_helpers import NodeProcess, Probe, planar2_target
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
 from snn_sac_ros.adapters.ros.common import COMMAND_QOS, STATE_QOS
-from snn_sac_ros.core.arm import PyBulletArm
 from snn_sac_ros.core.resources import data_path
 
 CONTROLLER = "snn_sac_ros.adapters.ros.controller_node"
@@ -59,11 +58,6 @@ def assert_once_per_kind_per_second(lines: list[str], kinds: set[str]) -> dict[s
     return {kind: len(stamps) for kind, stamps in times.items()}
 
 
-def _reach_target() -> np.ndarray:
-    with PyBulletArm("planar2") as arm:
-        return arm.forward_kinematics(np.array([0.9, 0.5]))
-
-
 class FuzzProbe(Probe):
     """Plays the robot for the controller: one joint_states per 2 ms timer call, of the case in ``mode``."""
 
@@ -78,7 +72,7 @@ class FuzzProbe(Probe):
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._diag, 10)
         self.state_pub = self.node.create_publisher(JointState, "joint_states", STATE_QOS)
         self.target_pub = self.node.create_publisher(PointStamped, "target", 10)
-        self.target = _reach_target()
+        self.target = planar2_target()
         self.mode = "valid"  # a key of BAD_STATES / ODD_VALID_STATES / BAD_TARGETS, "garbage" or "valid"
         self.sent: Counter[str] = Counter()
         self.node.create_timer(0.002, self._publish)
