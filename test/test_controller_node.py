@@ -78,7 +78,7 @@ class ControllerProbe(Probe):
 
     def send_target(self, point: np.ndarray) -> None:
         self.target = point
-        self._publishplanar2_target()
+        self._publish_target()
 
     def _publish_target(self) -> None:
         if self.target is None:
