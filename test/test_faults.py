@@ -89,6 +89,7 @@ if __name__ != "__main__":
     from rcl_interfaces.msg import ParameterDescriptor, ParameterType
     from rcl_interfaces.srv import DescribeParameters, GetParameters, ListParameters, SetParameters
     from rclpy.parameter import Parameter, parameter_value_to_python
+    from rclpy.subscription import MessageInfo
     from ros_helpers import NodeProcess, Probe, _ros_value
     from sensor_msgs.msg import JointState
     from std_msgs.msg import Float64MultiArray
@@ -122,9 +123,13 @@ if __name__ != "__main__":
         def __init__(self, play_robot: bool) -> None:
             super().__init__("fault_probe")
             self.received: list[tuple[float, np.ndarray]] = []
-            self.node.create_subscription(Float64MultiArray, "effort_controller/commands",
-                                          lambda m: self.received.append((time.monotonic(), np.array(m.data))),
-                                          COMMAND_QOS)
+            self.published_ns: list[int] = []  # when the controller published each (DDS source stamp)
+
+            def command(msg: Float64MultiArray, info: MessageInfo) -> None:
+                self.received.append((time.monotonic(), np.array(msg.data)))
+                self.published_ns.append(info["source_timestamp"])
+
+            self.node.create_subscription(Float64MultiArray, "effort_controller/commands", command, COMMAND_QOS)
             self.state_times: list[float] = []
             self.node.create_subscription(JointState, "joint_states",
                                           lambda m: self.state_times.append(time.monotonic()), STATE_QOS)
@@ -320,8 +325,12 @@ def test_a_frozen_controller_is_covered_by_the_arm_timeout_and_resumes_with_zero
         efforts = [np.array(m.effort) for m in probe.states[count:]]
         assert all(np.all(e == 0) for e in efforts[75:]), "the arm was driven by a frozen controller's command"
         resumed = time.monotonic()
+        resumed_ns = time.time_ns()
         controller.process.send_signal(signal.SIGCONT)
-        after = probe.wait_commands(30, "torque after SIGCONT", non_zero=True)
+        probe.wait_commands(30, "torque after SIGCONT", non_zero=True)
+        # By publish stamp: commands the freeze caught inside the controller's DDS threads go out on SIGCONT
+        # but were computed before the stall.
+        after = [c for (_, c), ns in zip(probe.received, probe.published_ns) if ns > resumed_ns]
         assert np.all(after[0] == 0), f"first command after the stall was {after[0]}, not zero"
         assert "control loop stalled" in controller.stderr or "[loop_stall]" in controller.stderr
         assert sim.process.poll() is None and controller.process.poll() is None
