@@ -72,6 +72,7 @@ CONTROLLER_ARGUMENTS: dict[str, Argument] = {
     "params_file": Argument("", "your robot's YAML parameter file, applied after the package's defaults"),
     "checkpoint": Argument("", "controller checkpoint (.npz); empty: the one the package ships for the arm"),
     "control_rate_hz": Argument("500.0", "controller tick rate [Hz]", float),
+    "learning": Argument("false", "online learning at start (off on hardware until it is proven: see README)", bool),
     "max_torque": Argument("", "comma-separated per-joint torque limits tighter than the URDF [Nm]"),
     "joint_states_topic": Argument("/joint_states", "joint state topic to read"),
     "command_topic": Argument("/effort_controller/commands", "forward command controller topic to write"),
@@ -122,7 +123,7 @@ def controller_nodes(**values: str) -> list[NodeSpec]:
     # The user's file comes after the package's defaults, before the launch-argument overrides.
     files = ("snn_sac_controller.yaml", *([a["params_file"]] if a["params_file"] else []))
     parameters: dict[str, Any] = {"use_sim_time": a["use_sim_time"], "checkpoint": a["checkpoint"],
-                                  "control_rate_hz": a["control_rate_hz"]}
+                                  "control_rate_hz": a["control_rate_hz"], "learning": a["learning"]}
     if a["max_torque"]:
         parameters["max_torque"] = [float(v) for v in a["max_torque"].split(",")]
     spec = NodeSpec("snn_sac_controller", "snn_sac_ros.adapters.ros.controller_node", "snn_sac_controller",
