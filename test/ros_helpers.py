@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import rclpy
+from geometry_msgs.msg import PointStamped
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -35,6 +36,14 @@ def planar2_target() -> np.ndarray:
 
     with PyBulletArm("planar2") as arm:
         return arm.forward_kinematics(np.array([0.9, 0.5]))
+
+
+def target_msg(point: Sequence[float], frame_id: str = "base_link") -> PointStamped:
+    """A reach target as the controller takes it."""
+    msg = PointStamped()
+    msg.header.frame_id = frame_id
+    msg.point.x, msg.point.y, msg.point.z = (float(v) for v in point)
+    return msg
 
 
 class NodeProcess:

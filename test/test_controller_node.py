@@ -16,7 +16,7 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped, PoseStamped
 from rclpy.subscription import MessageInfo
-from ros_helpers import NodeProcess, Probe, planar2_target
+from ros_helpers import NodeProcess, Probe, planar2_target, target_msg
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
@@ -83,10 +83,7 @@ class ControllerProbe(Probe):
     def _publish_target(self) -> None:
         if self.target is None:
             return
-        msg = PointStamped()
-        msg.header.frame_id = "base_link"
-        msg.point.x, msg.point.y, msg.point.z = (float(v) for v in self.target)
-        self.target_pub.publish(msg)
+        self.target_pub.publish(target_msg(self.target))
 
     def commands_after(self, t: float) -> list[np.ndarray]:
         return [c for when, c in self.received if when > t]
@@ -238,9 +235,7 @@ def test_reaches_a_target_with_the_arm_node(checkpoint: str, tmp_path: Path) -> 
         probe.spin_until(lambda: len(poses) > 0, 60, "ee_pose from the arm node")
         start_distance = np.linalg.norm(poses[-1] - target)
         first = len(poses)
-        msg = PointStamped()
-        msg.header.frame_id = "base_link"
-        msg.point.x, msg.point.y, msg.point.z = (float(v) for v in target)
+        msg = target_msg(target)
         deadline = time.monotonic() + 60
         count = len(poses)
         while len(poses) < count + 400 and time.monotonic() < deadline:  # ~4 s of sim time at 100 Hz

@@ -90,7 +90,7 @@ if __name__ != "__main__":
     from rcl_interfaces.srv import DescribeParameters, GetParameters, ListParameters, SetParameters
     from rclpy.parameter import Parameter, parameter_value_to_python
     from rclpy.subscription import MessageInfo
-    from ros_helpers import NodeProcess, Probe, _ros_value
+    from ros_helpers import NodeProcess, Probe, _ros_value, target_msg
     from sensor_msgs.msg import JointState
     from std_msgs.msg import Float64MultiArray
     from std_srvs.srv import Trigger
@@ -154,10 +154,7 @@ if __name__ != "__main__":
 
         def _publish_target(self) -> None:
             if self.targets_on:
-                msg = PointStamped()
-                msg.header.frame_id = "base_link"
-                msg.point.x, msg.point.y, msg.point.z = (float(v) for v in self.target)
-                self.target_pub.publish(msg)
+                self.target_pub.publish(target_msg(self.target))
 
         def save(self, tries: int = 6) -> Any:
             """Call ~/save, again on no answer: after a SIGKILL the dead node's service stays discovered

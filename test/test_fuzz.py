@@ -22,7 +22,7 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from fuzz_inputs import BAD_STATES, BAD_TARGETS, JOINTS, ODD_VALID_STATES, Q_OK, bad_commands, random_garbage_state
 from geometry_msgs.msg import PointStamped
-from ros_helpers import NodeProcess, Probe, planar2_target
+from ros_helpers import NodeProcess, Probe, planar2_target, target_msg
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
@@ -107,19 +107,13 @@ class FuzzProbe(Probe):
         self.sent[mode] += 1
         if self.mode in BAD_TARGETS:
             x, y, z, frame = BAD_TARGETS[self.mode][1](self.target)
-            msg = PointStamped()
-            msg.header.frame_id = frame
-            msg.point.x, msg.point.y, msg.point.z = x, y, z
-            self.target_pub.publish(msg)
+            self.target_pub.publish(target_msg((x, y, z), frame))
             self.sent[self.mode] += 1
 
     def _publish_target(self) -> None:
         if self.mode in BAD_TARGETS:
             return
-        msg = PointStamped()
-        msg.header.frame_id = "base_link"
-        msg.point.x, msg.point.y, msg.point.z = (float(v) for v in self.target)
-        self.target_pub.publish(msg)
+        self.target_pub.publish(target_msg(self.target))
 
     def commands_after(self, t: float) -> list[np.ndarray]:
         return [c for when, c in self.received if when > t]
