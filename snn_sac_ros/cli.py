@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "env": ("snn_sac_ros.commands.bench_env", "env steps per second per arm, and PyBullet's share"),
     "learn": ("snn_sac_ros.commands.bench_learn", "our spiking SAC (rate + spiking) vs SB3 SAC: success, time"),
     "adapt": ("snn_sac_ros.commands.bench_adapt", "payload adaptation: online learning on vs frozen, over ROS 2"),
+    "online": ("snn_sac_ros.commands.bench_online", "online learning without ROS: drift and payload adaptation"),
     "sim": ("snn_sac_ros.commands.bench_sim", "arm_sim: top real-time factor per arm, PyBullet vs ROS share"),
     "soak": ("snn_sac_ros.commands.bench_soak", "long run, learning on: memory growth, non-finite values, success"),
     "realtime": ("snn_sac_ros.commands.bench_realtime", "controller tick and latency at 500/1000 Hz, Nengo vs floor"),

@@ -129,3 +129,29 @@ def test_actor_learns_an_easy_bandit() -> None:
         sac.update(s, a, reward(s, a), s, np.ones((64, 1), np.float32))
     after = error()
     assert after < 0.3 * before, f"actor error {before:.3f} -> {after:.3f}"
+
+
+def test_anchored_online_learning_stays_near_the_checkpoint_and_saves_its_reference(
+        tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """Under the same sustained errors, the anchor keeps the weights closer to the trained ones; a saved online
+    checkpoint carries the trained weights as its reference, so a restart stays anchored to them."""
+    ckpt = load_checkpoint(tiny_checkpoint)
+    rng = np.random.default_rng(2)
+    observations = rng.uniform(-0.5, 0.5, (400, ckpt.metadata["obs_dim"]))
+    drift = {}
+    for tau in (0.0, 0.02):
+        agent = OnlineAgent(ckpt, spiking=False, learning=True, dt=0.001, seed=0, online_lr=1e-3, anchor_tau=tau)
+        for obs in observations:
+            agent.step(obs, reward=-1.0)
+        now = agent.current_arrays()
+        drift[tau] = max(float(np.abs(now[k] - ckpt.arrays[k]).max()) for k in ("q1/W2", "q1/W1", "actor/W2"))
+        assert drift[tau] > 0
+    assert drift[0.02] < 0.5 * drift[0.0], drift
+    saved = agent.save(tmp_path / "online.npz")
+    arrays = load_checkpoint(saved).arrays
+    np.testing.assert_array_equal(arrays["reference/q1/W1"], ckpt.arrays["q1/W1"])
+    assert not np.array_equal(arrays["q1/W1"], ckpt.arrays["q1/W1"])
+    resumed = OnlineAgent.from_checkpoint(saved, spiking=False, learning=False)
+    np.testing.assert_array_equal(resumed.current_arrays()["reference/q1/W1"], ckpt.arrays["q1/W1"])
+    with pytest.raises(ValueError, match="anchor_tau"):
+        OnlineAgent(ckpt, anchor_tau=-1.0)

@@ -7,11 +7,12 @@ import nengo
 import numpy as np
 import pytest
 
-from snn_sac_ros.core.nengo_ext.builder import InputGradient
+from snn_sac_ros.core.nengo_ext.builder import ANCHOR_EVERY, InputGradient
 from snn_sac_ros.core.nengo_ext.learning_rules import (
     FeedbackDelta,
     LIFParams,
     RuleState,
+    anchor_pull,
     apply_local_rule,
     lif_rate,
     lif_rate_derivative,
@@ -138,3 +139,32 @@ def test_input_gradient_node_matches_trainer() -> None:
 def test_feedback_rule_validates_its_mode() -> None:
     with pytest.raises(ValueError, match="feedback"):
         FeedbackDelta(None, feedback="sideways")
+
+
+def test_anchor_pulls_weights_back_to_the_reference_at_its_time_constant() -> None:
+    """With no error-driven change (learning rate 0) the anchor alone relaxes W - W_ref by exp(-t / tau)."""
+    net = LIFRateNet((3, 8, 2), LIF, "exact", seed=5, out_scale=1.0)
+    rng = np.random.default_rng(4)
+    ref_w = [w + rng.normal(scale=0.1, size=w.shape).astype(np.float32) for w in net.W]
+    ref_b = [b + 0.2 for b in net.b]
+    dt, tau, steps = 0.001, 0.05, ANCHOR_EVERY * 10
+    with nengo.Network(seed=0) as model:
+        lifnet = LIFNetwork(net.W, net.b, LIF, spiking=False,
+                            learning=LearningSpec(0.0, "exact", None, anchor_tau=tau, reference=(ref_w, ref_b)))
+        nengo.Connection(nengo.Node(rng.uniform(-1, 1, 3)), lifnet.input, synapse=None)
+        err = nengo.Node(np.ones(2))  # learning on (an error arrives), but a zero step size
+        for rule in lifnet.output_rules:
+            nengo.Connection(err, rule, synapse=None)
+    with nengo.Simulator(model, dt=dt, progress_bar=False) as sim:
+        sim.run_steps(steps)
+        ws, bs = lifnet.read_weights(sim)
+    factor = (1.0 - ANCHOR_EVERY * dt / tau) ** (steps // ANCHOR_EVERY)
+    for w, w0, r in zip(ws + bs, net.W + net.b, ref_w + ref_b):
+        np.testing.assert_allclose(w - r, factor * (w0 - r), rtol=1e-4, atol=1e-6)
+    assert factor < 0.05
+
+
+def test_anchor_pull_is_the_local_decay_term() -> None:
+    w, ref = np.array([[1.0, -2.0]]), np.array([[0.5, 0.0]])
+    delta = np.array([[0.1, 0.1]])
+    np.testing.assert_allclose(anchor_pull(w, ref, 0.2, delta), [[0.0, 0.5]])

@@ -22,9 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> dict:
     from snn_sac_ros.core.agent.evaluate import evaluate_checkpoint
-    from snn_sac_ros.core.resources import data_path
+    from snn_sac_ros.core.resources import shipped_checkpoint
 
-    path = args.checkpoint or str(data_path("checkpoints", f"{args.arm}.npz"))
+    path = args.checkpoint or str(shipped_checkpoint(args.arm))
     r = evaluate_checkpoint(path, episodes=args.episodes, spiking=args.spiking, seed=args.seed, dt=args.dt,
                             synapse=args.synapse)
     mode = "spiking LIF" if args.spiking else "LIF rate"

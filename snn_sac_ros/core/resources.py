@@ -35,3 +35,8 @@ def data_path(*parts: str) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"{PACKAGE_NAME} data file not found: {path}")
     return path
+
+
+def shipped_checkpoint(arm: str) -> Path:
+    """The trained checkpoint the package ships for an arm preset (``checkpoints/<arm>.npz``)."""
+    return data_path("checkpoints", f"{arm}.npz")

@@ -60,9 +60,9 @@ NODE_NAME = "snn_sac_controller"
 
 def default_checkpoint(arm: str) -> str:
     """The checkpoint the package ships for a preset."""
-    from snn_sac_ros.core.resources import data_path
+    from snn_sac_ros.core.resources import shipped_checkpoint
 
-    return str(data_path("checkpoints", f"{arm}.npz"))
+    return str(shipped_checkpoint(arm))
 
 
 def default_save_path(arm: str) -> str:
@@ -128,6 +128,11 @@ class SnnSacController(LifecycleNode):
         declare(self, "spiking", True, "run the actor as spiking LIF neurons (false: rate neurons)",
                 read_only=True)
         declare(self, "learning", True, "online learning on (also: ~/set_learning service)")
+        declare(self, "learning_rate", 1e-5, "step size of the online learning rules (per tick)", low=0.0,
+                high=1e-2, read_only=True)
+        declare(self, "anchor_tau", 30.0, "time constant [s] of the pull of learning weights back toward the "
+                "trained checkpoint's (0: none; online learning may then drift without bound)", low=0.0,
+                high=1e6, read_only=True)
         declare(self, "max_torque", None, "per-joint torque limits tighter than the URDF [Nm] (<=0: URDF)",
                 array_of=float)
         declare(self, "state_timeout", 0.004, "joint states older than this give zero torque [s]",
@@ -245,7 +250,8 @@ class SnnSacController(LifecycleNode):
         rate = p("control_rate_hz").value
         steps = p("nengo_steps_per_tick").value
         self.agent = OnlineAgent.from_checkpoint(source, spiking=p("spiking").value, learning=self._learning_on,
-                                                 dt=1.0 / (rate * steps))
+                                                 dt=1.0 / (rate * steps), online_lr=p("learning_rate").value,
+                                                 anchor_tau=p("anchor_tau").value)
         obs_contract = self.agent.observation_contract
         self.joint_names = tuple(joints) if joints else obs_contract.joint_names
         if tuple(self.joint_names) != tuple(obs_contract.joint_names):

@@ -11,6 +11,12 @@
   ``InputGradient`` nodes giving the critics' action gradient, and an actor-error node combining it with
   the entropy term (the same :func:`~snn_sac_ros.core.agent.sac.actor_output_error` the replay trainer uses).
 
+Online learning is anchored: while the rules learn, every weight is also pulled back toward its reference
+(the trained checkpoint's weights) with time constant ``anchor_tau`` (see
+:func:`~snn_sac_ros.core.nengo_ext.learning_rules.anchor_pull`), so the policy can adapt around what was
+trained but cannot drift away from it over hours. Saved online weights carry their reference
+(``reference/<name>`` arrays), so a restart stays anchored to the same trained weights.
+
 Online TD is per tick: the discount and reward are scaled to the tick length (``gamma ** (dt * control_hz)``,
 ``reward * dt * control_hz``), the critics bootstrap from themselves (no target copies online) and the
 temperature stays at its trained value. The weight update of a tick uses that tick's presynaptic
@@ -35,11 +41,19 @@ from snn_sac_ros.core.networks.nengo_nets import LearningSpec, LIFNetwork
 
 RASTER_NEURONS = 64
 RASTER_TICKS = 2000
+REFERENCE_PREFIX = "reference/"
 
 
 def _layers(arrays: dict[str, np.ndarray], prefix: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
     n = sum(1 for k in arrays if k.startswith(f"{prefix}/W"))
     return [arrays[f"{prefix}/W{i}"] for i in range(n)], [arrays[f"{prefix}/b{i}"] for i in range(n)]
+
+
+def _reference(arrays: dict[str, np.ndarray], prefix: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The weights online learning is anchored to: saved ``reference/`` arrays, else the weights themselves."""
+    if f"{REFERENCE_PREFIX}{prefix}/W0" in arrays:
+        return _layers(arrays, REFERENCE_PREFIX + prefix)
+    return _layers(arrays, prefix)
 
 
 class OnlineAgent:
@@ -52,6 +66,8 @@ class OnlineAgent:
     dt: simulator step [s]; one per :meth:`step` call. seed: simulator seed (spike phases, exploration).
     synapse: actor synapse time constant [s] in spiking mode. online_lr: step size of the online rules
         (plain ``-eta e a^T`` per tick, no moments: see ``LocalDelta(adaptive=False)``).
+    anchor_tau: time constant [s] of the pull of every learning weight back toward the trained weights
+        (0: none, the weights may drift without bound).
     explore: act with the stochastic policy while learning (SAC exploration) instead of ``tanh(mean)``.
     actor_only: build no critics (evaluation; learning then cannot be switched on).
     control_hz: the rate the critics' discount was trained at (default: the checkpoint's).
@@ -59,7 +75,9 @@ class OnlineAgent:
 
     def __init__(self, checkpoint: Checkpoint, *, spiking: bool = True, learning: bool = True, dt: float = 0.001,
                  seed: int = 0, synapse: float = 0.005, online_lr: float = 1e-5, explore: bool = False,
-                 actor_only: bool = False, control_hz: float | None = None) -> None:
+                 actor_only: bool = False, control_hz: float | None = None, anchor_tau: float = 30.0) -> None:
+        if anchor_tau < 0 or not np.isfinite(anchor_tau):
+            raise ValueError(f"anchor_tau must be a finite time >= 0 [s], got {anchor_tau}")
         self.checkpoint = checkpoint
         self.metadata = dict(checkpoint.metadata)
         self.observation_contract: ObservationContract = checkpoint.observation_contract
@@ -85,6 +103,7 @@ class OnlineAgent:
         self._raster = np.zeros((RASTER_TICKS, min(RASTER_NEURONS, self.config.hidden[0])), bool)
         self.updates = 0
         self.step_seconds = 0.0
+        self.anchor_tau = float(anchor_tau)
         self.model = self._build(checkpoint.arrays, synapse, online_lr, seed)
         with np.errstate(divide="ignore"):  # gain 1 / bias 0 ensembles: nengo's intercept read-out divides by 0
             self.sim = nengo.Simulator(self.model, dt=dt, seed=seed, progress_bar=False, optimize=True)
@@ -109,7 +128,8 @@ class OnlineAgent:
         with model:
             obs = nengo.Node(lambda t: self._obs, label="observation")
             w, b = _layers(arrays, "actor")
-            actor_learn = None if self.actor_only else LearningSpec(online_lr, fb, syn, seed)
+            actor_learn = None if self.actor_only else LearningSpec(
+                online_lr, fb, syn, seed, anchor_tau=self.anchor_tau, reference=_reference(arrays, "actor"))
             self.actor = LIFNetwork(w, b, self.lif, spiking=self.spiking, synapse=syn, learning=actor_learn,
                                     label="actor")
             nengo.Connection(obs, self.actor.input, synapse=None)
@@ -123,8 +143,9 @@ class OnlineAgent:
             self.critics = []
             for k, name in enumerate(("q1", "q2")):
                 w, b = _layers(arrays, name)
-                net = LIFNetwork(w, b, self.lif, spiking=False, learning=LearningSpec(online_lr, fb, None, seed + k),
-                                 label=name)
+                learn = LearningSpec(online_lr, fb, None, seed + k, anchor_tau=self.anchor_tau,
+                                     reference=_reference(arrays, name))
+                net = LIFNetwork(w, b, self.lif, spiking=False, learning=learn, label=name)
                 nengo.Connection(critic_in, net.input, synapse=None)
                 self.critics.append(net)
             with nengo.Network(label="action_gradient"):  # built after the critics' connections
@@ -227,10 +248,12 @@ class OnlineAgent:
         self._ticks = 0
 
     def current_arrays(self) -> dict[str, np.ndarray]:
-        """Checkpoint arrays with the weights as they are now in the simulator."""
+        """Checkpoint arrays with the weights as they are now in the simulator, and their anchor reference."""
         arrays = dict(self.checkpoint.arrays)
         nets = [("actor", self.actor)] + ([] if self.actor_only else list(zip(("q1", "q2"), self.critics)))
         for name, net in nets:
+            for i, (w, b) in enumerate(zip(*_reference(self.checkpoint.arrays, name))):
+                arrays[f"{REFERENCE_PREFIX}{name}/W{i}"], arrays[f"{REFERENCE_PREFIX}{name}/b{i}"] = w, b
             ws, bs = net.read_weights(self.sim)
             for i, (w, b) in enumerate(zip(ws, bs)):
                 arrays[f"{name}/W{i}"], arrays[f"{name}/b{i}"] = w, b

@@ -19,11 +19,15 @@ from snn_sac_ros.core.nengo_ext.learning_rules import (
     LIFParams,
     LocalDelta,
     RuleState,
+    anchor_pull,
     apply_local_rule,
     feedback_error,
     lif_rate_derivative,
     random_feedback,
 )
+
+ANCHOR_EVERY = 16
+"""Steps between two applications of the anchor pull (each pulls 16 steps' worth): ~3 us per step instead of ~50."""
 
 
 class SimLocalDelta(Operator):
@@ -31,20 +35,25 @@ class SimLocalDelta(Operator):
 
     .. math:: \Delta W = -\eta \hat m / (\sqrt{\hat v} + \epsilon), \quad g = e \, a^T
 
+    With ``anchor_tau > 0`` (and the connection's ``weights`` and a ``reference`` signal) every
+    :data:`ANCHOR_EVERY`-th learning step also pulls the weights toward the reference (:func:`anchor_pull`).
+
     Notes
     -----
     1. sets ``[]``
     2. incs ``[]``
-    3. reads ``[pre_filtered, error]``
+    3. reads ``[pre_filtered, error(, weights, reference)]``
     4. updates ``[delta, m, v, t]``
     """
 
     def __init__(self, pre_filtered: Signal, error: Signal, delta: Signal, m: Signal, v: Signal, t: Signal,  # noqa: PLR0917
-                 learning_rate: float, adaptive: bool = False, tag: str | None = None) -> None:
+                 learning_rate: float, adaptive: bool = False, tag: str | None = None,
+                 anchor: tuple[Signal, Signal, float] | None = None) -> None:
         super().__init__(tag=tag)
         self.learning_rate, self.adaptive = learning_rate, adaptive
+        self.anchor_tau = anchor[2] if anchor is not None else 0.0
         self.sets, self.incs = [], []
-        self.reads = [pre_filtered, error]
+        self.reads = [pre_filtered, error] + ([anchor[0], anchor[1]] if anchor is not None else [])
         self.updates = [delta, m, v, t]
 
     @property
@@ -66,6 +75,16 @@ class SimLocalDelta(Operator):
         state = RuleState(*(signals[s] for s in self.updates[1:]))
         lr, adaptive = self.learning_rate, self.adaptive
         dirty = [True]  # delta may be non-zero; zeroing 65k synapses every idle tick is the cost to avoid
+        anchored = self.anchor_tau > 0
+        if anchored:
+            weights, reference = signals[self.reads[2]], signals[self.reads[3]]
+            rate = ANCHOR_EVERY * dt / self.anchor_tau
+            learning_steps = [0]
+
+            def pull() -> None:
+                learning_steps[0] += 1
+                if learning_steps[0] % ANCHOR_EVERY == 0:
+                    anchor_pull(weights, reference, rate, delta)
 
         if not adaptive:  # the online case: one outer product straight into delta
             t, neg_lr, zero = state.t, -lr, [False]  # zero: delta already all zeros (nothing else writes it)
@@ -74,6 +93,8 @@ class SimLocalDelta(Operator):
                 np.add(t, 1.0, out=t)
                 if error.any():
                     np.multiply.outer(error * neg_lr, pre, out=delta)
+                    if anchored:
+                        pull()
                     zero[0] = False
                 elif not zero[0]:  # no error (learning off): zero once, then skip
                     delta[...] = 0.0
@@ -88,6 +109,8 @@ class SimLocalDelta(Operator):
                     dirty[0] = False
                 return
             apply_local_rule(pre[None, :], error[None, :], state, lr, delta, adaptive=adaptive)
+            if anchored:
+                pull()
             dirty[0] = True
 
         return step_simlocaldelta
@@ -184,8 +207,14 @@ def _add_rule_ops(model: object, rule: object, rule_type: object, error: Signal)
     m = Signal(np.zeros(shape, np.float32), name=f"{rule}.m")
     v = Signal(np.zeros(shape, np.float32), name=f"{rule}.v")
     t = Signal(np.zeros(1), name=f"{rule}.t")
+    anchor = None
+    if rule_type.anchor_tau > 0:
+        weights = model.sig[rule.connection]["weights"]
+        ref = weights.initial_value if rule_type.reference is None else rule_type.reference
+        ref = np.array(ref, dtype=weights.dtype).reshape(weights.shape)
+        anchor = (weights, Signal(ref, name=f"{rule}.reference", readonly=True), rule_type.anchor_tau)
     model.add_op(SimLocalDelta(acts, error, delta, m, v, t, rule_type.learning_rate, rule_type.adaptive,
-                               tag=f"{rule}.local_delta"))
+                               tag=f"{rule}.local_delta", anchor=anchor))
     model.sig[rule]["pre_filtered"] = acts
     model.sig[rule]["error"] = error
 

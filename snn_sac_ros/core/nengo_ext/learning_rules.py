@@ -166,6 +166,20 @@ def apply_local_rule(pre: np.ndarray, error: np.ndarray, state: RuleState, learn
     return delta
 
 
+def anchor_pull(weights: np.ndarray, reference: np.ndarray, rate: float, delta: np.ndarray) -> np.ndarray:
+    """Add to ``delta`` the pull of every synapse back toward its reference weight: ``-rate (W - W_ref)``.
+
+    Online learning on a robot must not wander away from the trained policy: with this term the weights
+    relax toward the reference (the trained checkpoint's) with time constant ``dt / rate``, and stay only as
+    far from it as a sustained error holds them (at most ``learning_rate * |e a| / rate``). Local: a
+    synapse needs only its own weight and reference.
+    """
+    diff = np.subtract(weights, reference)
+    diff *= -rate
+    delta += diff
+    return delta
+
+
 # --- Nengo rule types -----------------------------------------------------------------------------
 
 
@@ -186,6 +200,11 @@ class LocalDelta(LearningRuleType):
     adaptive : bool
         Normalise steps by per-synapse running moments (Adam, as replay training does); False: plain
         ``-eta e a^T`` (PES-like, cheap enough for every tick).
+    anchor_tau : float
+        Time constant [s] of the pull back toward ``reference`` (:func:`anchor_pull`) while the rule
+        learns; 0: no pull.
+    reference : array or None
+        The weights to be pulled toward (None: the connection's weights at build time).
     """
 
     modifies = "weights"
@@ -194,11 +213,16 @@ class LocalDelta(LearningRuleType):
     learning_rate = NumberParam("learning_rate", low=0, readonly=True, default=1e-4)
     pre_synapse = SynapseParam("pre_synapse", default=None, optional=True, readonly=True)
     adaptive = Parameter("adaptive", default=False, readonly=True)
+    anchor_tau = NumberParam("anchor_tau", low=0, readonly=True, default=0.0)
+    reference = Parameter("reference", default=None, optional=True, readonly=True)
 
-    def __init__(self, learning_rate: float = Default, pre_synapse: object = Default, adaptive: bool = Default) -> None:
+    def __init__(self, learning_rate: float = Default, pre_synapse: object = Default, adaptive: bool = Default,
+                 anchor_tau: float = Default, reference: np.ndarray | None = Default) -> None:
         super().__init__(learning_rate, size_in="post")
         self.pre_synapse = pre_synapse
         self.adaptive = adaptive
+        self.anchor_tau = anchor_tau
+        self.reference = reference
 
 
 class FeedbackDelta(LearningRuleType):
@@ -220,6 +244,8 @@ class FeedbackDelta(LearningRuleType):
         Neuron constants of the post ensemble (for the derivative).
     seed : int
         Seed of the random feedback matrix.
+    anchor_tau, reference
+        As for :class:`LocalDelta`.
     """
 
     modifies = "weights"
@@ -232,10 +258,12 @@ class FeedbackDelta(LearningRuleType):
     feedback = Parameter("feedback", default="exact", readonly=True)
     lif = Parameter("lif", default=LIFParams(), readonly=True)
     seed = IntParam("seed", default=0, readonly=True)
+    anchor_tau = NumberParam("anchor_tau", low=0, readonly=True, default=0.0)
+    reference = Parameter("reference", default=None, optional=True, readonly=True)
 
     def __init__(self, downstream: object, learning_rate: float = Default, *, pre_synapse: object = Default,
                  adaptive: bool = Default, feedback: str = Default, lif: LIFParams = Default,
-                 seed: int = Default) -> None:
+                 seed: int = Default, anchor_tau: float = Default, reference: np.ndarray | None = Default) -> None:
         super().__init__(learning_rate, size_in=0)
         if feedback not in (Default, "exact", "random"):
             raise ValueError(f"feedback must be 'exact' or 'random', got {feedback!r}")
@@ -245,6 +273,8 @@ class FeedbackDelta(LearningRuleType):
         self.feedback = feedback
         self.lif = lif
         self.seed = seed
+        self.anchor_tau = anchor_tau
+        self.reference = reference
 
 
 def random_feedback(shape: tuple[int, int], seed: int) -> np.ndarray:

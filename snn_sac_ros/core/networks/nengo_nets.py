@@ -20,13 +20,19 @@ from snn_sac_ros.core.nengo_ext.learning_rules import FeedbackDelta, LearnedConn
 
 @dataclass(frozen=True)
 class LearningSpec:
-    """How a network's connections learn online: step size, feedback mode, pre-activity filter [s]."""
+    """How a network's connections learn online: step size, feedback mode, pre-activity filter [s], anchor.
+
+    ``anchor_tau`` [s] > 0 pulls every weight back toward its reference (``reference``: per layer, the
+    ``(weights, biases)`` to hold to; None: the weights the network is built with) while it learns.
+    """
 
     learning_rate: float = 1e-4
     feedback: str = "exact"
     pre_synapse: float | None = None
     seed: int = 0
     adaptive: bool = False
+    anchor_tau: float = 0.0
+    reference: tuple[list[np.ndarray], list[np.ndarray]] | None = None
 
 
 def neuron_type(lif: LIFParams, spiking: bool) -> nengo.neurons.NeuronType:
@@ -75,14 +81,18 @@ class LIFNetwork(nengo.Network):
                 rule_w = rule_b = None
                 if learning is not None:
                     pre_syn = learning.pre_synapse if i > 0 else None
+                    ref_w, ref_b = (None, None) if learning.reference is None else (
+                        learning.reference[0][i], learning.reference[1][i])
+                    common = {"adaptive": learning.adaptive, "anchor_tau": learning.anchor_tau}
                     if i == n_layers - 1:
-                        rule_w = LocalDelta(learning.learning_rate, pre_synapse=pre_syn, adaptive=learning.adaptive)
-                        rule_b = LocalDelta(learning.learning_rate, adaptive=learning.adaptive)
+                        rule_w = LocalDelta(learning.learning_rate, pre_synapse=pre_syn, reference=ref_w, **common)
+                        rule_b = LocalDelta(learning.learning_rate, reference=ref_b, **common)
                     else:
                         kw = {"feedback": learning.feedback, "lif": lif, "seed": learning.seed + 1000 + i + 1,
-                              "adaptive": learning.adaptive}
-                        rule_w = FeedbackDelta(downstream, learning.learning_rate, pre_synapse=pre_syn, **kw)
-                        rule_b = FeedbackDelta(downstream, learning.learning_rate, **kw)
+                              **common}
+                        rule_w = FeedbackDelta(downstream, learning.learning_rate, pre_synapse=pre_syn,
+                                               reference=ref_w, **kw)
+                        rule_b = FeedbackDelta(downstream, learning.learning_rate, reference=ref_b, **kw)
                 self.weight_connections[i] = LearnedConnection(
                     pres[i], posts[i], transform=np.array(weights[i], float), synapse=synapse if i > 0 else None,
                     learning_rule_type=rule_w)

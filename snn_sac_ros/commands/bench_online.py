@@ -1,0 +1,102 @@
+"""``snn-sac-ros bench online``: what online learning does to the policy, without ROS, on the same targets.
+
+Runs the controller's loop in the core (:func:`~snn_sac_ros.core.agent.rollout.run_reaches`: the spiking
+agent ticking against PyBullet at the control rate, learning inside ``sim.step()``) for each seed and
+each variant: ``frozen`` (learning off), ``anchored`` (learning on, weights pulled back toward the
+checkpoint with ``--anchor-tau``) and ``unanchored`` (learning on, no pull). Every variant of a seed
+gets the same targets and the same payload change, so their reach errors compare pairwise. Without a
+payload the phases are the run's thirds (drift over a long run); with one, the reaches before it and the
+two halves after it (adaptation).
+"""
+
+from __future__ import annotations
+
+import argparse
+from concurrent.futures import ProcessPoolExecutor, as_completed
+
+import numpy as np
+from tqdm import tqdm
+
+VARIANTS = ("frozen", "anchored", "unanchored")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", default="", help="checkpoint (default: the one shipped for planar2)")
+    parser.add_argument("--reaches", type=int, default=60)
+    parser.add_argument("--reach-seconds", type=float, default=3.0)
+    parser.add_argument("--payload-kg", type=float, default=2.0, help="0: no payload (a drift run)")
+    parser.add_argument("--payload-after", type=int, default=-1, help="reaches before the payload (-1: a third)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="target-sequence seeds")
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--control-hz", type=float, default=500.0, help="ticks per second (one Nengo step each)")
+    parser.add_argument("--learning-rate", type=float, default=1e-5, help="online rules' step size per tick")
+    parser.add_argument("--anchor-tau", type=float, default=30.0, help="anchored variant's pull time constant [s]")
+    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (one process each)")
+
+
+def _phases(args: argparse.Namespace) -> list[tuple[str, slice]]:
+    n = args.reaches
+    if args.payload_kg > 0:
+        after = args.payload_after if args.payload_after >= 0 else n // 3
+        mid = after + (n - after) // 2
+        return [("before payload", slice(0, after)), ("after, 1st half", slice(after, mid)),
+                ("after, 2nd half", slice(mid, n))]
+    return [("first third", slice(0, n // 3)), ("middle third", slice(n // 3, 2 * n // 3)),
+            ("last third", slice(2 * n // 3, n))]
+
+
+def run_one(args: argparse.Namespace, seed: int, variant: str) -> dict:
+    """One run in a fresh process: its own arm, agent and simulator."""
+    from snn_sac_ros.core.agent.checkpoint import load_checkpoint
+    from snn_sac_ros.core.agent.online import OnlineAgent
+    from snn_sac_ros.core.agent.rollout import ReachPlan, run_reaches
+    from snn_sac_ros.core.arm.pybullet_arm import PyBulletArm
+    from snn_sac_ros.core.resources import shipped_checkpoint
+
+    ckpt = load_checkpoint(args.checkpoint or shipped_checkpoint("planar2"))
+    dt = 1.0 / args.control_hz
+    arm = PyBulletArm(ckpt.metadata["arm"], physics_dt=dt, substeps=1)
+    payload_after = args.payload_after if args.payload_after >= 0 else args.reaches // 3
+    plan = ReachPlan.random(arm, args.reaches, seed, reach_seconds=args.reach_seconds, payload_kg=args.payload_kg,
+                            payload_after=payload_after if args.payload_kg > 0 else -1)
+    agent = OnlineAgent(ckpt, spiking=True, learning=variant != "frozen", dt=dt, seed=seed,
+                        online_lr=args.learning_rate, anchor_tau=args.anchor_tau if variant == "anchored" else 0.0)
+    finals = run_reaches(agent, arm, plan)
+    agent.close()
+    arm.close()
+    return {"seed": seed, "variant": variant, "final_distance_m": finals.tolist()}
+
+
+def run(args: argparse.Namespace) -> dict:
+    jobs = [(seed, variant) for seed in args.seeds for variant in args.variants]
+    runs: list[dict] = []
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        futures = [pool.submit(run_one, args, seed, variant) for seed, variant in jobs]
+        for future in tqdm(as_completed(futures), total=len(futures), desc="bench online", unit="run"):
+            runs.append(future.result())
+    phases = _phases(args)
+    finals = {(r["seed"], r["variant"]): np.array(r["final_distance_m"]) for r in runs}
+    rows = []
+    for variant in args.variants:
+        per_seed = np.array([[finals[(s, variant)][sl].mean() for _, sl in phases] for s in args.seeds]) * 100
+        success = np.array([[np.mean(finals[(s, variant)][sl] <= 0.02) for _, sl in phases] for s in args.seeds])
+        rows.append({"variant": variant, "mean_cm": per_seed.mean(axis=0).tolist(),
+                     "success_2cm": success.mean(axis=0).tolist(), "per_seed_cm": per_seed.tolist()})
+    payload = f"payload {args.payload_kg:g} kg" if args.payload_kg > 0 else "no payload"
+    print(f"\nbench online: planar2, {args.reaches} reaches x {args.reach_seconds:g} s at {args.control_hz:g} Hz, "
+          f"{payload}, online rate {args.learning_rate:g}, anchor {args.anchor_tau:g} s, seeds {args.seeds}")
+    print("mean final reach error [cm] (success at 2 cm), averaged over seeds")
+    header = f"{'variant':<11}" + "".join(f"{name:>20}" for name, _ in phases)
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(f"{r['variant']:<11}" + "".join(f"{cm:>13.2f} ({s:>3.0%})" for cm, s in zip(r["mean_cm"],
+                                                                                            r["success_2cm"])))
+    if "frozen" in args.variants:
+        frozen = next(r for r in rows if r["variant"] == "frozen")
+        print("last phase, learning minus frozen, per seed [cm] (negative: learning helped)")
+        for r in rows:
+            if r["variant"] != "frozen":
+                diff = np.array(r["per_seed_cm"])[:, -1] - np.array(frozen["per_seed_cm"])[:, -1]
+                print(f"  {r['variant']:<11} " + " ".join(f"{d:+.2f}" for d in diff) + f"  mean {diff.mean():+.2f}")
+    return {"phases": [name for name, _ in phases], "rows": rows, "runs": runs}

@@ -1,0 +1,61 @@
+"""The controller's loop without ROS: an :class:`OnlineAgent` ticking against a :class:`PyBulletArm`.
+
+Each tick reads the arm's state, encodes it with the checkpoint's observation contract, steps the agent
+once (learning inside ``sim.step()`` when on) with the reward of the tick before, and applies the action
+as torque for one tick of physics: what ``snn_sac_controller`` does with ``arm_sim`` over DDS, minus the
+messaging, so online learning can be measured quickly and repeatably (same targets, no machine load).
+A series of reach targets follows each other with no reset, as in the demo; a payload can be added
+part-way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from snn_sac_ros.core.agent.online import OnlineAgent
+from snn_sac_ros.core.arm.pybullet_arm import PyBulletArm
+from snn_sac_ros.core.task import ReachTask
+
+
+@dataclass(frozen=True)
+class ReachPlan:
+    """Targets in order, seconds per reach, and a payload [kg] set before reach ``payload_after``."""
+
+    targets: tuple[np.ndarray, ...]
+    reach_seconds: float = 3.0
+    payload_kg: float = 0.0
+    payload_after: int = -1  # -1: never
+
+    @classmethod
+    def random(cls, arm: PyBulletArm, reaches: int, seed: int, **kwargs: float) -> ReachPlan:
+        task, rng = ReachTask(), np.random.default_rng(seed)
+        return cls(tuple(task.sample_target(arm, rng) for _ in range(reaches)), **kwargs)
+
+
+def run_reaches(agent: OnlineAgent, arm: PyBulletArm, plan: ReachPlan,
+                on_reach: Callable[[int, float], None] | None = None) -> np.ndarray:
+    """Run the plan, one agent step per ``arm.control_dt``; final distance [m] of every reach."""
+    if abs(arm.control_dt - agent.dt) > 1e-9:
+        raise ValueError(f"the arm's tick ({arm.control_dt} s) must equal the agent's dt ({agent.dt} s)")
+    task = ReachTask()
+    obs_contract, act_contract = agent.observation_contract, agent.action_contract
+    ticks = max(1, round(plan.reach_seconds / agent.dt))
+    finals = np.zeros(len(plan.targets))
+    for i, target in enumerate(plan.targets):
+        if i == plan.payload_after and plan.payload_kg > 0:
+            arm.set_payload(plan.payload_kg)
+        agent.end_episode()
+        last_action = None
+        state = arm.state()
+        for _ in range(ticks):
+            distance = task.distance(state.ee_position, target)
+            reward = None if last_action is None else task.reward(distance, last_action)
+            last_action = agent.step(obs_contract.encode(state.q, state.dq, state.ee_position, target), reward)
+            state = arm.apply_torque(act_contract.to_torque(last_action))
+        finals[i] = task.distance(state.ee_position, target)
+        if on_reach is not None:
+            on_reach(i, float(finals[i]))
+    return finals
