@@ -74,29 +74,42 @@ def run(args: argparse.Namespace) -> dict:
         futures = [pool.submit(run_one, args, seed, variant) for seed, variant in jobs]
         for future in tqdm(as_completed(futures), total=len(futures), desc="bench online", unit="run"):
             runs.append(future.result())
+    return report(args, runs)
+
+
+def report(args: argparse.Namespace, runs: list[dict]) -> dict:
+    """Print the table of ``runs`` (from :func:`run_one`) and return the figures."""
     phases = _phases(args)
     finals = {(r["seed"], r["variant"]): np.array(r["final_distance_m"]) for r in runs}
+
+    def per_seed(variant: str, stat: object) -> np.ndarray:
+        """(seeds, phases) array of ``stat`` over each phase's final distances."""
+        return np.array([[stat(finals[(s, variant)][sl]) for _, sl in phases] for s in args.seeds])
+
     rows = []
     for variant in args.variants:
-        per_seed = np.array([[finals[(s, variant)][sl].mean() for _, sl in phases] for s in args.seeds]) * 100
-        success = np.array([[np.mean(finals[(s, variant)][sl] <= 0.02) for _, sl in phases] for s in args.seeds])
-        rows.append({"variant": variant, "mean_cm": per_seed.mean(axis=0).tolist(),
-                     "success_2cm": success.mean(axis=0).tolist(), "per_seed_cm": per_seed.tolist()})
+        median_cm = per_seed(variant, np.median) * 100
+        success = per_seed(variant, lambda d: np.mean(d <= 0.02))
+        rows.append({"variant": variant, "median_cm": median_cm.mean(axis=0).tolist(),
+                     "mean_cm": (per_seed(variant, np.mean) * 100).mean(axis=0).tolist(),
+                     "success_2cm": success.mean(axis=0).tolist(), "per_seed_median_cm": median_cm.tolist(),
+                     "per_seed_success_2cm": success.tolist()})
     payload = f"payload {args.payload_kg:g} kg" if args.payload_kg > 0 else "no payload"
     print(f"\nbench online: planar2, {args.reaches} reaches x {args.reach_seconds:g} s at {args.control_hz:g} Hz, "
           f"{payload}, online rate {args.learning_rate:g}, anchor {args.anchor_tau:g} s, seeds {args.seeds}")
-    print("mean final reach error [cm] (success at 2 cm), averaged over seeds")
+    print("median final reach error [cm] (success at 2 cm), averaged over seeds")
     header = f"{'variant':<11}" + "".join(f"{name:>20}" for name, _ in phases)
     print(header)
     print("-" * len(header))
     for r in rows:
-        print(f"{r['variant']:<11}" + "".join(f"{cm:>13.2f} ({s:>3.0%})" for cm, s in zip(r["mean_cm"],
-                                                                                            r["success_2cm"])))
+        print(f"{r['variant']:<11}" + "".join(f"{cm:>13.2f} ({s:>4.0%})" for cm, s in zip(r["median_cm"],
+                                                                                             r["success_2cm"])))
     if "frozen" in args.variants:
         frozen = next(r for r in rows if r["variant"] == "frozen")
-        print("last phase, learning minus frozen, per seed [cm] (negative: learning helped)")
+        print("last phase, learning minus frozen, per seed: success at 2 cm [pp] (positive: learning helped)")
         for r in rows:
             if r["variant"] != "frozen":
-                diff = np.array(r["per_seed_cm"])[:, -1] - np.array(frozen["per_seed_cm"])[:, -1]
-                print(f"  {r['variant']:<11} " + " ".join(f"{d:+.2f}" for d in diff) + f"  mean {diff.mean():+.2f}")
+                diff = 100 * (np.array(r["per_seed_success_2cm"])[:, -1]
+                              - np.array(frozen["per_seed_success_2cm"])[:, -1])
+                print(f"  {r['variant']:<11} " + " ".join(f"{d:+.0f}" for d in diff) + f"  mean {diff.mean():+.1f}")
     return {"phases": [name for name, _ in phases], "rows": rows, "runs": runs}
