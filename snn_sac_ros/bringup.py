@@ -62,7 +62,7 @@ SIM_REACH_ARGUMENTS: dict[str, Argument] = {
     "control_rate_hz": Argument("500.0", "controller tick rate [Hz]", float),
     "reaches": Argument("20", "number of reach targets before the target node stops", int),
     "reach_seconds": Argument("3.0", "sim seconds per reach target", float),
-    "payload_kg": Argument("0.5", "payload added at the end effector half-way through (0: none)", float),
+    "payload_kg": Argument("2.0", "payload added at the end effector half-way through (0: none)", float),
     "output_dir": Argument("", "folder for the reach log and snapshots (empty: none)"),
     "seed": Argument("1", "seed of the reach target sequence", int),
     "gui": Argument("false", "open PyBullet's GUI (needs a display)", bool),

@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arm", default="planar2")
     parser.add_argument("--reaches", type=int, default=24, help="reaches per run (payload after half)")
     parser.add_argument("--reach-seconds", type=float, default=4.0)
-    parser.add_argument("--payload-kg", type=float, default=0.5)
+    parser.add_argument("--payload-kg", type=float, default=2.0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1], help="target-sequence seeds")
     parser.add_argument("--out", default="", help="folder for the runs (default: a temporary folder)")
 

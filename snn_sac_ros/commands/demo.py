@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", default="", help="checkpoint .npz (default: the shipped one)")
     parser.add_argument("--reaches", type=int, default=16, help="number of reach targets")
     parser.add_argument("--reach-seconds", type=float, default=4.0, help="sim seconds per target")
-    parser.add_argument("--payload-kg", type=float, default=0.5, help="payload added half-way (0: none)")
+    parser.add_argument("--payload-kg", type=float, default=2.0, help="payload added half-way (0: none)")
     parser.add_argument("--no-learning", action="store_true", help="freeze the weights (no online learning)")
     parser.add_argument("--control-rate", type=float, default=500.0, help="controller rate [Hz]")
     parser.add_argument("--seed", type=int, default=1, help="seed of the target sequence")

@@ -37,7 +37,7 @@ class ReachTargets(Node):
                                high=100000, read_only=True)
         self.reach_seconds = declare(self, "reach_seconds", 3.0, "seconds per target (node clock)", low=0.1,
                                      high=3600.0, read_only=True)
-        self.payload_kg = declare(self, "payload_kg", 0.5, "payload set on the simulator (0: none)", low=0.0,
+        self.payload_kg = declare(self, "payload_kg", 2.0, "payload set on the simulator (0: none)", low=0.0,
                                   high=100.0, read_only=True)
         self.payload_after = declare(self, "payload_after", -1, "reaches before the payload (-1: half-way)",
                                      low=-1, high=100000, read_only=True)
