@@ -18,7 +18,7 @@ from snn_sac_ros.core.resources import shipped_checkpoint
 def test_shipped_policy_reaches_targets_in_the_tick_loop() -> None:
     """The shipped checkpoint, frozen and spiking at 500 Hz, brings the arm near its targets."""
     ckpt = load_checkpoint(shipped_checkpoint("planar2"))
-    with PyBulletArm("planar2", physics_dt=0.002) as arm:
+    with PyBulletArm("planar2", physics_dt=0.001, substeps=2) as arm:
         agent = OnlineAgent(ckpt, spiking=True, learning=False, dt=0.002, seed=0, actor_only=True)
         plan = ReachPlan.random(arm, 6, seed=3, reach_seconds=2.0)
         start = float(np.linalg.norm(arm.state().ee_position - plan.targets[0]))

@@ -18,6 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 VARIANTS = ("frozen", "anchored", "unanchored")
+PHYSICS_DT = 0.001
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,7 +56,8 @@ def run_one(args: argparse.Namespace, seed: int, variant: str) -> dict:
 
     ckpt = load_checkpoint(args.checkpoint or shipped_checkpoint("planar2"))
     dt = 1.0 / args.control_hz
-    arm = PyBulletArm(ckpt.metadata["arm"], physics_dt=dt, substeps=1)
+    substeps = max(1, round(dt / PHYSICS_DT))  # 1 kHz physics as arm_sim runs it, several steps per tick
+    arm = PyBulletArm(ckpt.metadata["arm"], physics_dt=dt / substeps, substeps=substeps)
     payload_after = args.payload_after if args.payload_after >= 0 else args.reaches // 3
     plan = ReachPlan.random(arm, args.reaches, seed, reach_seconds=args.reach_seconds, payload_kg=args.payload_kg,
                             payload_after=payload_after if args.payload_kg > 0 else -1)
