@@ -23,6 +23,7 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.subscription import MessageInfo
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
@@ -85,6 +86,12 @@ class NodeProcess:
         self._reader.join(timeout=5)
         return code
 
+    def stop_cleanly(self) -> None:
+        """SIGTERM; the node must exit with code 0 and no traceback on stderr."""
+        code = self.stop()
+        assert code == 0, self.stderr
+        assert "Traceback" not in self.stderr
+
 
 def _ros_value(value: Any) -> str:
     if isinstance(value, bool):
@@ -109,6 +116,21 @@ class Probe:
         self.node.create_subscription(Clock, "/clock", lambda m: self.clock.append(time_to_seconds(m.clock)),
                                       CLOCK_SUB_QOS)
         self.commands = self.node.create_publisher(Float64MultiArray, "effort_controller/commands", COMMAND_QOS)
+
+    def record_commands(self) -> None:
+        """Record every effort command: ``received`` (arrival time, values) and ``published_ns`` (DDS source stamp)."""
+        self.received: list[tuple[float, np.ndarray]] = []
+        self.published_ns: list[int] = []
+
+        def command(msg: Float64MultiArray, info: MessageInfo) -> None:
+            self.received.append((time.monotonic(), np.array(msg.data)))
+            self.published_ns.append(info["source_timestamp"])
+
+        self.node.create_subscription(Float64MultiArray, "effort_controller/commands", command, COMMAND_QOS)
+
+    def commands_after(self, t: float) -> list[np.ndarray]:
+        """Commands that arrived after monotonic time ``t`` (needs :meth:`record_commands`)."""
+        return [c for when, c in self.received if when > t]
 
     def close(self) -> None:
         self.executor.shutdown()

@@ -15,13 +15,12 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped, PoseStamped
-from rclpy.subscription import MessageInfo
 from ros_helpers import NodeProcess, Probe, planar2_target, target_msg
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool, Float64MultiArray
+from std_msgs.msg import Bool
 from std_srvs.srv import SetBool, Trigger
 
-from snn_sac_ros.adapters.ros.common import COMMAND_QOS, STATE_QOS
+from snn_sac_ros.adapters.ros.common import STATE_QOS
 from snn_sac_ros.core.agent.checkpoint import load_checkpoint
 from snn_sac_ros.core.resources import data_path
 
@@ -37,9 +36,7 @@ class ControllerProbe(Probe):
     def __init__(self) -> None:
         super().__init__("controller_probe")
         node = self.node
-        self.received: list[tuple[float, np.ndarray]] = []
-        self.published_ns: list[int] = []  # when the controller published each command (DDS source stamp)
-        node.create_subscription(Float64MultiArray, "effort_controller/commands", self._command, COMMAND_QOS)
+        self.record_commands()
         self.diagnostics: dict[str, str] = {}
         node.create_subscription(DiagnosticArray, "/diagnostics", self._diag, 10)
         self.state_pub = node.create_publisher(JointState, "joint_states", STATE_QOS)
@@ -51,10 +48,6 @@ class ControllerProbe(Probe):
         self.target: np.ndarray | None = None
         node.create_timer(0.002, self._publish_state)
         node.create_timer(0.05, self._publish_target)  # repeated, so a late subscription gets it too
-
-    def _command(self, msg: Float64MultiArray, info: MessageInfo) -> None:
-        self.received.append((time.monotonic(), np.array(msg.data)))
-        self.published_ns.append(info["source_timestamp"])
 
     def _diag(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
@@ -84,9 +77,6 @@ class ControllerProbe(Probe):
         if self.target is None:
             return
         self.target_pub.publish(target_msg(self.target))
-
-    def commands_after(self, t: float) -> list[np.ndarray]:
-        return [c for when, c in self.received if when > t]
 
     def run_mode(self, mode: str, ticks: int = 60) -> list[np.ndarray]:
         """Publish in ``mode`` until ``ticks`` more commands arrived; return the last half of them."""
@@ -121,9 +111,7 @@ def controller(checkpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         yield node, probe
     finally:
         probe.close()
-        code = node.stop()
-        assert code == 0, node.stderr
-        assert "Traceback" not in node.stderr
+        node.stop_cleanly()
 
 
 def _all_zero(commands: list[np.ndarray]) -> bool:

@@ -89,13 +89,11 @@ if __name__ != "__main__":
     from rcl_interfaces.msg import ParameterDescriptor, ParameterType
     from rcl_interfaces.srv import DescribeParameters, GetParameters, ListParameters, SetParameters
     from rclpy.parameter import Parameter, parameter_value_to_python
-    from rclpy.subscription import MessageInfo
     from ros_helpers import NodeProcess, Probe, _ros_value, target_msg
     from sensor_msgs.msg import JointState
-    from std_msgs.msg import Float64MultiArray
     from std_srvs.srv import Trigger
 
-    from snn_sac_ros.adapters.ros.common import COMMAND_QOS, STATE_QOS
+    from snn_sac_ros.adapters.ros.common import STATE_QOS
     from snn_sac_ros.core.arm import PyBulletArm
     from snn_sac_ros.core.resources import data_path
 
@@ -122,14 +120,7 @@ if __name__ != "__main__":
 
         def __init__(self, play_robot: bool) -> None:
             super().__init__("fault_probe")
-            self.received: list[tuple[float, np.ndarray]] = []
-            self.published_ns: list[int] = []  # when the controller published each (DDS source stamp)
-
-            def command(msg: Float64MultiArray, info: MessageInfo) -> None:
-                self.received.append((time.monotonic(), np.array(msg.data)))
-                self.published_ns.append(info["source_timestamp"])
-
-            self.node.create_subscription(Float64MultiArray, "effort_controller/commands", command, COMMAND_QOS)
+            self.record_commands()
             self.state_times: list[float] = []
             self.node.create_subscription(JointState, "joint_states",
                                           lambda m: self.state_times.append(time.monotonic()), STATE_QOS)
@@ -166,9 +157,6 @@ if __name__ != "__main__":
                     if attempt == tries - 1:
                         raise
             return None
-
-        def commands_after(self, t: float) -> list[np.ndarray]:
-            return [c for when, c in self.received if when > t]
 
         def wait_commands(self, count: int, what: str, non_zero: bool = False) -> list[np.ndarray]:
             """Spin until ``count`` more commands (``non_zero``: that many non-zero ones) arrived."""
@@ -274,9 +262,7 @@ def probe_factory() -> Iterator[Any]:
 
 
 def _stop(node: NodeProcess) -> None:
-    code = node.stop()
-    assert code == 0, node.stderr
-    assert "Traceback" not in node.stderr
+    node.stop_cleanly()
 
 
 # -- the tests ------------------------------------------------------------------------------------------------------

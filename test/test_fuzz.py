@@ -24,9 +24,8 @@ from fuzz_inputs import BAD_STATES, BAD_TARGETS, JOINTS, ODD_VALID_STATES, Q_OK,
 from geometry_msgs.msg import PointStamped
 from ros_helpers import NodeProcess, Probe, planar2_target, target_msg
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray
 
-from snn_sac_ros.adapters.ros.common import COMMAND_QOS, STATE_QOS
+from snn_sac_ros.adapters.ros.common import STATE_QOS
 from snn_sac_ros.core.resources import data_path
 
 CONTROLLER = "snn_sac_ros.adapters.ros.controller_node"
@@ -64,10 +63,7 @@ class FuzzProbe(Probe):
     def __init__(self) -> None:
         super().__init__("fuzz_probe")
         self.rng = np.random.default_rng(7)
-        self.received: list[tuple[float, np.ndarray]] = []
-        self.node.create_subscription(Float64MultiArray, "effort_controller/commands",
-                                      lambda m: self.received.append((time.monotonic(), np.array(m.data))),
-                                      COMMAND_QOS)
+        self.record_commands()
         self.diagnostics: list[tuple[float, dict[str, str]]] = []
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._diag, 10)
         self.state_pub = self.node.create_publisher(JointState, "joint_states", STATE_QOS)
@@ -115,9 +111,6 @@ class FuzzProbe(Probe):
             return
         self.target_pub.publish(target_msg(self.target))
 
-    def commands_after(self, t: float) -> list[np.ndarray]:
-        return [c for when, c in self.received if when > t]
-
     def run_mode(self, mode: str, ticks: int) -> list[np.ndarray]:
         """Publish ``mode`` until ``ticks`` more commands arrived; return those commands."""
         self.mode = mode
@@ -148,9 +141,7 @@ def controller(tmp_path: Path) -> Iterator[tuple[NodeProcess, FuzzProbe]]:
         yield node, probe
     finally:
         probe.close()
-        code = node.stop()
-        assert code == 0, node.stderr
-        assert "Traceback" not in node.stderr
+        node.stop_cleanly()
 
 
 def _first_zero_then_all_zero(commands: list[np.ndarray], mode: str) -> None:
