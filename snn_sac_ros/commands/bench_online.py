@@ -22,7 +22,8 @@ PHYSICS_DT = 0.001
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", default="", help="checkpoint (default: the one shipped for planar2)")
+    parser.add_argument("--arm", default="planar2", help="arm preset whose shipped checkpoint runs")
+    parser.add_argument("--checkpoint", default="", help="checkpoint (default: the one shipped for --arm)")
     parser.add_argument("--reaches", type=int, default=60)
     parser.add_argument("--reach-seconds", type=float, default=3.0)
     parser.add_argument("--payload-kg", type=float, default=2.0, help="0: no payload (a drift run)")
@@ -54,7 +55,7 @@ def run_one(args: argparse.Namespace, seed: int, variant: str) -> dict:
     from snn_sac_ros.core.arm.pybullet_arm import PyBulletArm
     from snn_sac_ros.core.resources import shipped_checkpoint
 
-    ckpt = load_checkpoint(args.checkpoint or shipped_checkpoint("planar2"))
+    ckpt = load_checkpoint(args.checkpoint or shipped_checkpoint(args.arm))
     dt = 1.0 / args.control_hz
     substeps = max(1, round(dt / PHYSICS_DT))  # 1 kHz physics as arm_sim runs it, several steps per tick
     arm = PyBulletArm(ckpt.metadata["arm"], physics_dt=dt / substeps, substeps=substeps)
@@ -97,7 +98,8 @@ def report(args: argparse.Namespace, runs: list[dict]) -> dict:
                      "success_2cm": success.mean(axis=0).tolist(), "per_seed_median_cm": median_cm.tolist(),
                      "per_seed_success_2cm": success.tolist()})
     payload = f"payload {args.payload_kg:g} kg" if args.payload_kg > 0 else "no payload"
-    print(f"\nbench online: planar2, {args.reaches} reaches x {args.reach_seconds:g} s at {args.control_hz:g} Hz, "
+    print(f"\nbench online: {args.checkpoint or args.arm}, {args.reaches} reaches x {args.reach_seconds:g} s at "
+          f"{args.control_hz:g} Hz, "
           f"{payload}, online rate {args.learning_rate:g}, anchor {args.anchor_tau:g} s, seeds {args.seeds}")
     print("median final reach error [cm] (success at 2 cm), averaged over seeds")
     header = f"{'variant':<11}" + "".join(f"{name:>20}" for name, _ in phases)
