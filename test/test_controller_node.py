@@ -22,7 +22,7 @@ from std_srvs.srv import SetBool, Trigger
 
 from snn_sac_ros.adapters.ros.common import STATE_QOS
 from snn_sac_ros.core.agent.checkpoint import load_checkpoint
-from snn_sac_ros.core.resources import data_path
+from snn_sac_ros.core.resources import shipped_checkpoint
 
 CONTROLLER = "snn_sac_ros.adapters.ros.controller_node"
 SIM = "snn_sac_ros.adapters.ros.sim_node"
@@ -88,7 +88,7 @@ class ControllerProbe(Probe):
 
 @pytest.fixture(scope="module")
 def checkpoint() -> str:
-    path = data_path("checkpoints", "planar2.npz")
+    path = shipped_checkpoint("planar2")
     load_checkpoint(path)  # the shipped checkpoint exists and loads
     return str(path)
 

@@ -95,9 +95,9 @@ if __name__ != "__main__":
 
     from snn_sac_ros.adapters.ros.common import STATE_QOS
     from snn_sac_ros.core.arm import PyBulletArm
-    from snn_sac_ros.core.resources import data_path
+    from snn_sac_ros.core.resources import shipped_checkpoint
 
-    CHECKPOINT = str(data_path("checkpoints", "planar2.npz"))
+    CHECKPOINT = str(shipped_checkpoint("planar2"))
 
     class WrappedNodeProcess(NodeProcess):
         """A node started under a wrapper command (``unshare ... sh -c 'mount ...; exec python -m ...'``)."""

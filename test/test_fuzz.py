@@ -26,7 +26,7 @@ from ros_helpers import NodeProcess, Probe, planar2_target, target_msg
 from sensor_msgs.msg import JointState
 
 from snn_sac_ros.adapters.ros.common import STATE_QOS
-from snn_sac_ros.core.resources import data_path
+from snn_sac_ros.core.resources import shipped_checkpoint
 
 CONTROLLER = "snn_sac_ros.adapters.ros.controller_node"
 SIM = "snn_sac_ros.adapters.ros.sim_node"
@@ -130,7 +130,7 @@ class FuzzProbe(Probe):
 @pytest.fixture  # not module-scoped: a controller left running would command the arm_sim of the next test
 def controller(tmp_path: Path) -> Iterator[tuple[NodeProcess, FuzzProbe]]:
     save = tmp_path / "weights.npz"
-    node = NodeProcess(CONTROLLER, {"checkpoint": str(data_path("checkpoints", "planar2.npz")),
+    node = NodeProcess(CONTROLLER, {"checkpoint": str(shipped_checkpoint("planar2")),
                                     "save_path": str(save), "resume": False, "learning": True,
                                     "save_period_s": 0.0})
     probe = FuzzProbe()

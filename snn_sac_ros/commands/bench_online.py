@@ -36,10 +36,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (one process each)")
 
 
+def _payload_after(args: argparse.Namespace) -> int:
+    """Reaches before the payload: ``--payload-after``, or a third of the run."""
+    return args.payload_after if args.payload_after >= 0 else args.reaches // 3
+
+
 def _phases(args: argparse.Namespace) -> list[tuple[str, slice]]:
     n = args.reaches
     if args.payload_kg > 0:
-        after = args.payload_after if args.payload_after >= 0 else n // 3
+        after = _payload_after(args)
         mid = after + (n - after) // 2
         return [("before payload", slice(0, after)), ("after, 1st half", slice(after, mid)),
                 ("after, 2nd half", slice(mid, n))]
@@ -59,9 +64,8 @@ def run_one(args: argparse.Namespace, seed: int, variant: str) -> dict:
     dt = 1.0 / args.control_hz
     substeps = max(1, round(dt / PHYSICS_DT))  # 1 kHz physics as arm_sim runs it, several steps per tick
     arm = PyBulletArm(ckpt.metadata["arm"], physics_dt=dt / substeps, substeps=substeps)
-    payload_after = args.payload_after if args.payload_after >= 0 else args.reaches // 3
     plan = ReachPlan.random(arm, args.reaches, seed, reach_seconds=args.reach_seconds, payload_kg=args.payload_kg,
-                            payload_after=payload_after if args.payload_kg > 0 else -1)
+                            payload_after=_payload_after(args) if args.payload_kg > 0 else -1)
     agent = OnlineAgent(ckpt, spiking=True, learning=variant != "frozen", dt=dt, seed=seed,
                         online_lr=args.learning_rate, anchor_tau=args.anchor_tau if variant == "anchored" else 0.0)
     finals = run_reaches(agent, arm, plan)

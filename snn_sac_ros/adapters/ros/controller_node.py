@@ -50,19 +50,13 @@ from snn_sac_ros.adapters.ros.common import (
 from snn_sac_ros.core.agent.checkpoint import remove_stale_temporaries, save_checkpoint
 from snn_sac_ros.core.arm import PRESETS, ArmSpec, PyBulletArm, resolve_arm
 from snn_sac_ros.core.joint_input import JointInputError, order_joint_state
+from snn_sac_ros.core.resources import shipped_checkpoint
 from snn_sac_ros.core.safety import TorqueGuard
 from snn_sac_ros.core.task import ReachTask
 from snn_sac_ros.core.tick_trace import TickTrace
 from snn_sac_ros.core.timing import TickStats
 
 NODE_NAME = "snn_sac_controller"
-
-
-def default_checkpoint(arm: str) -> str:
-    """The checkpoint the package ships for a preset."""
-    from snn_sac_ros.core.resources import shipped_checkpoint
-
-    return str(shipped_checkpoint(arm))
 
 
 def default_save_path(arm: str) -> str:
@@ -237,7 +231,7 @@ class SnnSacController(LifecycleNode):
                 handle.write(urdf_text)
             urdf_file = handle.name
         spec = robot_spec(arm_name, urdf_file, joints, ee_link)
-        checkpoint = p("checkpoint").value or default_checkpoint(arm_name)
+        checkpoint = p("checkpoint").value or str(shipped_checkpoint(arm_name))
         self.save_path = p("save_path").value or default_save_path(arm_name)
         stale = remove_stale_temporaries(self.save_path)  # partial writes of saves a crash interrupted
         if stale:
