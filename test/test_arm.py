@@ -130,3 +130,17 @@ def test_render_draws_the_arm_without_a_display() -> None:
         image = arm.render(160, 120)
         assert image.shape == (120, 160, 3) and image.dtype == np.uint8
         assert image.std() > 5  # not a blank frame
+
+
+@pytest.mark.parametrize("arm_name", ["planar2", "kuka_iiwa", "panda"])
+def test_jacobian_matches_finite_differences_of_forward_kinematics(arm_name: str) -> None:
+    with PyBulletArm(arm_name) as arm:
+        q = np.random.default_rng(0).uniform(arm.lower, arm.upper) * 0.8
+        eps = 1e-4
+        numeric = np.stack([(arm.forward_kinematics(q + eps * e) - arm.forward_kinematics(q - eps * e)) / (2 * eps)
+                            for e in np.eye(arm.n_joints)], axis=1)
+        jacobian = arm.jacobian(q)
+        assert jacobian.shape == (3, arm.n_joints)
+        np.testing.assert_allclose(jacobian, numeric, atol=1e-3)
+        arm.reset(q)
+        np.testing.assert_allclose(arm.jacobian(), jacobian)  # default: the arm's current configuration

@@ -3,7 +3,9 @@
 Runs the controller's loop in the core (:func:`~snn_sac_ros.core.agent.rollout.run_reaches`: the spiking
 agent ticking against PyBullet at the control rate, learning inside ``sim.step()``) for each seed and
 each variant: ``frozen`` (learning off), ``anchored`` (learning on, weights pulled back toward the
-checkpoint with ``--anchor-tau``) and ``unanchored`` (learning on, no pull). Every variant of a seed
+checkpoint with ``--anchor-tau``), ``unanchored`` (learning on, no pull) and ``frozen+pd`` (learning off,
+a fixed task-space PD torque added: not a learner, a reference for what a change of control strategy
+recovers on the changed arm; asked for with ``--variants``). Every variant of a seed
 gets the same targets and the same payload change, so their reach errors compare pairwise. Without a
 payload the phases are the run's thirds (drift over a long run); with one, the reaches before it and the
 two halves after it (adaptation).
@@ -17,7 +19,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 import numpy as np
 from tqdm import tqdm
 
-VARIANTS = ("frozen", "anchored", "unanchored")
+VARIANTS = ("frozen", "anchored", "unanchored", "frozen+pd")
+DEFAULT_VARIANTS = VARIANTS[:3]
 PHYSICS_DT = 0.001
 
 
@@ -29,7 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--payload-kg", type=float, default=2.0, help="0: no payload (a drift run)")
     parser.add_argument("--payload-after", type=int, default=-1, help="reaches before the payload (-1: a third)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="target-sequence seeds")
-    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(DEFAULT_VARIANTS))
+    parser.add_argument("--pd-gains", type=float, nargs=2, default=[20.0, 1.0], metavar=("KP", "KV"),
+                        help="frozen+pd: spring to the target [N/m] and joint damping [Nm s/rad]")
     parser.add_argument("--control-hz", type=float, default=500.0, help="ticks per second (one Nengo step each)")
     parser.add_argument("--learning-rate", type=float, default=1e-5, help="online rules' step size per tick")
     parser.add_argument("--anchor-tau", type=float, default=30.0, help="anchored variant's pull time constant [s]")
@@ -56,7 +61,7 @@ def run_one(args: argparse.Namespace, seed: int, variant: str) -> dict:
     """One run in a fresh process: its own arm, agent and simulator."""
     from snn_sac_ros.core.agent.checkpoint import load_checkpoint
     from snn_sac_ros.core.agent.online import OnlineAgent
-    from snn_sac_ros.core.agent.rollout import ReachPlan, run_reaches
+    from snn_sac_ros.core.agent.rollout import ReachPlan, run_reaches, task_space_pd
     from snn_sac_ros.core.arm.pybullet_arm import PyBulletArm
     from snn_sac_ros.core.resources import shipped_checkpoint
 
@@ -66,9 +71,11 @@ def run_one(args: argparse.Namespace, seed: int, variant: str) -> dict:
     arm = PyBulletArm(ckpt.metadata["arm"], physics_dt=dt / substeps, substeps=substeps)
     plan = ReachPlan.random(arm, args.reaches, seed, reach_seconds=args.reach_seconds, payload_kg=args.payload_kg,
                             payload_after=_payload_after(args) if args.payload_kg > 0 else -1)
-    agent = OnlineAgent(ckpt, spiking=True, learning=variant != "frozen", dt=dt, seed=seed,
-                        online_lr=args.learning_rate, anchor_tau=args.anchor_tau if variant == "anchored" else 0.0)
-    finals = run_reaches(agent, arm, plan)
+    learning = variant in ("anchored", "unanchored")
+    agent = OnlineAgent(ckpt, spiking=True, learning=learning, dt=dt, seed=seed, online_lr=args.learning_rate,
+                        anchor_tau=args.anchor_tau if variant == "anchored" else 0.0)
+    residual = task_space_pd(arm, *args.pd_gains) if variant == "frozen+pd" else None
+    finals = run_reaches(agent, arm, plan, residual=residual)
     agent.close()
     arm.close()
     return {"seed": seed, "variant": variant, "final_distance_m": finals.tolist()}
@@ -102,9 +109,11 @@ def report(args: argparse.Namespace, runs: list[dict]) -> dict:
                      "success_2cm": success.mean(axis=0).tolist(), "per_seed_median_cm": median_cm.tolist(),
                      "per_seed_success_2cm": success.tolist()})
     payload = f"payload {args.payload_kg:g} kg" if args.payload_kg > 0 else "no payload"
+    kp, kv = args.pd_gains
+    pd = f", frozen+pd gains {kp:g} N/m, {kv:g} Nm s/rad" if "frozen+pd" in args.variants else ""
     print(f"\nbench online: {args.checkpoint or args.arm}, {args.reaches} reaches x {args.reach_seconds:g} s at "
           f"{args.control_hz:g} Hz, "
-          f"{payload}, online rate {args.learning_rate:g}, anchor {args.anchor_tau:g} s, seeds {args.seeds}")
+          f"{payload}, online rate {args.learning_rate:g}, anchor {args.anchor_tau:g} s{pd}, seeds {args.seeds}")
     print("median final reach error [cm] (success at 2 cm), averaged over seeds")
     header = f"{'variant':<11}" + "".join(f"{name:>20}" for name, _ in phases)
     print(header)
@@ -114,7 +123,7 @@ def report(args: argparse.Namespace, runs: list[dict]) -> dict:
                                                                                              r["success_2cm"])))
     if "frozen" in args.variants:
         frozen = next(r for r in rows if r["variant"] == "frozen")
-        print("last phase, learning minus frozen, per seed: success at 2 cm [pp] (positive: learning helped)")
+        print("last phase, minus frozen, per seed: success at 2 cm [pp] (positive: better than frozen)")
         for r in rows:
             if r["variant"] != "frozen":
                 diff = 100 * (np.array(r["per_seed_success_2cm"])[:, -1]

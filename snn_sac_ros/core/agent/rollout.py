@@ -5,7 +5,8 @@ once (learning inside ``sim.step()`` when on) with the reward of the tick before
 as torque for one tick of physics: what ``snn_sac_controller`` does with ``arm_sim`` over DDS, minus the
 messaging, so online learning can be measured quickly and repeatably (same targets, no machine load).
 A series of reach targets follows each other with no reset, as in the demo; a payload can be added
-part-way.
+part-way. A ``residual`` torque (e.g. :func:`task_space_pd`) can be added to the policy's, as a non-learning
+reference for what a change of control strategy would recover on a changed arm.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from snn_sac_ros.core.agent.online import OnlineAgent
-from snn_sac_ros.core.arm.pybullet_arm import PyBulletArm
+from snn_sac_ros.core.arm.pybullet_arm import ArmState, PyBulletArm
 from snn_sac_ros.core.task import ReachTask
 
 
@@ -35,9 +36,25 @@ class ReachPlan:
         return cls(tuple(task.sample_target(arm, rng) for _ in range(reaches)), **kwargs)
 
 
+Residual = Callable[[ArmState, np.ndarray], np.ndarray]  # (arm state, target) -> torque [Nm] added
+
+
+def task_space_pd(arm: PyBulletArm, kp: float, kv: float) -> Residual:
+    """``kp J^T (target - ee) - kv dq``: a spring to the target [N/m] and joint damping [Nm s/rad]."""
+
+    def residual(state: ArmState, target: np.ndarray) -> np.ndarray:
+        return kp * arm.jacobian(state.q).T @ (target - state.ee_position) - kv * state.dq
+
+    return residual
+
+
 def run_reaches(agent: OnlineAgent, arm: PyBulletArm, plan: ReachPlan,
-                on_reach: Callable[[int, float], None] | None = None) -> np.ndarray:
-    """Run the plan, one agent step per ``arm.control_dt``; final distance [m] of every reach."""
+                on_reach: Callable[[int, float], None] | None = None,
+                residual: Residual | None = None) -> np.ndarray:
+    """Run the plan, one agent step per ``arm.control_dt``; final distance [m] of every reach.
+
+    ``residual`` adds a torque to the policy's on every tick (the arm clamps the sum to its effort limits).
+    """
     if abs(arm.control_dt - agent.dt) > 1e-9:
         raise ValueError(f"the arm's tick ({arm.control_dt} s) must equal the agent's dt ({agent.dt} s)")
     task = ReachTask()
@@ -54,7 +71,10 @@ def run_reaches(agent: OnlineAgent, arm: PyBulletArm, plan: ReachPlan,
             distance = task.distance(state.ee_position, target)
             reward = None if last_action is None else task.reward(distance, last_action)
             last_action = agent.step(obs_contract.encode(state.q, state.dq, state.ee_position, target), reward)
-            state = arm.apply_torque(act_contract.to_torque(last_action))
+            torque = act_contract.to_torque(last_action)
+            if residual is not None:
+                torque = torque + residual(state, target)
+            state = arm.apply_torque(torque)
         finals[i] = task.distance(state.ee_position, target)
         if on_reach is not None:
             on_reach(i, float(finals[i]))

@@ -186,6 +186,22 @@ class PyBulletArm:
             self._client.resetJointState(self._body, j, s[0], s[1])
         return ee
 
+    def jacobian(self, q: np.ndarray | None = None) -> np.ndarray:
+        """Linear Jacobian (3 x joints) of the end-effector position at ``q`` (default: now), base frame.
+
+        For task-space controllers: ``J.T @ force`` is the joint torque that pushes the end effector with
+        ``force`` [N]. The point is the end-effector link's frame origin (what ``state().ee_position`` reports).
+        """
+        c, body = self._client, self._body
+        positions = [s[0] for s in self._get_joint_states(body, self._movable_ids)]
+        if q is not None:
+            for j, qj in zip(self._joint_ids, np.asarray(q, dtype=float)):
+                positions[self._dof_of[j]] = float(qj)
+        zeros = [0.0] * len(positions)
+        # the point is given in the link's frame: its origin, checked against finite differences of FK in tests
+        linear, _ = c.calculateJacobian(body, self._ee_index, [0.0, 0.0, 0.0], positions, zeros, zeros)
+        return np.array(linear)[:, self._controlled_dofs]
+
     def inverse_kinematics(self, target: np.ndarray, iterations: int = 200, restarts: int = 8,
                            tolerance: float = 1e-3) -> np.ndarray:
         """Joint positions within the limits that put the end effector nearest ``target`` [m, base frame].
