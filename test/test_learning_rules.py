@@ -40,6 +40,20 @@ def test_lif_derivative_is_exact_above_threshold_and_bounded_below() -> None:
     assert near[0] < 1e-6 < near[-1]  # decays below threshold but never a dead zero near it
 
 
+def test_rule_math_never_makes_subnormal_floats() -> None:
+    """Subnormal floats cost ~100x per operation: far below threshold the derivative is exactly 0, and the
+    adaptive rule's second moment stays above float32's smallest normal value however small the gradient."""
+    tiny = np.finfo(np.float32).tiny
+    d = lif_rate_derivative(np.linspace(-50.0, 2.0, 100_001).astype(np.float32), LIF)
+    assert not np.any((d != 0) & (np.abs(d) < tiny))
+    assert d[0] == 0.0 and lif_rate_derivative(np.array([0.99], np.float32), LIF)[0] > 0
+    state, rng = RuleState.zeros((4, 5)), np.random.default_rng(0)
+    for _ in range(20):
+        apply_local_rule(rng.random((8, 5)).astype(np.float32), 1e-24 * rng.normal(size=(8, 4)).astype(np.float32),
+                         state, 1e-3, np.empty((4, 5), np.float32))
+    assert np.all(state.v >= tiny)
+
+
 def test_local_rule_matches_numpy_adam() -> None:
     rng = np.random.default_rng(0)
     state = RuleState.zeros((3, 4))
