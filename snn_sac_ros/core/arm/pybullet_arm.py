@@ -192,14 +192,11 @@ class PyBulletArm:
         For task-space controllers: ``J.T @ force`` is the joint torque that pushes the end effector with
         ``force`` [N]. The point is the end-effector link's frame origin (what ``state().ee_position`` reports).
         """
-        c, body = self._client, self._body
-        positions = [s[0] for s in self._get_joint_states(body, self._movable_ids)]
-        if q is not None:
-            for j, qj in zip(self._joint_ids, np.asarray(q, dtype=float)):
-                positions[self._dof_of[j]] = float(qj)
+        positions = self._movable_positions(q)
         zeros = [0.0] * len(positions)
         # the point is given in the link's frame: its origin, checked against finite differences of FK in tests
-        linear, _ = c.calculateJacobian(body, self._ee_index, [0.0, 0.0, 0.0], positions, zeros, zeros)
+        linear, _ = self._client.calculateJacobian(self._body, self._ee_index, [0.0, 0.0, 0.0], positions, zeros,
+                                                   zeros)
         return np.array(linear)[:, self._controlled_dofs]
 
     def inverse_kinematics(self, target: np.ndarray, iterations: int = 200, restarts: int = 8,
@@ -241,12 +238,18 @@ class PyBulletArm:
             out[self._dof_of[j]] = v
         return out
 
-    def gravity_torque(self, q: np.ndarray | None = None) -> np.ndarray:
-        """Torque [Nm] that holds the arm still against gravity at ``q`` (default: now)."""
+    def _movable_positions(self, q: np.ndarray | None) -> list[float]:
+        """Positions of every movable joint, as PyBullet's dynamics calls take them: now, or ``q`` for the
+        controlled joints (the others, a gripper's fingers, as they are now)."""
         positions = [s[0] for s in self._get_joint_states(self._body, self._movable_ids)]
         if q is not None:
             for j, qj in zip(self._joint_ids, q):
                 positions[self._dof_of[j]] = float(qj)
+        return positions
+
+    def gravity_torque(self, q: np.ndarray | None = None) -> np.ndarray:
+        """Torque [Nm] that holds the arm still against gravity at ``q`` (default: now)."""
+        positions = self._movable_positions(q)
         zeros = [0.0] * len(positions)
         tau = self._inverse_dynamics(self._body, positions, zeros, zeros)
         return np.array([tau[k] for k in self._controlled_dofs])
