@@ -445,7 +445,9 @@ class SnnSacController(LifecycleNode):
                 self.get_logger().info(f"waiting ({'; '.join(reasons)}): zero torque until both arrive")
                 self._said_waiting = True
             return
-        self.errors.report("zero_torque", "zero torque: " + "; ".join(reasons))
+        # a stall is reported under its own kind: stale-state zeroing, frequent under load, must not hide it
+        stalled = any(r.startswith("control loop stalled") for r in reasons)
+        self.errors.report("loop_stall" if stalled else "zero_torque", "zero torque: " + "; ".join(reasons))
 
     def _policy_torque(self) -> np.ndarray | None:
         ee = self.arm.forward_kinematics(self._q)
