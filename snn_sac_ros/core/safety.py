@@ -33,6 +33,9 @@ class GuardDecision:
         return bool(self.reasons)
 
 
+STALL_REASON = "control loop stalled"  # how a watchdog reason for a stalled loop begins
+
+
 class TorqueGuard:
     """Clamps torques and zeroes them on e-stop, watchdog timeouts and invalid values.
 
@@ -95,7 +98,7 @@ class TorqueGuard:
         if age > self.state_timeout:
             reasons.append("no joint states" if np.isinf(age) else f"joint states stale ({age * 1e3:.1f} ms old)")
         if self._last_tick_time is not None and now - self._last_tick_time > self.stall_timeout:
-            reasons.append(f"control loop stalled ({(now - self._last_tick_time) * 1e3:.1f} ms between ticks)")
+            reasons.append(f"{STALL_REASON} ({(now - self._last_tick_time) * 1e3:.1f} ms between ticks)")
         return reasons
 
     def filter(self, torque: np.ndarray | None, now: float, input_error: str | None = None) -> GuardDecision:

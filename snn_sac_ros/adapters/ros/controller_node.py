@@ -51,7 +51,7 @@ from snn_sac_ros.core.agent.checkpoint import remove_stale_temporaries, save_che
 from snn_sac_ros.core.arm import PRESETS, ArmSpec, PyBulletArm, resolve_arm
 from snn_sac_ros.core.joint_input import JointInputError, order_joint_state
 from snn_sac_ros.core.resources import shipped_checkpoint
-from snn_sac_ros.core.safety import TorqueGuard
+from snn_sac_ros.core.safety import STALL_REASON, TorqueGuard
 from snn_sac_ros.core.task import ReachTask
 from snn_sac_ros.core.tick_trace import TickTrace
 from snn_sac_ros.core.timing import TickStats
@@ -446,7 +446,7 @@ class SnnSacController(LifecycleNode):
                 self._said_waiting = True
             return
         # a stall is reported under its own kind: stale-state zeroing, frequent under load, must not hide it
-        stalled = any(r.startswith("control loop stalled") for r in reasons)
+        stalled = any(r.startswith(STALL_REASON) for r in reasons)
         self.errors.report("loop_stall" if stalled else "zero_torque", "zero torque: " + "; ".join(reasons))
 
     def _policy_torque(self) -> np.ndarray | None:
