@@ -10,7 +10,9 @@ import pytest
 from snn_sac_ros.core.nengo_ext.builder import ANCHOR_EVERY, InputGradient
 from snn_sac_ros.core.nengo_ext.learning_rules import (
     FeedbackDelta,
+    LearnedConnection,
     LIFParams,
+    PerturbationDelta,
     RuleState,
     anchor_pull,
     apply_local_rule,
@@ -182,3 +184,54 @@ def test_anchor_pull_is_the_local_decay_term() -> None:
     w, ref = np.array([[1.0, -2.0]]), np.array([[0.5, 0.0]])
     delta = np.array([[0.1, 0.1]])
     np.testing.assert_allclose(anchor_pull(w, ref, 0.2, delta), [[0.0, 0.5]])
+
+
+# --- weight perturbation ---------------------------------------------------------------------------
+
+
+def _perturbation_model(target: np.ndarray, trial_ticks: int, enabled: object, **rule: object
+                        ) -> tuple[nengo.Network, nengo.Connection, list[np.ndarray]]:
+    """Two synapses from a constant input, cost = squared distance of their output from ``target``."""
+    seen: list[np.ndarray] = []
+    with nengo.Network(seed=0) as model:
+        one = nengo.Node([1.0])
+        out = nengo.Node(size_in=2)
+        conn = LearnedConnection(one, out, transform=np.zeros((2, 1)), synapse=None,
+                                 learning_rule_type=PerturbationDelta(**rule))
+
+        def modulation(t: float, y: np.ndarray) -> np.ndarray:
+            seen.append(y.copy())
+            tick = len(seen)
+            return np.array([np.sum((y - target) ** 2), float(tick % trial_ticks == 0), float(enabled(tick))])
+
+        mod = nengo.Node(modulation, size_in=2, size_out=3)
+        nengo.Connection(out, mod, synapse=None)
+        nengo.Connection(mod, conn.learning_rule, synapse=None)
+    return model, conn, seen
+
+
+def test_weight_perturbation_descends_the_cost_within_its_bounds() -> None:
+    target = np.array([0.7, -0.4])
+    model, conn, _ = _perturbation_model(target, 5, lambda tick: True, learning_rate=0.2, sigma=0.05,
+                                         low=-0.3, high=1.0, seed=3)
+    with nengo.Simulator(model, progress_bar=False) as sim:
+        sim.run_steps(4000)  # 400 trial pairs
+        mean = sim.signals[sim.model.sig[conn.learning_rule]["mean"]][:, 0]
+    assert mean[0] == pytest.approx(0.7, abs=0.05)
+    assert mean[1] == pytest.approx(-0.3)  # held at its bound (the cost wants -0.4)
+
+
+def test_weight_perturbation_is_antithetic_and_leaves_no_perturbation_when_switched_off() -> None:
+    sigma = 0.1
+    model, conn, seen = _perturbation_model(np.zeros(2), 10, lambda tick: tick <= 45, learning_rate=0.0,
+                                            sigma=sigma, seed=1)
+    with nengo.Simulator(model, progress_bar=False) as sim:
+        sim.run_steps(60)
+    out = np.array(seen)
+    # learning rate 0: the mean stays 0; trials alternate +sigma xi, -sigma xi (a new xi after each pair)
+    plus, minus = out[5], out[15]
+    assert np.linalg.norm(plus) > 0.01
+    np.testing.assert_allclose(minus, -plus)
+    assert not np.allclose(out[25], plus)  # the next pair tries a new direction
+    np.testing.assert_allclose(out[3:10], np.repeat(plus[None], 7, axis=0))  # held for the whole trial
+    np.testing.assert_allclose(out[-10:], 0.0)  # off: back to the unperturbed weights

@@ -2,8 +2,10 @@
 
 Runs the controller's loop in the core (:func:`~snn_sac_ros.core.agent.rollout.run_reaches`: the spiking
 agent ticking against PyBullet at the control rate, learning inside ``sim.step()``) for each seed and
-each variant: ``frozen`` (learning off), ``anchored`` (learning on, weights pulled back toward the
-checkpoint with ``--anchor-tau``), ``unanchored`` (learning on, no pull) and ``frozen+pd`` (learning off,
+each variant: ``frozen`` (learning off), ``anchored`` (the local SAC rules on, weights pulled back toward
+the checkpoint with ``--anchor-tau``), ``unanchored`` (SAC rules on, no pull), ``adaptive`` (anchored SAC
+rules plus the adaptive joint damping learned by weight perturbation: what the controller runs with
+learning on) and ``frozen+pd`` (learning off,
 a fixed task-space PD torque added: not a learner, a reference for what a change of control strategy
 recovers on the changed arm; asked for with ``--variants``). Every variant of a seed
 gets the same targets and the same payload change, so their reach errors compare pairwise. Without a
@@ -19,8 +21,10 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 import numpy as np
 from tqdm import tqdm
 
-VARIANTS = ("frozen", "anchored", "unanchored", "frozen+pd")
-DEFAULT_VARIANTS = VARIANTS[:3]
+from snn_sac_ros.core.agent.online import DampingLearning
+
+VARIANTS = ("frozen", "anchored", "unanchored", "adaptive", "frozen+pd")
+DEFAULT_VARIANTS = VARIANTS[:4]
 PHYSICS_DT = 0.001
 
 
@@ -38,6 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--control-hz", type=float, default=500.0, help="ticks per second (one Nengo step each)")
     parser.add_argument("--learning-rate", type=float, default=1e-5, help="online rules' step size per tick")
     parser.add_argument("--anchor-tau", type=float, default=30.0, help="anchored variant's pull time constant [s]")
+    parser.add_argument("--damping-sigma", type=float, default=DampingLearning.sigma,
+                        help="adaptive: perturbation of each damping gain [Nm s/rad]")
+    parser.add_argument("--damping-rate", type=float, default=DampingLearning.rate,
+                        help="adaptive: step per trial pair, in units of sigma")
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (one process each)")
 
 
@@ -71,14 +79,17 @@ def run_one(args: argparse.Namespace, seed: int, variant: str) -> dict:
     arm = PyBulletArm(ckpt.metadata["arm"], physics_dt=dt / substeps, substeps=substeps)
     plan = ReachPlan.random(arm, args.reaches, seed, reach_seconds=args.reach_seconds, payload_kg=args.payload_kg,
                             payload_after=_payload_after(args) if args.payload_kg > 0 else -1)
-    learning = variant in ("anchored", "unanchored")
+    learning = variant in ("anchored", "unanchored", "adaptive")
+    damping = DampingLearning(sigma=args.damping_sigma, rate=args.damping_rate) if variant == "adaptive" else None
     agent = OnlineAgent(ckpt, spiking=True, learning=learning, dt=dt, seed=seed, online_lr=args.learning_rate,
-                        anchor_tau=args.anchor_tau if variant == "anchored" else 0.0)
+                        anchor_tau=0.0 if variant == "unanchored" else args.anchor_tau, damping=damping)
     residual = task_space_pd(arm, *args.pd_gains) if variant == "frozen+pd" else None
     finals = run_reaches(agent, arm, plan, residual=residual)
+    agent_gains = agent.damping_gains().tolist()
     agent.close()
     arm.close()
-    return {"seed": seed, "variant": variant, "final_distance_m": finals.tolist()}
+    return {"seed": seed, "variant": variant, "final_distance_m": finals.tolist(),
+            "damping_gains": agent_gains}
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -129,4 +140,14 @@ def report(args: argparse.Namespace, runs: list[dict]) -> dict:
                 diff = 100 * (np.array(r["per_seed_success_2cm"])[:, -1]
                               - np.array(frozen["per_seed_success_2cm"])[:, -1])
                 print(f"  {r['variant']:<11} " + " ".join(f"{d:+.0f}" for d in diff) + f"  mean {diff.mean():+.1f}")
+        print("last phase, minus frozen, per seed: median reach error [cm] (negative: better than frozen)")
+        for r in rows:
+            if r["variant"] != "frozen":
+                diff = np.array(r["per_seed_median_cm"])[:, -1] - np.array(frozen["per_seed_median_cm"])[:, -1]
+                print(f"  {r['variant']:<11} " + " ".join(f"{d:+.2f}" for d in diff) + f"  mean {diff.mean():+.2f}")
+    learned = [r for r in runs if r["variant"] == "adaptive"]
+    if learned:
+        print("adaptive: learned damping gains at the end [Nm s/rad], per seed: "
+              + "; ".join(f"{r['seed']}: " + ", ".join(f"{g:.2f}" for g in r["damping_gains"])
+                          for r in sorted(learned, key=lambda r: r["seed"])))
     return {"phases": [name for name, _ in phases], "rows": rows, "runs": runs}

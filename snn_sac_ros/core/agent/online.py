@@ -9,7 +9,12 @@
 * the learning: ``LocalDelta`` rules on output connections, ``FeedbackDelta`` rules on hidden ones (their
   error travels back through the network), a TD-error node feeding the critics' output rules, two
   ``InputGradient`` nodes giving the critics' action gradient, and an actor-error node combining it with
-  the entropy term (the same :func:`~snn_sac_ros.core.agent.sac.actor_output_error` the replay trainer uses).
+  the entropy term (the same :func:`~snn_sac_ros.core.agent.sac.actor_output_error` the replay trainer uses);
+* adaptive joint damping: a connection from the observation's joint velocities to the action, one synapse
+  per joint (``torque -= gain * dq``), zero in a freshly trained checkpoint, learned online by
+  :class:`~snn_sac_ros.core.nengo_ext.learning_rules.PerturbationDelta` from the reach error (see
+  :class:`DampingLearning`). It is what adapts to a payload: the critics' action gradient, trained on the
+  nominal arm, does not point to the damping a heavier arm needs.
 
 Online learning is anchored: while the rules learn, every weight is also pulled back toward its reference
 (the trained checkpoint's weights) with time constant ``anchor_tau`` (see
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import nengo
@@ -36,7 +42,7 @@ from snn_sac_ros.core.agent.checkpoint import Checkpoint, load_checkpoint, save_
 from snn_sac_ros.core.agent.sac import SACConfig, actor_output_error, gaussian_head, sample_action
 from snn_sac_ros.core.contracts import ActionContract, ObservationContract
 from snn_sac_ros.core.nengo_ext.builder import InputGradient
-from snn_sac_ros.core.nengo_ext.learning_rules import LIFParams
+from snn_sac_ros.core.nengo_ext.learning_rules import LearnedConnection, LIFParams, PerturbationDelta
 from snn_sac_ros.core.networks.nengo_nets import LearningSpec, LIFNetwork
 
 RASTER_NEURONS = 64
@@ -56,6 +62,33 @@ def _reference(arrays: dict[str, np.ndarray], prefix: str) -> tuple[list[np.ndar
     return _layers(arrays, prefix)
 
 
+@dataclass(frozen=True)
+class DampingLearning:
+    """How the adaptive joint damping learns: antithetic perturbation trials, one per reach.
+
+    Each reach runs with every joint's damping gain perturbed by ``+sigma xi`` and the next with ``-sigma xi``;
+    after the pair, each gain steps by ``rate * sigma`` (per unit of normalised cost difference) toward the
+    better of the two. The cost of a reach is the mean of minus the reward (the distance to the target)
+    over its ticks. Gains stay within ``[0, max_gain]``: damping only ever takes energy out of the arm.
+    """
+
+    sigma: float = 0.3
+    """perturbation of each gain [Nm s/rad]"""
+    rate: float = 0.17
+    """step per trial pair, in units of sigma"""
+    max_gain: float = 3.0
+    """upper bound of each gain [Nm s/rad]"""
+
+    def __post_init__(self) -> None:
+        for name in ("sigma", "rate", "max_gain"):
+            value = getattr(self, name)
+            if not np.isfinite(value) or value < 0:
+                raise ValueError(f"damping {name} must be a finite value >= 0, got {value}")
+
+
+DAMPING_KEY = "damping/gain"
+
+
 class OnlineAgent:
     """A spiking SAC controller: ``step(obs, reward) -> action``, learning inside ``sim.step()``.
 
@@ -71,11 +104,14 @@ class OnlineAgent:
     explore: act with the stochastic policy while learning (SAC exploration) instead of ``tanh(mean)``.
     actor_only: build no critics (evaluation; learning then cannot be switched on).
     control_hz: the rate the critics' discount was trained at (default: the checkpoint's).
+    damping: learn the joint damping gains online (None: they stay as the checkpoint holds them, 0 if it
+        holds none). Learning on/off switches it with the local SAC rules.
     """
 
     def __init__(self, checkpoint: Checkpoint, *, spiking: bool = True, learning: bool = True, dt: float = 0.001,
                  seed: int = 0, synapse: float = 0.005, online_lr: float = 1e-5, explore: bool = False,
-                 actor_only: bool = False, control_hz: float | None = None, anchor_tau: float = 30.0) -> None:
+                 actor_only: bool = False, control_hz: float | None = None, anchor_tau: float = 30.0,
+                 damping: DampingLearning | None = None) -> None:
         if anchor_tau < 0 or not np.isfinite(anchor_tau):
             raise ValueError(f"anchor_tau must be a finite time >= 0 [s], got {anchor_tau}")
         self.checkpoint = checkpoint
@@ -104,6 +140,9 @@ class OnlineAgent:
         self.updates = 0
         self.step_seconds = 0.0
         self.anchor_tau = float(anchor_tau)
+        self.damping = damping
+        self._trial_end = False
+        self._modulation = np.zeros(3)
         self.model = self._build(checkpoint.arrays, synapse, online_lr, seed)
         with np.errstate(divide="ignore"):  # gain 1 / bias 0 ensembles: nengo's intercept read-out divides by 0
             self.sim = nengo.Simulator(self.model, dt=dt, seed=seed, progress_bar=False, optimize=True)
@@ -133,8 +172,9 @@ class OnlineAgent:
             self.actor = LIFNetwork(w, b, self.lif, spiking=self.spiking, synapse=syn, learning=actor_learn,
                                     label="actor")
             nengo.Connection(obs, self.actor.input, synapse=None)
-            policy = nengo.Node(self._policy, size_in=2 * na, size_out=3 * na + 1, label="policy")  # a, eps, u, logp
-            nengo.Connection(self.actor.output, policy, synapse=None)
+            policy = nengo.Node(self._policy, size_in=3 * na, size_out=3 * na + 1, label="policy")  # a, eps, u, logp
+            nengo.Connection(self.actor.output, policy[: 2 * na], synapse=None)
+            self._build_damping(arrays, obs, policy[2 * na:], seed)
             if self.actor_only:
                 return model
             critic_in = nengo.Node(size_in=no + na, label="critic_input")
@@ -166,17 +206,53 @@ class OnlineAgent:
                 nengo.Connection(errors[2:], rule, synapse=None)
         return model
 
+    def _damping_scale(self) -> np.ndarray:
+        """Action per unit of observed velocity, per joint, for a gain of 1 Nm s/rad (``torque = -gain dq``)."""
+        return -np.array(self.observation_contract.dq_scale) / np.array(self.action_contract.torque_scale)
+
+    def _build_damping(self, arrays: dict[str, np.ndarray], obs: nengo.Node, out: object, seed: int) -> None:
+        """Observed joint velocities -> action, one learned synapse per joint."""
+        layout = self.observation_contract.layout()
+        columns = [layout.index(f"dq/{j}") for j in self.action_contract.joint_names]
+        gains = np.asarray(arrays.get(DAMPING_KEY, np.zeros(self.act_dim)), dtype=float)
+        if gains.shape != (self.act_dim,) or not np.all(np.isfinite(gains)):
+            raise ValueError(f"{DAMPING_KEY} must hold {self.act_dim} finite gains, got {gains!r}")
+        scale = self._damping_scale()
+        velocity = nengo.Node(size_in=self.act_dim, label="joint_velocity")
+        nengo.Connection(obs[columns], velocity, synapse=None)
+        rule = None
+        if self.damping is not None and not self.actor_only:
+            d = self.damping
+            # scale < 0: a gain in [0, max_gain] is a weight in [max_gain * scale, 0]
+            rule = PerturbationDelta(d.rate, sigma=np.diag(d.sigma * np.abs(scale)), low=np.diag(d.max_gain * scale),
+                                     high=0.0, seed=seed + 77)
+        self._damping_connection = LearnedConnection(velocity, out, transform=np.diag(gains * scale), synapse=None,
+                                                     learning_rule_type=rule)
+        if rule is not None:
+            modulation = nengo.Node(lambda t: self._modulation, label="damping_modulation")
+            nengo.Connection(modulation, self._damping_connection.learning_rule, synapse=None)
+
+    def damping_gains(self) -> np.ndarray:
+        """The learned damping gains [Nm s/rad] per joint (without the running trial's perturbation)."""
+        conn, sig = self._damping_connection, self.sim.model.sig
+        if conn.learning_rule is not None:
+            weights = self.sim.signals[sig[conn.learning_rule]["mean"]]
+        else:
+            weights = self.sim.signals[sig[conn]["weights"]]
+        return np.diag(weights) / self._damping_scale()
+
     def _policy(self, t: float, x: np.ndarray) -> np.ndarray:
-        """Squash the actor output into an action; hold an exploration sample for one control period."""
-        mean, log_std, _ = gaussian_head(x[None], self.act_dim)
+        """Squash the actor output into an action, add the damping; hold an exploration sample one control period."""
+        na = self.act_dim
+        mean, log_std, _ = gaussian_head(x[None, : 2 * na], na)
         if self._learning and self.explore:
             if self._ticks % self._hold == 0:
                 self._eps = self._rng.standard_normal(self.act_dim)
         else:
             self._eps = np.zeros(self.act_dim)
         a, logp = sample_action(mean, log_std, self._eps[None])
-        self._action = a[0]
-        return np.concatenate([a[0], self._eps, mean[0], logp[0]])
+        self._action = np.clip(a[0] + x[2 * na:], -1.0, 1.0)
+        return np.concatenate([self._action, self._eps, mean[0], logp[0]])
 
     def _td_error(self, t: float, x: np.ndarray) -> np.ndarray:
         """Per-tick soft TD error of each critic: ``Q_prev - (r k + gamma_tick (min Q - alpha log pi k))``."""
@@ -221,6 +297,9 @@ class OnlineAgent:
         start = time.perf_counter()
         self._obs[:] = obs
         self._reward = None if reward is None else float(reward)
+        learning_damping = self._learning and self.damping is not None
+        self._modulation[:] = (-self._reward if self._reward is not None else 0.0, self._trial_end, learning_damping)
+        self._trial_end = False
         self.sim.step()
         self._raster[self._total_ticks % RASTER_TICKS] = self._spikes[: self._raster.shape[1]] > 0
         self._ticks += 1
@@ -243,9 +322,11 @@ class OnlineAgent:
         self._prev_q = None
 
     def end_episode(self) -> None:
-        """The target changed or the reach ended: no TD error across the boundary; new exploration sample."""
+        """The target changed or the reach ended: no TD error across the boundary; new exploration sample;
+        the damping's perturbation trial ends."""
         self._prev_q = None
         self._ticks = 0
+        self._trial_end = True
 
     def current_arrays(self) -> dict[str, np.ndarray]:
         """Checkpoint arrays with the weights as they are now in the simulator, and their anchor reference."""
@@ -257,6 +338,7 @@ class OnlineAgent:
             ws, bs = net.read_weights(self.sim)
             for i, (w, b) in enumerate(zip(ws, bs)):
                 arrays[f"{name}/W{i}"], arrays[f"{name}/b{i}"] = w, b
+        arrays[DAMPING_KEY] = self.damping_gains()
         return arrays
 
     def weights_digest(self) -> str:

@@ -18,9 +18,12 @@ from snn_sac_ros.core.nengo_ext.learning_rules import (
     FeedbackDelta,
     LIFParams,
     LocalDelta,
+    PerturbationDelta,
+    PerturbationState,
     RuleState,
     anchor_pull,
     apply_local_rule,
+    end_perturbation_trial,
     feedback_error,
     lif_rate_derivative,
     random_feedback,
@@ -271,6 +274,83 @@ def build_feedback_delta(model: object, fb: FeedbackDelta, rule: object) -> None
     _add_rule_ops(model, rule, fb, model.sig[down][key])
 
 
+class SimPerturbationDelta(Operator):
+    """Weight perturbation trials of one connection (:func:`end_perturbation_trial`), driven by its modulatory input.
+
+    Every tick with learning on it adds the tick's cost to the running trial; on a trial's last tick it
+    closes the trial and moves the weights to the next trial's ``mean +- sigma xi``. When learning turns
+    off it puts the weights back to their means (no perturbation is left in a policy that stops learning).
+
+    Notes
+    -----
+    1. sets ``[]``
+    2. incs ``[]``
+    3. reads ``[modulation, weights]``
+    4. updates ``[delta, mean, xi, trial, phase, spread]``
+    """
+
+    def __init__(self, modulation: Signal, weights: Signal, delta: Signal, state: list[Signal],  # noqa: PLR0917
+                 rule_type: PerturbationDelta, tag: str | None = None) -> None:
+        super().__init__(tag=tag)
+        self.rule_type = rule_type
+        self.sets, self.incs = [], []
+        self.reads = [modulation, weights]
+        self.updates = [delta, *state]
+
+    def make_step(self, signals: object, dt: float, rng: object) -> object:
+        modulation, weights = (signals[s] for s in self.reads)
+        delta = signals[self.updates[0]]
+        state = PerturbationState(*(signals[s] for s in self.updates[1:]))
+        r = self.rule_type
+        sigma = np.asarray(r.sigma, dtype=float)
+        low, high = np.asarray(r.low, dtype=float), np.asarray(r.high, dtype=float)
+        perturbation_rng = np.random.default_rng(r.seed)
+        was_on, dirty = [False], [False]
+
+        def move_to(target: np.ndarray) -> None:
+            np.subtract(target, weights, out=delta)
+            dirty[0] = True
+
+        def step_simperturbationdelta() -> None:
+            if dirty[0]:
+                delta[...] = 0.0
+                dirty[0] = False
+            on = modulation[2] > 0.5
+            if on:
+                if not was_on[0]:  # (re)start: a fresh + trial
+                    state.trial[:2] = 0.0
+                    state.phase[0] = 0.0
+                    move_to(state.weights(sigma))
+                state.trial[0] += modulation[0]
+                state.trial[1] += 1.0
+                if modulation[1] > 0.5 and end_perturbation_trial(state, sigma, r.learning_rate, low, high,
+                                                                  perturbation_rng):
+                    move_to(state.weights(sigma))
+            elif was_on[0]:
+                move_to(state.mean)
+            was_on[0] = on
+
+        return step_simperturbationdelta
+
+
+@Builder.register(PerturbationDelta)
+def build_perturbation_delta(model: object, perturbation: PerturbationDelta, rule: object) -> None:
+    """Build a :class:`PerturbationDelta` rule: its modulatory input ``model.sig[rule]["in"]`` and its operator.
+
+    ``model.sig[rule]["mean"]`` holds the learned (unperturbed) weights, which is what a checkpoint saves.
+    """
+    modulation = Signal(shape=(3,), name="PerturbationDelta:modulation")
+    model.add_op(Reset(modulation))
+    model.sig[rule]["in"] = modulation
+    weights = model.sig[rule.connection]["weights"]
+    start = PerturbationState.start(weights.initial_value, np.random.default_rng(perturbation.seed + 1))
+    state = [Signal(np.array(getattr(start, name), dtype=float), name=f"{rule}.{name}")
+             for name in ("mean", "xi", "trial", "phase", "spread")]
+    model.sig[rule]["mean"] = state[0]
+    model.add_op(SimPerturbationDelta(modulation, weights, model.sig[rule]["delta"], state, perturbation,
+                                      tag=f"{rule}.perturbation_delta"))
+
+
 class InputGradient(nengo.Node):
     """A node whose output is a LIF network's output gradient w.r.t. some of its inputs: dQ/da for the actor.
 
@@ -361,5 +441,6 @@ def build_input_gradient(model: object, node: InputGradient) -> None:
                                   tag=f"{node}.input_gradient", step=model.step, memos=memos))
 
 
-__all__ = ["InputGradient", "SimFeedbackError", "SimInputGradient", "SimLocalDelta", "build_feedback_delta",
-           "build_input_gradient", "build_local_delta", "lif_rate_derivative"]
+__all__ = ["InputGradient", "SimFeedbackError", "SimInputGradient", "SimLocalDelta", "SimPerturbationDelta",
+           "build_feedback_delta", "build_input_gradient", "build_local_delta", "build_perturbation_delta",
+           "lif_rate_derivative"]

@@ -286,6 +286,105 @@ class FeedbackDelta(LearningRuleType):
         self.reference = reference
 
 
+@dataclass
+class PerturbationState:
+    """Per-synapse state of the weight-perturbation rule, and the trial bookkeeping its synapses share.
+
+    ``mean`` is the learned weight, ``xi`` the synapse's current perturbation direction (unit normal),
+    ``trial`` holds ``[cost summed over the running trial, its ticks, mean cost of the + trial]``, ``phase``
+    is 0 while the weights are ``mean + sigma xi`` and 1 while they are ``mean - sigma xi``, ``spread`` the
+    running mean square of the two trials' cost difference (0 until the first pair ends).
+    """
+
+    mean: np.ndarray
+    xi: np.ndarray
+    trial: np.ndarray
+    phase: np.ndarray
+    spread: np.ndarray
+
+    @classmethod
+    def start(cls, weights: np.ndarray, rng: np.random.Generator) -> PerturbationState:
+        w = np.array(weights, dtype=float)
+        return cls(w, rng.standard_normal(w.shape), np.zeros(3), np.zeros(1), np.zeros(1))
+
+    def weights(self, sigma: np.ndarray | float) -> np.ndarray:
+        """The weights the synapses use in the running trial: ``mean +- sigma xi``."""
+        return self.mean + (1.0 - 2.0 * self.phase[0]) * np.multiply(sigma, self.xi)
+
+
+SPREAD_DECAY = 0.9  # memory of the cost-difference scale: about ten trial pairs
+
+
+def end_perturbation_trial(state: PerturbationState, sigma: np.ndarray | float, learning_rate: float,
+                           low: np.ndarray | float, high: np.ndarray | float, rng: np.random.Generator) -> bool:
+    """Close the running trial; after the second of a pair, step every weight against its cost difference.
+
+    .. math:: \\Delta \\bar w = -\\eta \\, \\sigma \\, \\xi \\, (c_+ - c_-) / \\sqrt{\\overline{(c_+ - c_-)^2}}
+
+    Antithetic weight perturbation (a two-point estimate of the cost gradient, like evolution strategies):
+    each synapse needs only its own ``xi`` and the one global number ``c_+ - c_-``, so the rule is local
+    with a third, modulatory factor. Dividing by the running scale of the difference makes the step size
+    independent of the cost's units. Trials without a tick are ignored. Returns True if the weights changed.
+    """
+    total, ticks = state.trial[0], state.trial[1]
+    state.trial[:2] = 0.0
+    if ticks <= 0:
+        return False
+    cost = total / ticks
+    if state.phase[0] == 0.0:
+        state.trial[2] = cost
+        state.phase[0] = 1.0
+        return True
+    diff = state.trial[2] - cost
+    state.spread[0] = diff * diff if state.spread[0] == 0.0 else (
+        SPREAD_DECAY * state.spread[0] + (1.0 - SPREAD_DECAY) * diff * diff)
+    if state.spread[0] > 0.0:
+        state.mean -= learning_rate * np.multiply(sigma, state.xi) * (diff / np.sqrt(state.spread[0]))
+        np.clip(state.mean, low, high, out=state.mean)
+    state.xi[...] = rng.standard_normal(state.xi.shape)
+    state.phase[0] = 0.0
+    return True
+
+
+class PerturbationDelta(LearningRuleType):
+    """Reward-modulated weight perturbation: each synapse tries ``w + sigma xi``, then ``w - sigma xi``.
+
+    For a connection whose effect on the task has no gradient the network can compute (here: a joint
+    damping gain, whose effect on the reach error runs through the arm's changed dynamics). Its input
+    (``size_in`` 3) is the network's modulatory signal ``[cost, trial_end, enabled]``: the cost of this tick
+    (e.g. minus the reward), 1 on the tick a trial ends (a reach), and 1 while learning is on (off: the
+    weights return to their unperturbed means and stay). See :func:`end_perturbation_trial` for the update.
+
+    Parameters
+    ----------
+    learning_rate : float
+        Step of the mean weight per trial pair, in units of ``sigma`` (per unit of normalised cost difference).
+    sigma : float or array
+        Perturbation size per synapse (0: the synapse does not learn), in weight units.
+    low, high : float or array
+        Bounds of the mean weights (e.g. to keep a damping gain dissipative and within its limit).
+    seed : int
+        Seed of the perturbation directions.
+    """
+
+    modifies = "weights"
+    probeable = ("delta",)
+    learning_rate = NumberParam("learning_rate", low=0, readonly=True, default=0.2)
+    sigma = Parameter("sigma", default=0.1, readonly=True)
+    low = Parameter("low", default=-np.inf, readonly=True)
+    high = Parameter("high", default=np.inf, readonly=True)
+    seed = IntParam("seed", default=0, readonly=True)
+
+    def __init__(self, learning_rate: float = Default, sigma: float | np.ndarray = Default,
+                 low: float | np.ndarray = Default, high: float | np.ndarray = Default,
+                 seed: int = Default) -> None:
+        super().__init__(learning_rate, size_in=3)
+        self.sigma = sigma
+        self.low = low
+        self.high = high
+        self.seed = seed
+
+
 def random_feedback(shape: tuple[int, int], seed: int) -> np.ndarray:
     """Fixed random feedback matrix for feedback alignment, scaled like a ``1/sqrt(fan_in)`` init."""
     rng = np.random.default_rng(seed)
@@ -296,7 +395,7 @@ class _LocalRuleTypeParam(ConnectionLearningRuleTypeParam):
     """Nengo's checks, except that our rules may learn a transform from a node or onto a node."""
 
     def check_rule(self, conn: nengo.Connection, rule: LearningRuleType) -> None:
-        if not isinstance(rule, LocalDelta | FeedbackDelta):
+        if not isinstance(rule, LocalDelta | FeedbackDelta | PerturbationDelta):
             super().check_rule(conn, rule)
             return
         LearningRuleTypeParam.check_rule(self, conn, rule)
