@@ -127,6 +127,15 @@ class SnnSacController(LifecycleNode):
         declare(self, "anchor_tau", 30.0, "time constant [s] of the pull of learning weights back toward the "
                 "trained checkpoint's (0: none; online learning may then drift without bound)", low=0.0,
                 high=1e6, read_only=True)
+        declare(self, "damping_learning", True, "with learning on, also adapt each joint's damping gain by "
+                "perturbation trials (one per reach): what recovers the reach error after a payload change",
+                read_only=True)
+        declare(self, "damping_sigma", 0.3, "perturbation of each damping gain per trial [Nm s/rad]", low=0.0,
+                high=10.0, read_only=True)
+        declare(self, "damping_rate", 0.17, "damping gain step per trial pair, in units of damping_sigma",
+                low=0.0, high=1.0, read_only=True)
+        declare(self, "damping_max_gain", 3.0, "upper bound of each learned damping gain [Nm s/rad]", low=0.0,
+                high=100.0, read_only=True)
         declare(self, "max_torque", None, "per-joint torque limits tighter than the URDF [Nm] (<=0: URDF)",
                 array_of=float)
         declare(self, "state_timeout", 0.004, "joint states older than this give zero torque [s]",
@@ -218,7 +227,7 @@ class SnnSacController(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _configure(self) -> None:
-        from snn_sac_ros.core.agent.online import OnlineAgent
+        from snn_sac_ros.core.agent.online import DampingLearning, OnlineAgent
 
         p = self.get_parameter
         arm_name = p("arm").value
@@ -243,9 +252,11 @@ class SnnSacController(LifecycleNode):
                                    "(resume:=false starts from the checkpoint instead)")
         rate = p("control_rate_hz").value
         steps = p("nengo_steps_per_tick").value
+        damping = DampingLearning(sigma=p("damping_sigma").value, rate=p("damping_rate").value,
+                                  max_gain=p("damping_max_gain").value) if p("damping_learning").value else None
         self.agent = OnlineAgent.from_checkpoint(source, spiking=p("spiking").value, learning=self._learning_on,
                                                  dt=1.0 / (rate * steps), online_lr=p("learning_rate").value,
-                                                 anchor_tau=p("anchor_tau").value)
+                                                 anchor_tau=p("anchor_tau").value, damping=damping)
         obs_contract = self.agent.observation_contract
         self.joint_names = tuple(joints) if joints else obs_contract.joint_names
         if tuple(self.joint_names) != tuple(obs_contract.joint_names):
@@ -552,6 +563,7 @@ class SnnSacController(LifecycleNode):
             "watchdog": "; ".join(reasons) or "ok", "stall_watchdog_zeroed": str(self.watchdog_zeroed),
             "estop": "latched" if self.guard.estop_latched else "released",
             "learning": "on" if self._learning_on else "off", "last_save": self.last_save,
+            "damping_gains": ",".join(f"{g:.3f}" for g in self.agent.damping_gains()),
             "active": str(self.guard.active).lower(),
             "recent_success_rate": f"{success:.3f}", "reaches": str(len(self._reach_results)),
             "distance_m": f"{self._last_distance:.4f}",

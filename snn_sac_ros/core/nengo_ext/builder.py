@@ -278,7 +278,8 @@ class SimPerturbationDelta(Operator):
     """Weight perturbation trials of one connection (:func:`end_perturbation_trial`), driven by its modulatory input.
 
     Every tick with learning on it adds the tick's cost to the running trial; on a trial's last tick it
-    closes the trial and moves the weights to the next trial's ``mean +- sigma xi``. When learning turns
+    closes the trial and moves the weights to the next trial's ``mean +- sigma xi``, clipped to the rule's
+    bounds (a perturbed damping gain never turns negative). When learning turns
     off it puts the weights back to their means (no perturbation is left in a policy that stops learning).
 
     Notes
@@ -320,12 +321,12 @@ class SimPerturbationDelta(Operator):
                 if not was_on[0]:  # (re)start: a fresh + trial
                     state.trial[:2] = 0.0
                     state.phase[0] = 0.0
-                    move_to(state.weights(sigma))
+                    move_to(np.clip(state.weights(sigma), low, high))
                 state.trial[0] += modulation[0]
                 state.trial[1] += 1.0
                 if modulation[1] > 0.5 and end_perturbation_trial(state, sigma, r.learning_rate, low, high,
                                                                   perturbation_rng):
-                    move_to(state.weights(sigma))
+                    move_to(np.clip(state.weights(sigma), low, high))
             elif was_on[0]:
                 move_to(state.mean)
             was_on[0] = on
