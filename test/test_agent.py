@@ -12,7 +12,7 @@ import pytest
 
 from snn_sac_ros.cli import main
 from snn_sac_ros.core.agent.checkpoint import load_checkpoint
-from snn_sac_ros.core.agent.online import OnlineAgent
+from snn_sac_ros.core.agent.online import DampingLearning, OnlineAgent
 from snn_sac_ros.core.agent.sac import SACConfig, SpikingSAC
 from snn_sac_ros.core.nengo_ext.learning_rules import LIFParams
 from snn_sac_ros.core.networks.rate import LIFRateNet
@@ -155,3 +155,48 @@ def test_anchored_online_learning_stays_near_the_checkpoint_and_saves_its_refere
     np.testing.assert_array_equal(resumed.current_arrays()["reference/q1/W1"], ckpt.arrays["q1/W1"])
     with pytest.raises(ValueError, match="anchor_tau"):
         OnlineAgent(ckpt, anchor_tau=-1.0)
+
+
+def test_adaptive_damping_learns_from_reach_costs_saves_and_resumes(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """Damping gains learned by perturbation trials from the rewards the agent is given, through Nengo.
+
+    The reward of each tick is minus the squared distance of the gains *in use* (read back from the action:
+    ``action = policy + damping``) from a goal: the trials must find the goal without being told it.
+    """
+    ckpt = load_checkpoint(tiny_checkpoint)
+    goal = np.array([1.0, 0.4])
+    obs = np.zeros(ckpt.metadata["obs_dim"])
+    contract = ckpt.observation_contract
+    velocity = [contract.layout().index(f"dq/{j}") for j in ckpt.action_contract.joint_names]
+    obs[velocity] = 0.05
+    per_gain = -np.array(contract.dq_scale)[:2] / np.array(ckpt.action_contract.torque_scale) * 0.05
+    base = OnlineAgent(ckpt, spiking=False, learning=False, actor_only=True).step(obs)
+
+    agent = OnlineAgent(ckpt, spiking=False, learning=True, online_lr=0.0, seed=4,
+                        damping=DampingLearning(sigma=0.1, rate=0.2, max_gain=2.0))
+    np.testing.assert_array_equal(agent.damping_gains(), [0.0, 0.0])  # a trained checkpoint holds none
+    reward, in_use = None, []
+    for tick in range(3000):  # 600 trials of 5 ticks
+        if tick % 5 == 0:
+            agent.end_episode()
+        gains = (agent.step(obs, reward) - base) / per_gain
+        in_use.append(gains)
+        reward = -float(np.sum((gains - goal) ** 2))
+    learned = agent.damping_gains()
+    np.testing.assert_allclose(learned, goal, atol=0.1)
+    assert np.min(in_use) >= -1e-6  # perturbed or not, a gain never turns negative
+    agent.learning = False
+    agent.step(obs)
+    np.testing.assert_allclose((agent.step(obs) - base) / per_gain, learned, atol=1e-6)  # off: no perturbation
+
+    saved = load_checkpoint(agent.save(tmp_path / "online.npz"))
+    np.testing.assert_allclose(saved.arrays["damping/gain"], learned)
+    resumed = OnlineAgent(saved, spiking=False, learning=False, actor_only=True)
+    np.testing.assert_allclose(resumed.damping_gains(), learned)
+    np.testing.assert_allclose((resumed.step(obs) - base) / per_gain, learned, atol=1e-6)
+
+    saved.arrays["damping/gain"] = np.array([np.nan, 0.0])
+    with pytest.raises(ValueError, match="damping/gain"):
+        OnlineAgent(saved, actor_only=True)
+    with pytest.raises(ValueError, match="damping sigma"):
+        DampingLearning(sigma=-0.1)

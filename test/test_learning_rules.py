@@ -225,8 +225,8 @@ def test_weight_perturbation_descends_the_cost_within_its_bounds() -> None:
 
 def test_weight_perturbation_is_antithetic_and_leaves_no_perturbation_when_switched_off() -> None:
     sigma = 0.1
-    model, conn, seen = _perturbation_model(np.zeros(2), 10, lambda tick: tick <= 45, learning_rate=0.0,
-                                            sigma=sigma, seed=1)
+    model, _, seen = _perturbation_model(np.zeros(2), 10, lambda tick: tick <= 45, learning_rate=0.0,
+                                         sigma=sigma, seed=1)
     with nengo.Simulator(model, progress_bar=False) as sim:
         sim.run_steps(60)
     out = np.array(seen)

@@ -324,8 +324,8 @@ class SimPerturbationDelta(Operator):
                     move_to(np.clip(state.weights(sigma), low, high))
                 state.trial[0] += modulation[0]
                 state.trial[1] += 1.0
-                if modulation[1] > 0.5 and end_perturbation_trial(state, sigma, r.learning_rate, low, high,
-                                                                  perturbation_rng):
+                if modulation[1] > 0.5 and end_perturbation_trial(state, sigma, r.learning_rate, low=low, high=high,
+                                                                  rng=perturbation_rng):
                     move_to(np.clip(state.weights(sigma), low, high))
             elif was_on[0]:
                 move_to(state.mean)

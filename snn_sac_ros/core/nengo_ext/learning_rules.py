@@ -315,7 +315,7 @@ class PerturbationState:
 SPREAD_DECAY = 0.9  # memory of the cost-difference scale: about ten trial pairs
 
 
-def end_perturbation_trial(state: PerturbationState, sigma: np.ndarray | float, learning_rate: float,
+def end_perturbation_trial(state: PerturbationState, sigma: np.ndarray | float, learning_rate: float, *,
                            low: np.ndarray | float, high: np.ndarray | float, rng: np.random.Generator) -> bool:
     """Close the running trial; after the second of a pair, step every weight against its cost difference.
 
