@@ -186,7 +186,10 @@ def test_save_service_writes_a_loadable_checkpoint_without_stopping_the_loop(
     probe.run_mode("valid", ticks=100)
     save = Path(response.message.removeprefix("saving to "))
     probe.spin_until(save.exists, 10, "the saved file")
-    assert load_checkpoint(save).metadata["arm"] == "planar2"
+    saved = load_checkpoint(save)
+    assert saved.metadata["arm"] == "planar2"
+    assert saved.arrays["damping/gain"].shape == (2,)  # the adaptive damping is saved with the weights
+    assert len(probe.diagnostics["damping_gains"].split(",")) == 2
     published = np.array([ns for (when, _), ns in zip(probe.received, probe.published_ns) if when > start]) * 1e-9
     gaps = np.diff(published)  # by the controller's publish stamps: the probe's own hiccups do not count
     assert gaps.max() < 0.05, f"the loop paused {gaps.max() * 1e3:.0f} ms around the save"

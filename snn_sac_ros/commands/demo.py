@@ -116,6 +116,7 @@ def _report(out: Path, record: dict, codes: dict[str, int], args: argparse.Names
         "control_rate_hz": float(diag.get("control_rate_hz", "nan")),
         "tick_p99_ms": float(diag.get("tick_p99_ms", "nan")),
         "deadline_misses": int(diag.get("deadline_misses", -1)),
+        "damping_gains": [float(g) for g in diag.get("damping_gains", "").split(",") if g],
         "exit_codes": codes, "plots": [str(p) for p in plots],
         "frames": sorted(str(p) for p in out.glob("frame_*.png")), "output_dir": str(out),
     }
@@ -125,6 +126,8 @@ def _report(out: Path, record: dict, codes: dict[str, int], args: argparse.Names
           f"{result['mean_final_distance_m'] * 100:.1f} cm")
     print(f"controller: {result['control_rate_hz']:.0f} Hz achieved, tick p99 {result['tick_p99_ms']:.3f} ms, "
           f"{result['deadline_misses']} deadline misses; node exit codes {codes}")
+    if result["damping_gains"]:
+        print("learned joint damping gains [Nm s/rad]: " + ", ".join(f"{g:.2f}" for g in result["damping_gains"]))
     print(f"plots: {', '.join(Path(p).name for p in plots)}; frames: {len(result['frames'])}")
     print(f"output: {out}")
     return result
