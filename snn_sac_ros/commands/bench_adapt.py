@@ -32,8 +32,9 @@ def _phases(reaches_csv: Path, payload_after: int) -> dict[str, float]:
         final = np.array([float(r["final_distance_m"]) for r in csv.DictReader(handle)])
     after = final[payload_after:]
     half = max(1, len(after) // 2)
-    return {"before_cm": float(final[:payload_after].mean() * 100),
-            "after_early_cm": float(after[:half].mean() * 100), "after_late_cm": float(after[half:].mean() * 100),
+    phases = {"before": final[:payload_after], "after_early": after[:half], "after_late": after[half:]}
+    return {**{f"{k}_cm": float(v.mean() * 100) for k, v in phases.items()},
+            **{f"{k}_median_cm": float(np.median(v) * 100) for k, v in phases.items()},
             "success_2cm_late": float(np.mean(after[half:] <= 0.02))}
 
 
@@ -49,13 +50,17 @@ def run(args: argparse.Namespace) -> dict:
                 timeout=0.0, seed=seed)
             result = demo.run(run_args)
             phases = _phases(out / "reaches.csv", args.reaches // 2)
-            rows.append({"seed": seed, "learning": learning, **phases, "tick_p99_ms": result["tick_p99_ms"]})
+            rows.append({"seed": seed, "learning": learning, **phases, "tick_p99_ms": result["tick_p99_ms"],
+                         "damping_gains": result.get("damping_gains", [])})
     print(f"\nbench adapt: {args.arm}, payload {args.payload_kg:g} kg after reach {args.reaches // 2} "
-          f"of {args.reaches}, final reach error [cm]")
-    header = f"{'seed':>4} {'learning':>8} {'before':>8} {'after, early':>13} {'after, late':>12} {'late 2cm':>9}"
+          f"of {args.reaches}, final reach error [cm]: mean (median)")
+    header = (f"{'seed':>4} {'learning':>8} {'before':>15} {'after, early':>15} {'after, late':>15} {'late 2cm':>9}"
+              "  damping gains")
     print(header)
     print("-" * len(header))
     for r in rows:
-        print(f"{r['seed']:>4} {'on' if r['learning'] else 'frozen':>8} {r['before_cm']:>8.2f} "
-              f"{r['after_early_cm']:>13.2f} {r['after_late_cm']:>12.2f} {r['success_2cm_late']:>8.0%}")
+        cells = "".join(f"{r[k + '_cm']:>8.2f} ({r[k + '_median_cm']:>4.2f})"
+                        for k in ("before", "after_early", "after_late"))
+        gains = ", ".join(f"{g:.2f}" for g in r["damping_gains"])
+        print(f"{r['seed']:>4} {'on' if r['learning'] else 'frozen':>8} {cells} {r['success_2cm_late']:>8.0%}  {gains}")
     return {"rows": rows, "output_dir": str(root)}
