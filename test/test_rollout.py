@@ -32,16 +32,20 @@ def test_shipped_policy_reaches_targets_in_the_tick_loop() -> None:
 
 def test_bench_online_compares_variants_on_the_same_targets(capsys: pytest.CaptureFixture) -> None:
     assert main(["bench", "online", "--reaches", "3", "--reach-seconds", "0.4", "--seeds", "1",
-                 "--variants", "frozen", "unanchored", "frozen+pd", "--learning-rate", "1e-3", "--payload-after", "1",
-                 "--json"]) == 0
+                 "--variants", "frozen", "unanchored", "adaptive", "frozen+pd", "--learning-rate", "1e-3",
+                 "--payload-after", "1", "--json"]) == 0
     out = capsys.readouterr().out
     assert "minus frozen" in out and "frozen+pd gains 20 N/m, 1 Nm s/rad" in out
+    assert "learned damping gains" in out
     result = json.loads(out.strip().splitlines()[-1])
     assert result["phases"] == ["before payload", "after, 1st half", "after, 2nd half"]
     runs = {r["variant"]: np.array(r["final_distance_m"]) for r in result["runs"]}
-    assert set(runs) == {"frozen", "unanchored", "frozen+pd"} and all(len(v) == 3 for v in runs.values())
+    assert set(runs) == {"frozen", "unanchored", "adaptive", "frozen+pd"} and all(len(v) == 3 for v in runs.values())
     assert not np.allclose(runs["frozen"], runs["unanchored"])  # learning changed what the arm did
     assert not np.allclose(runs["frozen"], runs["frozen+pd"])  # so did the added torque
+    gains = {r["variant"]: r["damping_gains"] for r in result["runs"]}
+    assert gains["frozen"] == [0.0, 0.0] and gains["unanchored"] == [0.0, 0.0]
+    assert gains["adaptive"] != [0.0, 0.0]  # one trial pair ended: the gains moved
 
 
 def test_task_space_pd_pulls_the_arm_to_a_target_without_a_policy() -> None:
