@@ -173,7 +173,7 @@ def test_adaptive_damping_learns_from_reach_costs_saves_and_resumes(tiny_checkpo
     base = OnlineAgent(ckpt, spiking=False, learning=False, actor_only=True).step(obs)
 
     agent = OnlineAgent(ckpt, spiking=False, learning=True, online_lr=0.0, seed=4,
-                        damping=DampingLearning(sigma=0.1, rate=0.2, max_gain=2.0))
+                        damping=DampingLearning(sigma=0.1, rate=0.2, max_gain=2.0, cost_tau=0.0))
     np.testing.assert_array_equal(agent.damping_gains(), [0.0, 0.0])  # a trained checkpoint holds none
     reward, in_use = None, []
     for tick in range(3000):  # 600 trials of 5 ticks

@@ -13,9 +13,12 @@ from snn_sac_ros.core.nengo_ext.learning_rules import (
     LearnedConnection,
     LIFParams,
     PerturbationDelta,
+    PerturbationState,
     RuleState,
+    add_trial_cost,
     anchor_pull,
     apply_local_rule,
+    end_perturbation_trial,
     lif_rate,
     lif_rate_derivative,
 )
@@ -237,3 +240,14 @@ def test_weight_perturbation_is_antithetic_and_leaves_no_perturbation_when_switc
     assert not np.allclose(out[25], plus)  # the next pair tries a new direction
     np.testing.assert_allclose(out[3:10], np.repeat(plus[None], 7, axis=0))  # held for the whole trial
     np.testing.assert_allclose(out[-10:], 0.0)  # off: back to the unperturbed weights
+
+
+def test_a_trial_is_scored_by_its_mean_or_by_its_recent_cost() -> None:
+    costs = np.r_[np.full(900, 5.0), np.full(100, 1.0)]  # a slow start, a good finish
+    for recency, expected in ((0.0, 4.6), (0.02, 1.0 + 4.0 * 0.98**100)):  # filtered: mostly the last 50 ticks
+        state = PerturbationState.start(np.zeros(1), np.random.default_rng(0))
+        for c in costs:
+            add_trial_cost(state, c, recency)
+        rng = np.random.default_rng(0)
+        assert end_perturbation_trial(state, 0.1, 0.2, low=-1, high=1, rng=rng, filtered=recency > 0)
+        assert state.trial[2] == pytest.approx(expected, abs=0.01)  # the + trial's cost, kept for its pair

@@ -46,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="adaptive: perturbation of each damping gain [Nm s/rad]")
     parser.add_argument("--damping-rate", type=float, default=DampingLearning.rate,
                         help="adaptive: step per trial pair, in units of sigma")
+    parser.add_argument("--damping-cost-tau", type=float, default=DampingLearning.cost_tau,
+                        help="adaptive: a reach is scored by its last this many seconds (0: all of it)")
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (one process each)")
 
 
@@ -80,7 +82,8 @@ def run_one(args: argparse.Namespace, seed: int, variant: str) -> dict:
     plan = ReachPlan.random(arm, args.reaches, seed, reach_seconds=args.reach_seconds, payload_kg=args.payload_kg,
                             payload_after=_payload_after(args) if args.payload_kg > 0 else -1)
     learning = variant in ("anchored", "unanchored", "adaptive")
-    damping = DampingLearning(sigma=args.damping_sigma, rate=args.damping_rate) if variant == "adaptive" else None
+    damping = DampingLearning(sigma=args.damping_sigma, rate=args.damping_rate,
+                              cost_tau=args.damping_cost_tau) if variant == "adaptive" else None
     agent = OnlineAgent(ckpt, spiking=True, learning=learning, dt=dt, seed=seed, online_lr=args.learning_rate,
                         anchor_tau=0.0 if variant == "unanchored" else args.anchor_tau, damping=damping)
     residual = task_space_pd(arm, *args.pd_gains) if variant == "frozen+pd" else None

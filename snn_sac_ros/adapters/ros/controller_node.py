@@ -136,6 +136,8 @@ class SnnSacController(LifecycleNode):
                 low=0.0, high=1.0, read_only=True)
         declare(self, "damping_max_gain", 3.0, "upper bound of each learned damping gain [Nm s/rad]", low=0.0,
                 high=100.0, read_only=True)
+        declare(self, "damping_cost_tau", 1.0, "a reach is scored by its last this many seconds of distance to "
+                "the target (low-pass filtered; 0: the whole reach)", low=0.0, high=60.0, read_only=True)
         declare(self, "max_torque", None, "per-joint torque limits tighter than the URDF [Nm] (<=0: URDF)",
                 array_of=float)
         declare(self, "state_timeout", 0.004, "joint states older than this give zero torque [s]",
@@ -253,7 +255,8 @@ class SnnSacController(LifecycleNode):
         rate = p("control_rate_hz").value
         steps = p("nengo_steps_per_tick").value
         damping = DampingLearning(sigma=p("damping_sigma").value, rate=p("damping_rate").value,
-                                  max_gain=p("damping_max_gain").value) if p("damping_learning").value else None
+                                  max_gain=p("damping_max_gain").value, cost_tau=p("damping_cost_tau").value,
+                                  ) if p("damping_learning").value else None
         self.agent = OnlineAgent.from_checkpoint(source, spiking=p("spiking").value, learning=self._learning_on,
                                                  dt=1.0 / (rate * steps), online_lr=p("learning_rate").value,
                                                  anchor_tau=p("anchor_tau").value, damping=damping)

@@ -68,8 +68,10 @@ class DampingLearning:
 
     Each reach runs with every joint's damping gain perturbed by ``+sigma xi`` and the next with ``-sigma xi``;
     after the pair, each gain steps by ``rate * sigma`` (per unit of normalised cost difference) toward the
-    better of the two. The cost of a reach is the mean of minus the reward (the distance to the target)
-    over its ticks. Gains stay within ``[0, max_gain]``: damping only ever takes energy out of the arm.
+    better of the two. The cost of a reach is minus the reward (the distance to the target), low-pass
+    filtered over ``cost_tau``: how well the arm settles on the target, which is what damping is for (the
+    whole reach's mean would also count the slower start that damping brings). Gains stay within
+    ``[0, max_gain]``: damping only ever takes energy out of the arm.
     """
 
     sigma: float = 0.3
@@ -78,9 +80,11 @@ class DampingLearning:
     """step per trial pair, in units of sigma"""
     max_gain: float = 3.0
     """upper bound of each gain [Nm s/rad]"""
+    cost_tau: float = 1.0
+    """a reach is scored by its last ``cost_tau`` seconds (low-pass filtered cost; 0: the whole reach)"""
 
     def __post_init__(self) -> None:
-        for name in ("sigma", "rate", "max_gain"):
+        for name in ("sigma", "rate", "max_gain", "cost_tau"):
             value = getattr(self, name)
             if not np.isfinite(value) or value < 0:
                 raise ValueError(f"damping {name} must be a finite value >= 0, got {value}")
@@ -225,7 +229,7 @@ class OnlineAgent:
             d = self.damping
             # scale < 0: a gain in [0, max_gain] is a weight in [max_gain * scale, 0]
             rule = PerturbationDelta(d.rate, sigma=np.diag(d.sigma * np.abs(scale)), low=np.diag(d.max_gain * scale),
-                                     high=0.0, seed=seed + 77)
+                                     high=0.0, seed=seed + 77, cost_tau=d.cost_tau)
         self._damping_connection = LearnedConnection(velocity, out, transform=np.diag(gains * scale), synapse=None,
                                                      learning_rule_type=rule)
         if rule is not None:

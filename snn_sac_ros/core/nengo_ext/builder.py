@@ -21,6 +21,7 @@ from snn_sac_ros.core.nengo_ext.learning_rules import (
     PerturbationDelta,
     PerturbationState,
     RuleState,
+    add_trial_cost,
     anchor_pull,
     apply_local_rule,
     end_perturbation_trial,
@@ -306,6 +307,7 @@ class SimPerturbationDelta(Operator):
         sigma = np.asarray(r.sigma, dtype=float)
         low, high = np.asarray(r.low, dtype=float), np.asarray(r.high, dtype=float)
         perturbation_rng = np.random.default_rng(r.seed)
+        recency = min(1.0, dt / r.cost_tau) if r.cost_tau > 0 else 0.0
         was_on, dirty = [False], [False]
 
         def move_to(target: np.ndarray) -> None:
@@ -322,10 +324,9 @@ class SimPerturbationDelta(Operator):
                     state.trial[:2] = 0.0
                     state.phase[0] = 0.0
                     move_to(np.clip(state.weights(sigma), low, high))
-                state.trial[0] += modulation[0]
-                state.trial[1] += 1.0
+                add_trial_cost(state, float(modulation[0]), recency)
                 if modulation[1] > 0.5 and end_perturbation_trial(state, sigma, r.learning_rate, low=low, high=high,
-                                                                  rng=perturbation_rng):
+                                                                  rng=perturbation_rng, filtered=recency > 0):
                     move_to(np.clip(state.weights(sigma), low, high))
             elif was_on[0]:
                 move_to(state.mean)

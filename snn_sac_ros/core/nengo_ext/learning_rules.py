@@ -291,7 +291,8 @@ class PerturbationState:
     """Per-synapse state of the weight-perturbation rule, and the trial bookkeeping its synapses share.
 
     ``mean`` is the learned weight, ``xi`` the synapse's current perturbation direction (unit normal),
-    ``trial`` holds ``[cost summed over the running trial, its ticks, mean cost of the + trial]``, ``phase``
+    ``trial`` holds ``[the running trial's cost so far (see :func:`add_trial_cost`), its ticks, the cost of the
+    + trial]``, ``phase``
     is 0 while the weights are ``mean + sigma xi`` and 1 while they are ``mean - sigma xi``, ``spread`` the
     running mean square of the two trials' cost difference (0 until the first pair ends).
     """
@@ -315,8 +316,25 @@ class PerturbationState:
 SPREAD_DECAY = 0.9  # memory of the cost-difference scale: about ten trial pairs
 
 
+def add_trial_cost(state: PerturbationState, cost: float, recency: float) -> None:
+    """Add one tick's cost to the running trial.
+
+    ``recency`` 0: the trial's cost is the mean over its ticks. ``recency`` in (0, 1]: the cost is low-pass
+    filtered with that weight per tick (``dt / tau``), so a trial is scored by its last ``tau`` seconds: for a
+    reach, how well the arm settles on the target rather than how fast it left the start.
+    """
+    if recency <= 0.0:
+        state.trial[0] += cost
+    elif state.trial[1] == 0.0:
+        state.trial[0] = cost
+    else:
+        state.trial[0] += recency * (cost - state.trial[0])
+    state.trial[1] += 1.0
+
+
 def end_perturbation_trial(state: PerturbationState, sigma: np.ndarray | float, learning_rate: float, *,
-                           low: np.ndarray | float, high: np.ndarray | float, rng: np.random.Generator) -> bool:
+                           low: np.ndarray | float, high: np.ndarray | float, rng: np.random.Generator,
+                           filtered: bool = False) -> bool:
     """Close the running trial; after the second of a pair, step every weight against its cost difference.
 
     .. math:: \\Delta \\bar w = -\\eta \\, \\sigma \\, \\xi \\, (c_+ - c_-) / \\sqrt{\\overline{(c_+ - c_-)^2}}
@@ -324,13 +342,14 @@ def end_perturbation_trial(state: PerturbationState, sigma: np.ndarray | float, 
     Antithetic weight perturbation (a two-point estimate of the cost gradient, like evolution strategies):
     each synapse needs only its own ``xi`` and the one global number ``c_+ - c_-``, so the rule is local
     with a third, modulatory factor. Dividing by the running scale of the difference makes the step size
-    independent of the cost's units. Trials without a tick are ignored. Returns True if the weights changed.
+    independent of the cost's units. ``filtered``: the trial's cost was low-pass filtered (recency > 0 in
+    :func:`add_trial_cost`), else summed. Trials without a tick are ignored. Returns True if the weights changed.
     """
     total, ticks = state.trial[0], state.trial[1]
     state.trial[:2] = 0.0
     if ticks <= 0:
         return False
-    cost = total / ticks
+    cost = total if filtered else total / ticks
     if state.phase[0] == 0.0:
         state.trial[2] = cost
         state.phase[0] = 1.0
@@ -353,7 +372,8 @@ class PerturbationDelta(LearningRuleType):
     damping gain, whose effect on the reach error runs through the arm's changed dynamics). Its input
     (``size_in`` 3) is the network's modulatory signal ``[cost, trial_end, enabled]``: the cost of this tick
     (e.g. minus the reward), 1 on the tick a trial ends (a reach), and 1 while learning is on (off: the
-    weights return to their unperturbed means and stay). See :func:`end_perturbation_trial` for the update.
+    weights return to their unperturbed means and stay). See :func:`add_trial_cost` for how a trial is
+    scored and :func:`end_perturbation_trial` for the update.
 
     Parameters
     ----------
@@ -365,6 +385,9 @@ class PerturbationDelta(LearningRuleType):
         Bounds of the mean weights (e.g. to keep a damping gain dissipative and within its limit).
     seed : int
         Seed of the perturbation directions.
+    cost_tau : float
+        Time constant [s] of the low-pass filter that scores a trial by its last ``cost_tau`` seconds
+        (0: by the mean cost over the whole trial).
     """
 
     modifies = "weights"
@@ -374,15 +397,17 @@ class PerturbationDelta(LearningRuleType):
     low = Parameter("low", default=-np.inf, readonly=True)
     high = Parameter("high", default=np.inf, readonly=True)
     seed = IntParam("seed", default=0, readonly=True)
+    cost_tau = NumberParam("cost_tau", low=0, readonly=True, default=0.0)
 
-    def __init__(self, learning_rate: float = Default, sigma: float | np.ndarray = Default,
+    def __init__(self, learning_rate: float = Default, *, sigma: float | np.ndarray = Default,
                  low: float | np.ndarray = Default, high: float | np.ndarray = Default,
-                 seed: int = Default) -> None:
+                 seed: int = Default, cost_tau: float = Default) -> None:
         super().__init__(learning_rate, size_in=3)
         self.sigma = sigma
         self.low = low
         self.high = high
         self.seed = seed
+        self.cost_tau = cost_tau
 
 
 def random_feedback(shape: tuple[int, int], seed: int) -> np.ndarray:
