@@ -21,6 +21,16 @@ def _target_changes(series: dict) -> np.ndarray:
     return series["t"][1:][changed]
 
 
+def _gains_at_reach_ends(series: dict, changes: np.ndarray, reaches: int) -> np.ndarray | None:
+    """The controller's learned damping gains (reaches x joints) at the end of each reach, if recorded."""
+    t, gains = np.asarray(series.get("damping_t", [])), np.asarray(series.get("damping", []))
+    if len(t) == 0 or gains.ndim != 2 or len(series.get("t", [])) == 0:
+        return None
+    ends = np.r_[changes, series["t"][-1]][:reaches]
+    ends = np.r_[ends, np.full(reaches - len(ends), ends[-1])]
+    return np.column_stack([np.interp(ends, t, gains[:, j]) for j in range(gains.shape[1])])
+
+
 def write_plots(out: Path, record: dict, payload_reach: int | None) -> list[Path]:
     """Write the demo's PNGs into ``out``; returns their paths (plots without data are skipped)."""
     series = record["series"]
@@ -64,7 +74,17 @@ def write_plots(out: Path, record: dict, payload_reach: int | None) -> list[Path
             ax.axhline(2, color="g", ls="--", lw=0.8, label="2 cm")
             ax.set(xlabel="reach", ylabel="final distance [cm]",
                    title="Adaptation: final distance per reach, before and after the payload")
-            ax.legend(fontsize=8)
+            handles, labels = ax.get_legend_handles_labels()
+            gains = _gains_at_reach_ends(series, changes, len(final))
+            if gains is not None:
+                twin = ax.twinx()
+                for j in range(gains.shape[1]):
+                    handles += twin.plot(index, gains[:, j], marker="o^sv"[j % 4], color=f"C{(j + 4) % 10}", lw=1,
+                                         ms=4)
+                    labels.append(f"learned damping, joint {j + 1}")
+                twin.set_ylabel("learned damping gain [Nm s/rad]")
+                twin.set_ylim(bottom=0)
+            ax.legend(handles, labels, fontsize=8, loc="upper left")
             written.append(_save(fig, out / "adaptation.png"))
     spikes_file = out / "spikes.npz"
     if spikes_file.exists():

@@ -23,7 +23,8 @@ from snn_sac_ros.adapters.ros.common import STATE_QOS, time_to_seconds
 
 
 class DemoObserver(Node):
-    """Records end-effector distance, torques and controller diagnostics (decimated to ``record_hz``)."""
+    """Records end-effector distance, torques, controller diagnostics and the learned damping gains
+    (decimated to ``record_hz``)."""
 
     def __init__(self, frames_at: list[int], record_hz: float = 100.0) -> None:
         super().__init__("demo_observer")
@@ -32,7 +33,7 @@ class DemoObserver(Node):
         self.target: np.ndarray | None = None
         self.targets_seen = 0
         self.series: dict[str, list] = {"t": [], "distance": [], "ee": [], "target": [], "torque_t": [],
-                                        "torque": [], "q": []}
+                                        "torque": [], "q": [], "damping_t": [], "damping": []}
         self.controller: dict[str, str] = {}
         self.sim_status: dict[str, str] = {}
         self._last_pose_t = self._last_state_t = -np.inf
@@ -76,6 +77,10 @@ class DemoObserver(Node):
             values = {kv.key: kv.value for kv in status.values}
             if status.name.startswith("snn_sac_controller"):
                 self.controller = values
+                gains = [float(g) for g in values.get("damping_gains", "").split(",") if g]
+                if gains and self.series["t"]:  # stamped with the newest pose's sim time
+                    self.series["damping_t"].append(self.series["t"][-1])
+                    self.series["damping"].append(gains)
             elif status.name.startswith("arm_sim"):
                 self.sim_status = values
 
