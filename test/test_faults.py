@@ -272,6 +272,8 @@ def test_watchdog_zeroes_when_the_joint_state_publisher_is_killed(probe_factory:
     probe = probe_factory(play_robot=False)
     try:
         probe.wait_commands(100, "torque from the controller driving arm_sim", non_zero=True)
+        # the probe's own joint_states subscription may match arm_sim later than the controller's did
+        probe.spin_until(lambda: len(probe.state_times) > 10, 10, "joint_states from arm_sim at the probe")
         assert _sigkill(sim, probe) == -signal.SIGKILL
         assert probe.state_times, f"no joint_states seen ({len(probe.states)} in Probe.states)"
         last_state = probe.state_times[-1]
