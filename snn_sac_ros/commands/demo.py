@@ -116,7 +116,7 @@ def _report(out: Path, record: dict, codes: dict[str, int], args: argparse.Names
         "control_rate_hz": float(diag.get("control_rate_hz", "nan")),
         "tick_p99_ms": float(diag.get("tick_p99_ms", "nan")),
         "deadline_misses": int(diag.get("deadline_misses", -1)),
-        "damping_gains": [float(g) for g in diag.get("damping_gains", "").split(",") if g],
+        "damping_gains": [float(g) for g in record["series"]["damping"][-1:].ravel()],  # as last reported
         "exit_codes": codes, "plots": [str(p) for p in plots],
         "frames": sorted(str(p) for p in out.glob("frame_*.png")), "output_dir": str(out),
     }

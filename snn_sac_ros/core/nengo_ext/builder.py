@@ -314,6 +314,9 @@ class SimPerturbationDelta(Operator):
             np.subtract(target, weights, out=delta)
             dirty[0] = True
 
+        def start_trial() -> None:  # the running trial's perturbed weights, within the bounds
+            move_to(np.clip(state.weights(sigma), low, high))
+
         def step_simperturbationdelta() -> None:
             if dirty[0]:
                 delta[...] = 0.0
@@ -323,11 +326,11 @@ class SimPerturbationDelta(Operator):
                 if not was_on[0]:  # (re)start: a fresh + trial
                     state.trial[:2] = 0.0
                     state.phase[0] = 0.0
-                    move_to(np.clip(state.weights(sigma), low, high))
+                    start_trial()
                 add_trial_cost(state, float(modulation[0]), recency)
                 if modulation[1] > 0.5 and end_perturbation_trial(state, sigma, r.learning_rate, low=low, high=high,
                                                                   rng=perturbation_rng, filtered=recency > 0):
-                    move_to(np.clip(state.weights(sigma), low, high))
+                    start_trial()
             elif was_on[0]:
                 move_to(state.mean)
             was_on[0] = on
