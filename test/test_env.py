@@ -24,6 +24,22 @@ def test_check_env_passes(arm: str) -> None:
     env.close()
 
 
+@pytest.mark.parametrize("arm", ARMS)
+def test_a_seeded_episode_repeats_exactly_after_other_episodes(arm: str) -> None:
+    """Joints the policy does not control (panda's fingers) start every episode where they started the first."""
+    env = gym.make(snn_sac_ros.ENV_ID, arm=arm).unwrapped
+    action = np.full(env.action_space.shape, 0.5, dtype=np.float32)
+    episodes = []
+    for _ in range(3):
+        env.reset(seed=123)
+        episodes.append([env.step(action)[:2] for _ in range(50)])
+    env.close()
+    for other in episodes[1:]:
+        for (obs, reward), (obs_again, reward_again) in zip(episodes[0], other):
+            np.testing.assert_array_equal(obs, obs_again)
+            assert reward == reward_again
+
+
 def test_info_reports_distance_and_success_and_episodes_truncate() -> None:
     env = gym.make(snn_sac_ros.ENV_ID, arm="planar2")
     _, info = env.reset(seed=1)

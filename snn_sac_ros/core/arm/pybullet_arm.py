@@ -114,6 +114,9 @@ class PyBulletArm:
         # are held by PyBullet's position motor at their reset position.
         self._movable_ids = [info[0] for info in movable]
         self._held_ids = [j for j in self._movable_ids if j not in self._joint_ids]
+        # where they are held: their positions as loaded, the same after every reset (held where they had
+        # drifted to, a seeded reset did not repeat an episode: panda's fingers)
+        self._held_home = [c.getJointState(body, j)[0] for j in self._held_ids]
         self._dof_of = {j: k for k, j in enumerate(self._movable_ids)}
         self._controlled_dofs = [self._dof_of[j] for j in self._joint_ids]
         link_names = {info[12].decode(): info[0] for info in infos}
@@ -142,8 +145,8 @@ class PyBulletArm:
         self._check_vector(dq, "dq")
         for j, qj, dqj in zip(self._joint_ids, q, dq):
             self._client.resetJointState(self._body, j, float(qj), float(dqj))
-        for j in self._held_ids:
-            qj = self._client.getJointState(self._body, j)[0]
+        for j, qj in zip(self._held_ids, self._held_home):
+            self._client.resetJointState(self._body, j, qj, 0.0)
             self._client.setJointMotorControl2(self._body, j, pb.POSITION_CONTROL, targetPosition=qj)
         self._sim_time = 0.0
         self._last_effort = np.zeros(self.n_joints)
