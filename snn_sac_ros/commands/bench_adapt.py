@@ -35,7 +35,7 @@ def _phases(reaches_csv: Path, payload_after: int) -> dict[str, float]:
     phases = {"before": final[:payload_after], "after_early": after[:half], "after_late": after[half:]}
     return {**{f"{k}_cm": float(v.mean() * 100) for k, v in phases.items()},
             **{f"{k}_median_cm": float(np.median(v) * 100) for k, v in phases.items()},
-            "success_2cm_late": float(np.mean(after[half:] <= 0.02))}
+            "success_2cm_late": float(np.mean(phases["after_late"] <= 0.02))}
 
 
 def run(args: argparse.Namespace) -> dict:

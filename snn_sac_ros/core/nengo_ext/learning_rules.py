@@ -291,10 +291,10 @@ class PerturbationState:
     """Per-synapse state of the weight-perturbation rule, and the trial bookkeeping its synapses share.
 
     ``mean`` is the learned weight, ``xi`` the synapse's current perturbation direction (unit normal),
-    ``trial`` holds ``[the running trial's cost so far (see :func:`add_trial_cost`), its ticks, the cost of the
-    + trial]``, ``phase``
-    is 0 while the weights are ``mean + sigma xi`` and 1 while they are ``mean - sigma xi``, ``spread`` the
-    running mean square of the two trials' cost difference (0 until the first pair ends).
+    ``trial`` holds ``[the running trial's cost so far (see :func:`add_trial_cost`), its ticks, the cost of
+    the + trial]``, ``phase`` is 0 while the weights are ``mean + sigma xi`` and 1 while they are
+    ``mean - sigma xi``, ``spread`` the running mean square of the two trials' cost difference (0 until the
+    first pair ends).
     """
 
     mean: np.ndarray
