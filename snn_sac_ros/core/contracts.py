@@ -48,7 +48,9 @@ class ObservationContract:
     target_axes: str
     workspace_center: tuple[float, ...]
     workspace_reach: float
-    error_scale: float = 0.1
+    error_scale: float = 0.03
+    """[m]; the tanh of the error saturates beyond ~2x this, so the policy's finest input resolution is
+    where success is judged (2 cm). Checkpoints store it; those made with 0.1 keep 0.1."""
 
     def __post_init__(self) -> None:
         n = len(self.joint_names)

@@ -17,12 +17,18 @@ class ReachTask:
 
     Targets are end-effector positions at joint configurations drawn uniformly within the joint limits
     (kept above ``target_min_z`` and outside ``target_min_radius``), so every target is reachable by
-    construction. The reward per control step is ``-distance - torque_cost * mean(action**2)``
-    (distance in metres, action in [-1, 1]), like gymnasium's Reacher.
+    construction. The reward per control step is
+    ``-distance - precision_weight * tanh(distance / precision_scale) - torque_cost * mean(action**2)``
+    (distance in metres, action in [-1, 1]). The first and last terms are gymnasium's Reacher; the
+    precision term is there because success is judged at 2 cm: with ``-distance`` alone, the last 2 cm
+    are worth 0.02 per step, too little for a critic to tell apart, and policies settled 2-3 cm short
+    (median 2.4 cm). The tanh term is 25x steeper near the target and flat beyond a few centimetres.
     """
 
     success_threshold: float = 0.02
     torque_cost: float = 0.05
+    precision_weight: float = 0.5
+    precision_scale: float = 0.02
 
     def sample_configuration(self, arm: PyBulletArm, rng: np.random.Generator) -> np.ndarray:
         """A joint configuration whose end effector is a valid target."""
@@ -57,7 +63,8 @@ class ReachTask:
         return float(np.linalg.norm(np.asarray(ee_position) - np.asarray(target)))
 
     def reward(self, distance: float, action: np.ndarray) -> float:
-        return -distance - self.torque_cost * float(np.mean(np.square(action)))
+        precision = self.precision_weight * float(np.tanh(distance / self.precision_scale))
+        return -distance - precision - self.torque_cost * float(np.mean(np.square(action)))
 
     def is_success(self, distance: float, threshold: float | None = None) -> bool:
         return distance <= (self.success_threshold if threshold is None else threshold)

@@ -29,7 +29,8 @@ class ArmReachEnv(gym.Env):
     episode_seconds: length of one reach [s] (default: the arm's).
     gravity_compensation: policy outputs a residual on gravity compensation (True) or the full
         torque (False); default: the arm's.
-    success_threshold: distance [m] for ``info["is_success"]``; torque_cost: reward weight.
+    success_threshold: distance [m] for ``info["is_success"]``; torque_cost, precision_weight,
+        precision_scale: reward terms (see :class:`ReachTask`; ``precision_weight=0`` is Reacher's reward).
 
     ``info`` holds ``distance`` [m], ``is_success``, ``success_2cm``, ``success_5cm``, ``target`` and
     ``ee_position`` [m, base frame].
@@ -41,7 +42,8 @@ class ArmReachEnv(gym.Env):
                  ee_link: str | None = None, render_mode: str | None = None, physics_dt: float = 1e-3,
                  control_hz: float = 50.0, episode_seconds: float | None = None,
                  gravity_compensation: bool | None = None, success_threshold: float = 0.02,
-                 torque_cost: float = 0.05, gui: bool = False) -> None:
+                 torque_cost: float = 0.05, precision_weight: float = 0.5, precision_scale: float = 0.02,
+                 gui: bool = False) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
         substeps = round(1.0 / (control_hz * physics_dt))
@@ -51,7 +53,8 @@ class ArmReachEnv(gym.Env):
         self.render_mode = render_mode
         self.arm = PyBulletArm(arm, physics_dt=physics_dt, substeps=substeps, joints=joints, ee_link=ee_link,
                                gravity_compensation=gravity_compensation, gui=gui)
-        self.task = ReachTask(success_threshold=success_threshold, torque_cost=torque_cost)
+        self.task = ReachTask(success_threshold=success_threshold, torque_cost=torque_cost,
+                              precision_weight=precision_weight, precision_scale=precision_scale)
         center, reach = self.task.workspace(self.arm)
         self.observation_contract, self.action_contract = contracts_for(self.arm, center, reach)
         seconds = self.arm.spec.episode_seconds if episode_seconds is None else episode_seconds
