@@ -63,7 +63,7 @@ def lif_rate(current: np.ndarray, p: LIFParams) -> np.ndarray:
     return out.astype(current.dtype, copy=False)
 
 
-def lif_rate_derivative(current: np.ndarray, p: LIFParams) -> np.ndarray:
+def lif_rate_derivative(current: np.ndarray, p: LIFParams, rate: np.ndarray | None = None) -> np.ndarray:
     """Bounded d rate / d J of the LIF rate function.
 
     Above threshold it is the exact derivative ``tau_rc r^2 / (a j (j + 1))`` with ``j = J - 1``, held at its
@@ -71,16 +71,15 @@ def lif_rate_derivative(current: np.ndarray, p: LIFParams) -> np.ndarray:
     decays as ``exp(j / sigma)`` (to exactly 0 past ``exp(-25)``), so silent neurons still receive a small
     error and can come back.
     Written in place on two temporaries, constants computed once per ``p``: it runs several times per
-    online tick.
+    online tick. ``rate``, when the caller has it (``lif_rate(current)``, kept from the forward pass),
+    saves the logarithm, the costliest part of replay training's hidden-layer errors: the rate rises
+    with ``J``, so the rate at ``max(j, sigma)`` is ``max(rate, rate at sigma)``.
     """
     current = np.asarray(current)
     at_sigma, scale = _constants(p)
     j = current - current.dtype.type(1.0)
     jc = np.maximum(j, p.sigma)
-    out = np.log1p(1.0 / jc)
-    out *= p.tau_rc
-    out += p.tau_ref
-    np.divide(p.amplitude, out, out=out)
+    out = _held_rate(jc, p) if rate is None else np.maximum(rate, _rate_at_sigma(p, current.dtype))
     out *= out
     out *= scale
     jc *= jc + 1.0
@@ -99,6 +98,20 @@ def lif_rate_derivative(current: np.ndarray, p: LIFParams) -> np.ndarray:
     return out.astype(current.dtype, copy=False)
 
 
+def _held_rate(jc: np.ndarray, p: LIFParams) -> np.ndarray:
+    """The LIF rate at ``jc = max(J - 1, sigma)``, in place on one temporary."""
+    out = np.log1p(1.0 / jc)
+    out *= p.tau_rc
+    out += p.tau_ref
+    np.divide(p.amplitude, out, out=out)
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def _rate_at_sigma(p: LIFParams, dtype: np.dtype) -> np.ndarray:
+    return _held_rate(np.full(1, p.sigma, dtype), p)[0]  # the very number _held_rate gives in the held band
+
+
 @functools.lru_cache(maxsize=16)
 def _constants(p: LIFParams) -> tuple[float, float]:
     return _derivative_at(p.sigma, p), p.tau_rc / p.amplitude
@@ -113,16 +126,17 @@ def _derivative_at(j: float, p: LIFParams) -> float:
 
 
 def feedback_error(error_down: np.ndarray, feedback: np.ndarray, post_current: np.ndarray,
-                   p: LIFParams) -> np.ndarray:
+                   p: LIFParams, post_rate: np.ndarray | None = None) -> np.ndarray:
     """Error at a hidden layer's neurons, delivered through the network.
 
     .. math:: e_h = (e_{down} B) \\odot r'(J_h)
 
     ``feedback`` is ``B`` with the downstream weights' shape ``(n_down, n_hidden)``: the downstream
     weights themselves (exact transposed feedback, i.e. backprop) or a fixed random matrix (feedback
-    alignment). Arrays are ``(batch, n)``; a single sample is a batch of one.
+    alignment). Arrays are ``(batch, n)``; a single sample is a batch of one. ``post_rate`` (the hidden
+    layer's rates, if kept) only makes it faster.
     """
-    return (error_down @ feedback) * lif_rate_derivative(post_current, p)
+    return (error_down @ feedback) * lif_rate_derivative(post_current, p, post_rate)
 
 
 @dataclass
@@ -164,13 +178,19 @@ def apply_local_rule(pre: np.ndarray, error: np.ndarray, state: RuleState, learn
         np.multiply(grad, -learning_rate, out=delta)
         return delta
     t = float(state.t[0])
-    state.m *= beta1
-    state.m += (1.0 - beta1) * grad
+    # in place on two temporaries beside grad (this runs for every connection of every replay update)
+    scratch = np.multiply(grad, 1.0 - beta2)
+    scratch *= grad
     state.v *= beta2
-    state.v += (1.0 - beta2) * grad * grad
+    state.v += scratch
     np.maximum(state.v, MOMENT_FLOOR, out=state.v)  # no subnormals (slow); sqrt(1e-30) is far below eps
+    grad *= 1.0 - beta1
+    state.m *= beta1
+    state.m += grad
     step = learning_rate * np.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)
-    np.divide(state.m, np.sqrt(state.v) + eps, out=delta)
+    denominator = np.sqrt(state.v)  # in the moments' dtype, which grad's (the temperature's) may not share
+    denominator += eps
+    np.divide(state.m, denominator, out=delta)
     delta *= -step
     return delta
 

@@ -102,7 +102,7 @@ class LIFRateNet:
         errors = [error_out]
         for i in range(len(self.W) - 1, 0, -1):
             fb = self.W[i] if exact else self.B[i]
-            errors.append(feedback_error(errors[-1], fb, cache.currents[i - 1], self.lif))
+            errors.append(feedback_error(errors[-1], fb, cache.currents[i - 1], self.lif, cache.inputs[i]))
         return errors[::-1]
 
     def input_gradient(self, cache: Cache, error_out: np.ndarray) -> np.ndarray:
