@@ -144,3 +144,16 @@ def test_jacobian_matches_finite_differences_of_forward_kinematics(arm_name: str
         np.testing.assert_allclose(jacobian, numeric, atol=1e-3)
         arm.reset(q)
         np.testing.assert_allclose(arm.jacobian(), jacobian)  # default: the arm's current configuration
+
+
+def test_reward_is_steepest_where_success_is_judged() -> None:
+    """The precision term makes the last 2 cm worth more than 20 cm far away; weight 0 is Reacher's reward."""
+    task, action = ReachTask(), np.zeros(2)
+
+    def gain(near: float, far: float, t: ReachTask = task) -> float:
+        return t.reward(near, action) - t.reward(far, action)
+
+    assert gain(0.0, 0.02) > 10 * gain(0.20, 0.22) > 0
+    reacher = ReachTask(precision_weight=0.0)
+    assert reacher.reward(0.3, np.ones(2)) == pytest.approx(-0.3 - reacher.torque_cost)
+    assert gain(0.0, 0.02, reacher) == pytest.approx(gain(0.20, 0.22, reacher))
