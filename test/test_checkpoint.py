@@ -76,3 +76,18 @@ def test_save_is_atomic_and_leaves_no_temp_files(tmp_path: Path, monkeypatch: py
     monkeypatch.undo()
     np.testing.assert_array_equal(load_checkpoint(path).arrays["x"], np.ones(2))  # the old one is intact
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.npz"]
+
+
+def test_the_shipped_checkpoint_matches_its_env() -> None:
+    """``eval`` without ``--checkpoint`` loads the shipped policy into the env's own contracts."""
+    import gymnasium as gym
+
+    import snn_sac_ros  # noqa: F401  (registers the env)
+    from snn_sac_ros.core.resources import shipped_checkpoint
+
+    env = gym.make("snn_sac_ros/ArmReach-v0", arm="planar2")
+    base = env.unwrapped
+    ckpt = load_checkpoint(shipped_checkpoint("planar2"), base.observation_contract, base.action_contract)
+    env.close()
+    assert ckpt.metadata["arm"] == "planar2" and ckpt.metadata["train_command"].startswith("snn-sac-ros ")
+    assert isinstance(ckpt.metadata["seed"], int)
