@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from snn_sac_ros.cli import main
-from snn_sac_ros.core.agent.checkpoint import load_checkpoint
-from snn_sac_ros.core.agent.online import DampingLearning, OnlineAgent
+from snn_sac_ros.core.agent.checkpoint import load_checkpoint, save_checkpoint
+from snn_sac_ros.core.agent.online import DampingLearning, OnlineAgent, resume_source
 from snn_sac_ros.core.agent.sac import SACConfig, SpikingSAC
 from snn_sac_ros.core.nengo_ext.learning_rules import LIFParams
 from snn_sac_ros.core.networks.rate import LIFRateNet
@@ -86,6 +86,26 @@ def test_online_agent_learns_saves_and_toggles(tiny_checkpoint: Path, tmp_path: 
     assert per_step < 0.05, f"{per_step * 1e3:.1f} ms per step with learning on"
     with pytest.raises(ValueError, match="observation"):
         agent.step(np.full(agent.obs_dim, np.nan))
+
+
+def test_resume_runs_saved_weights_only_if_they_were_learned_from_the_checkpoint(tiny_checkpoint: Path,
+                                                                                 tmp_path: Path) -> None:
+    """Online weights learned from another checkpoint (an earlier release's) are set aside, not run, not lost."""
+    agent = OnlineAgent.from_checkpoint(tiny_checkpoint, spiking=False, learning=True, dt=0.001, seed=0)
+    for _ in range(30):
+        agent.step(np.full(agent.obs_dim, 0.2), reward=-0.3)
+    save = agent.save(tmp_path / "online.npz")
+    agent.close()
+    assert resume_source(save, tiny_checkpoint) == (save, None)
+    other = load_checkpoint(tiny_checkpoint)
+    arrays = {**other.arrays, "actor/W0": other.arrays["actor/W0"] + 0.01}
+    meta = {k: v for k, v in other.metadata.items() if k != "format_version"}
+    other_path = save_checkpoint(tmp_path / "other.npz", arrays, meta)
+    learned = save.read_bytes()
+    source, aside = resume_source(save, other_path)
+    assert source == other_path and not save.exists()
+    assert aside is not None and aside.parent == save.parent and aside.read_bytes() == learned
+    assert resume_source(save, other_path) == (other_path, None)
 
 
 @pytest.mark.parametrize("feedback", ["exact", "random"])

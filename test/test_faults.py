@@ -450,6 +450,24 @@ def test_a_corrupt_saved_checkpoint_is_refused_at_start_with_a_clear_error(tmp_p
     assert "Traceback" not in node.stderr
 
 
+def test_saved_weights_from_another_checkpoint_are_set_aside_not_run(probe_factory: Any, tmp_path: Path) -> None:
+    """After an upgrade of the shipped checkpoint, online weights saved from the old one must not silently run:
+    the controller starts from the configured checkpoint and keeps the old file beside it."""
+    save = tmp_path / "online.npz"
+    shipped = load_checkpoint(CHECKPOINT)
+    old_arrays = {**shipped.arrays, "actor/W0": shipped.arrays["actor/W0"] * 0.5}
+    save_checkpoint(save, old_arrays, {k: v for k, v in shipped.metadata.items() if k != "format_version"})
+    old_bytes = save.read_bytes()
+    probe = probe_factory(play_robot=True)
+    controller = _controller(save, learning=False)
+    line = wait_line(controller, probe, "were learned from another checkpoint")
+    aside = [f for f in tmp_path.iterdir() if f.name.startswith("online.other-checkpoint-")]
+    assert len(aside) == 1 and str(aside[0]) in line and aside[0].read_bytes() == old_bytes
+    assert not save.exists() or load_checkpoint(save).arrays["actor/W0"].tolist() != old_arrays["actor/W0"].tolist()
+    probe.wait_commands(20, "torque from the configured checkpoint", non_zero=True)
+    _stop(controller)
+
+
 def _unshare_works() -> bool:
     if shutil.which("unshare") is None:
         return False

@@ -106,7 +106,7 @@ class SnnSacController(LifecycleNode):
         declare(self, "base_frame", "base_link", "frame targets are expressed in", read_only=True)
         declare(self, "checkpoint", "", "checkpoint .npz to load (default: the shipped one for the arm)",
                 read_only=True)
-        declare(self, "resume", True, "start from the last saved online weights (save_path) when present",
+        declare(self, "resume", True, "start from the online weights saved at save_path if learned from checkpoint",
                 read_only=True)
         declare(self, "save_path", "", "where online weights are saved (default $ROS_HOME/snn_sac_ros/...)",
                 read_only=True)
@@ -229,7 +229,7 @@ class SnnSacController(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _configure(self) -> None:
-        from snn_sac_ros.core.agent.online import DampingLearning, OnlineAgent
+        from snn_sac_ros.core.agent.online import DampingLearning, OnlineAgent, resume_source
 
         p = self.get_parameter
         arm_name = p("arm").value
@@ -248,10 +248,16 @@ class SnnSacController(LifecycleNode):
         if stale:
             self.get_logger().warning(f"removed {len(stale)} partial save(s) a crash left beside {self.save_path}")
         source = checkpoint
-        if p("resume").value and Path(self.save_path).is_file():
-            source = self.save_path
-            self.get_logger().info(f"resuming from the online weights saved at {source} "
-                                   "(resume:=false starts from the checkpoint instead)")
+        if p("resume").value:
+            source, aside = resume_source(self.save_path, checkpoint)
+            if aside is not None:
+                self.get_logger().warning(
+                    f"the online weights saved at {self.save_path} were learned from another checkpoint than "
+                    f"{checkpoint}: starting from {checkpoint}; the saved weights are kept as {aside}")
+            elif Path(source) == Path(self.save_path):
+                self.get_logger().info(f"resuming from the online weights saved at {source} "
+                                       "(resume:=false starts from the checkpoint instead)")
+        source = str(source)
         rate = p("control_rate_hz").value
         steps = p("nengo_steps_per_tick").value
         damping = DampingLearning(sigma=p("damping_sigma").value, rate=p("damping_rate").value,

@@ -62,6 +62,35 @@ def _reference(arrays: dict[str, np.ndarray], prefix: str) -> tuple[list[np.ndar
     return _layers(arrays, prefix)
 
 
+def learned_from(saved: Checkpoint, trained: Checkpoint) -> bool:
+    """Whether online weights ``saved`` were learned from the checkpoint ``trained``: same reference actor.
+
+    A controller resumes saved weights only then; weights learned from another checkpoint (an earlier
+    release's, another training run's) would silently run that other policy.
+    """
+    mine, theirs = _reference(saved.arrays, "actor"), _reference(trained.arrays, "actor")
+    return all(len(a) == len(b) and all(x.shape == y.shape and np.array_equal(x, y) for x, y in zip(a, b))
+               for a, b in zip(mine, theirs))
+
+
+def resume_source(save_path: str | Path, checkpoint_path: str | Path) -> tuple[Path, Path | None]:
+    """Where a restarted controller starts: ``(file to load, where foreign saved weights were moved)``.
+
+    The saved online weights at ``save_path`` when they were learned from ``checkpoint_path``; otherwise the
+    checkpoint, and the saved file is renamed aside (``<name>.other-checkpoint-<time>.npz``), so what it
+    learned is neither run by mistake nor overwritten by the next save. Raises ``CheckpointError`` for a
+    corrupt saved file (a controller must not guess).
+    """
+    save_path, checkpoint_path = Path(save_path), Path(checkpoint_path)
+    if not save_path.is_file():
+        return checkpoint_path, None
+    if learned_from(load_checkpoint(save_path), load_checkpoint(checkpoint_path)):
+        return save_path, None
+    aside = save_path.with_name(f"{save_path.stem}.other-checkpoint-{time.strftime('%Y%m%dT%H%M%S')}.npz")
+    save_path.rename(aside)
+    return checkpoint_path, aside
+
+
 @dataclass(frozen=True)
 class DampingLearning:
     """How the adaptive joint damping learns: antithetic perturbation trials, one per reach.
