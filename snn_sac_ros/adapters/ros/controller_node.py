@@ -247,17 +247,15 @@ class SnnSacController(LifecycleNode):
         stale = remove_stale_temporaries(self.save_path)  # partial writes of saves a crash interrupted
         if stale:
             self.get_logger().warning(f"removed {len(stale)} partial save(s) a crash left beside {self.save_path}")
-        source = checkpoint
-        if p("resume").value:
-            source, aside = resume_source(self.save_path, checkpoint)
-            if aside is not None:
-                self.get_logger().warning(
-                    f"the online weights saved at {self.save_path} were learned from another checkpoint than "
-                    f"{checkpoint}: starting from {checkpoint}; the saved weights are kept as {aside}")
-            elif Path(source) == Path(self.save_path):
-                self.get_logger().info(f"resuming from the online weights saved at {source} "
-                                       "(resume:=false starts from the checkpoint instead)")
-        source = str(source)
+        source, aside = (resume_source(self.save_path, checkpoint) if p("resume").value
+                         else (Path(checkpoint), None))
+        if aside is not None:
+            self.get_logger().warning(
+                f"the online weights saved at {self.save_path} were learned from another checkpoint than "
+                f"{checkpoint}: starting from {checkpoint}; the saved weights are kept as {aside}")
+        elif source != Path(checkpoint):
+            self.get_logger().info(f"resuming from the online weights saved at {source} "
+                                   "(resume:=false starts from the checkpoint instead)")
         rate = p("control_rate_hz").value
         steps = p("nengo_steps_per_tick").value
         damping = DampingLearning(sigma=p("damping_sigma").value, rate=p("damping_rate").value,
