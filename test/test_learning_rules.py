@@ -86,6 +86,81 @@ def test_local_rule_matches_numpy_adam() -> None:
         np.testing.assert_allclose(delta, ref, rtol=1e-4, atol=1e-9)
 
 
+# Plain NumPy forms of the rule math (nengo.LIFRate's expression, the derivative and Adam written out op by
+# op): the package computes the same numbers in fused numba kernels, and must match them bit for bit.
+
+
+def _numpy_lif_rate(current: np.ndarray, p: LIFParams) -> np.ndarray:
+    j = current - current.dtype.type(1.0)
+    out = p.amplitude / (p.tau_ref + p.tau_rc * np.log1p(1.0 / np.maximum(j, 1e-30)))
+    out *= j > 0
+    return out
+
+
+def _numpy_lif_rate_derivative(current: np.ndarray, p: LIFParams) -> np.ndarray:
+    j = current - current.dtype.type(1.0)
+    jc = np.maximum(j, p.sigma)
+    out = p.amplitude / (p.tau_ref + p.tau_rc * np.log1p(1.0 / jc))
+    out = out * out * (p.tau_rc / p.amplitude) / (jc * (jc + 1.0))
+    out *= j >= 0
+    rate_at_sigma = p.amplitude / (p.tau_ref + p.tau_rc * np.log1p(1.0 / p.sigma))
+    at_sigma = float(p.tau_rc / p.amplitude * rate_at_sigma * rate_at_sigma / (p.sigma * (p.sigma + 1.0)))
+    decaying = (j < 0) & (j >= -25.0 * p.sigma)
+    out += np.exp(np.clip(j, -25.0 * p.sigma, 0.0) * (1.0 / p.sigma)) * at_sigma * decaying
+    return out
+
+
+def _numpy_adam(grad: np.ndarray, state: RuleState, lr: float, delta: np.ndarray) -> np.ndarray:
+    b1, b2 = 0.9, 0.999
+    state.t += 1.0
+    t = float(state.t[0])
+    state.v[...] = np.maximum(state.v * b2 + grad * (1.0 - b2) * grad, 1e-30)
+    state.m[...] = state.m * b1 + grad * (1.0 - b1)
+    delta[...] = state.m / (np.sqrt(state.v) + 1e-8)
+    delta *= -(lr * np.sqrt(1.0 - b2**t) / (1.0 - b1**t))
+    return delta
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_rate_and_derivative_are_the_numpy_numbers_bit_for_bit(dtype: type) -> None:
+    """Across threshold, the held band, the decay and its cut-off, huge and non-finite currents."""
+    lif = LIFParams()
+    edges = [1.0, 1.0 + lif.sigma, 1.0 - 25 * lif.sigma, 0.0, -1e30, 1e30, np.inf, -np.inf, np.nan]
+    current = np.concatenate([np.linspace(-3.0, 6.0, 20000), 1.0 + np.linspace(-2e-6, 2e-6, 41),
+                              1.0 + lif.sigma * np.linspace(0.0, 1.2, 101), edges]).astype(dtype)
+    with np.errstate(all="ignore"):
+        rate, ref_rate = lif_rate(current, lif), _numpy_lif_rate(current, lif)
+        derivative, ref_derivative = lif_rate_derivative(current, lif), _numpy_lif_rate_derivative(current, lif)
+    np.testing.assert_array_equal(rate, ref_rate)
+    np.testing.assert_array_equal(derivative, ref_derivative)
+    assert rate.dtype == derivative.dtype == dtype
+    assert np.isnan(rate[-1]) and np.isnan(derivative[-1])  # bad input is not hidden as a silent neuron
+    block = current[:20000].reshape(200, 100)  # batches come as 2-D arrays; strided ones too
+    np.testing.assert_array_equal(lif_rate(block, lif), ref_rate[:20000].reshape(200, 100))
+    np.testing.assert_array_equal(lif_rate_derivative(block[:, ::2], lif),
+                                  ref_derivative[:20000].reshape(200, 100)[:, ::2])
+
+
+@pytest.mark.parametrize(("grad_dtype", "delta_dtype"), [(np.float32, np.float32), (np.float64, np.float64)])
+def test_fused_adam_step_is_the_numpy_number_bit_for_bit(grad_dtype: type, delta_dtype: type) -> None:
+    """Replay updates (float32 throughout) and Nengo signals / the temperature (float64 with float32 moments)."""
+    rng = np.random.default_rng(4)
+    state, ref_state = RuleState.zeros((6, 5)), RuleState.zeros((6, 5))
+    for _ in range(4):
+        pre, err = rng.normal(size=(16, 5)).astype(grad_dtype), rng.normal(size=(16, 6)).astype(grad_dtype)
+        delta = apply_local_rule(pre, err, state, 3e-4, np.empty((6, 5), delta_dtype))
+        ref = _numpy_adam((err.T @ pre) / 16, ref_state, 3e-4, np.empty((6, 5), delta_dtype))
+        np.testing.assert_array_equal(delta, ref)
+        np.testing.assert_array_equal(state.m, ref_state.m)
+        np.testing.assert_array_equal(state.v, ref_state.v)
+
+
+def test_local_rule_refuses_state_it_could_not_write_in_place() -> None:
+    state = RuleState(np.zeros((4, 6), np.float32)[:, ::2], np.zeros((4, 3), np.float32), np.zeros(1))
+    with pytest.raises(ValueError, match="contiguous"):
+        apply_local_rule(np.ones((2, 3)), np.ones((2, 4)), state, 1e-3, np.empty((4, 3)))
+
+
 def test_exact_feedback_equals_finite_difference_gradient() -> None:
     """With exact feedback, e^T a for each layer is the loss gradient (where the LIF derivative is exact)."""
     lif = LIFParams(sigma=1e-9)  # no smoothing: the derivative is the LIF one (0 below threshold)

@@ -24,6 +24,7 @@ from snn_sac_ros.core.nengo_ext.learning_rules import (
     add_trial_cost,
     anchor_pull,
     apply_local_rule,
+    compile_kernels,
     end_perturbation_trial,
     feedback_error,
     lif_rate_derivative,
@@ -206,6 +207,7 @@ def _pre_activities(model: object, rule: object, synapse: object) -> Signal:
 
 
 def _add_rule_ops(model: object, rule: object, rule_type: object, error: Signal) -> None:
+    compile_kernels()  # at build time, so the first simulator step (a control tick) does not compile
     delta = model.sig[rule]["delta"]
     acts = _pre_activities(model, rule, rule_type.pre_synapse)
     shape = delta.shape if rule_type.adaptive else (1,)  # moments only where they are used
@@ -435,6 +437,7 @@ def build_input_gradient(model: object, node: InputGradient) -> None:
     for c in node.grad_connections:
         if c not in model.sig or "weights" not in model.sig[c]:
             raise BuildError(f"{node}: connection {c} is not built yet; put the node in a later sub-network")
+    compile_kernels()
     out = Signal(shape=(node.size_out,), name=f"{node}.out")
     model.sig[node]["in"] = None
     model.sig[node]["out"] = out

@@ -14,9 +14,11 @@ that product, which normalise the step size the way an adaptive synaptic gain wo
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import nengo
+import numba
 import numpy as np
 from nengo.connection import ConnectionLearningRuleTypeParam
 from nengo.exceptions import ValidationError
@@ -49,18 +51,113 @@ SILENT_EXPONENT_FLOOR = -25.0  # below-threshold derivative exp(j / sigma) is 0 
 MOMENT_FLOOR = 1e-30  # lowest second moment of the adaptive rule: float32 values below ~1e-38 are subnormal
 
 
+# --- fused kernels ---------------------------------------------------------------------------------
+# NumPy runs `a / (tau_ref + tau_rc * log1p(1 / j))`, masked, as nine passes over memory, the bounded
+# derivative as seventeen; on replay batches (256 x 256) those passes, not the arithmetic, were ~45 % of
+# an update. Each kernel below is one pass (numba); the transcendental functions stay NumPy's vectorised
+# log1p and exp, and every operation keeps NumPy's order and dtype, so the results are bit-for-bit those
+# of the plain NumPy expressions (tested against them). error_model="numpy": IEEE results, no exceptions,
+# which lets the loops vectorise.
+_kernel = functools.partial(numba.njit, nogil=True, cache=True, error_model="numpy")
+
+
+@_kernel
+def _rate_log1p_argument(current: np.ndarray, out: np.ndarray, one: float, tiny: float) -> None:
+    """``out = 1 / (J - 1)`` where ``J > 1``; -0.5 where silent (a marker: its log1p is negative); NaN kept."""
+    for i in range(current.size):
+        j = current[i] - one
+        if j > 0.0:
+            out[i] = one / max(j, tiny)
+        elif math.isnan(j):  # bad input must not turn into a quiet zero
+            out[i] = j
+        else:
+            out[i] = -0.5
+
+
+@_kernel
+def _rate_from_log1p(x: np.ndarray, amplitude: float, tau_ref: float, tau_rc: float) -> None:
+    """``x = a / (tau_ref + tau_rc x)`` where ``x = log1p(...) >= 0``; 0 at the silent marker; NaN kept."""
+    for i in range(x.size):
+        if x[i] >= 0.0:
+            x[i] = amplitude / (tau_ref + x[i] * tau_rc)
+        elif not math.isnan(x[i]):
+            x[i] = 0.0
+
+
+@_kernel
+def _derivative_parts(current: np.ndarray, rate: np.ndarray, out: np.ndarray, exp_arg: np.ndarray,  # noqa: PLR0917
+                      one: float, sigma: float, rate_at_sigma: float, scale: float, floor: float,
+                      inv_sigma: float) -> None:
+    """The above-threshold derivative into ``out`` (0 below), and ``j / sigma`` where the decay applies
+    (-inf elsewhere, so NumPy's exp gives exactly 0 there and no subnormal). NaN in, NaN out."""
+    for i in range(current.size):
+        j = current[i] - one
+        jc = j if math.isnan(j) else max(j, sigma)
+        r = rate[i] if math.isnan(rate[i]) else max(rate[i], rate_at_sigma)
+        held = r * r
+        held = held * scale
+        held = held / (jc * (jc + one))
+        if j < 0.0:
+            out[i] = held * 0.0 if math.isnan(held) else 0.0
+            exp_arg[i] = j * inv_sigma if j >= floor else -np.inf
+        else:
+            out[i] = held
+            exp_arg[i] = -np.inf
+
+
+@_kernel
+def _add_decay(out: np.ndarray, decay: np.ndarray, at_sigma: float) -> None:
+    """``out += at_sigma * exp(j / sigma)`` (``decay`` holds the exp, 0 where it does not apply)."""
+    for i in range(out.size):
+        out[i] = out[i] + decay[i] * at_sigma
+
+
+@_kernel
+def _adam_step(grad: np.ndarray, m: np.ndarray, v: np.ndarray, delta: np.ndarray,  # noqa: PLR0917
+               one_minus_beta1: float, beta1: float, one_minus_beta2: float, beta2: float, floor: float,
+               eps: float, neg_step: float) -> None:
+    """Adam's moments and step for every synapse, in one pass (see :func:`apply_local_rule`)."""
+    for i in range(grad.size):
+        g = grad[i]
+        v[i] = v[i] * beta2 + (g * one_minus_beta2) * g
+        v[i] = max(v[i], floor)
+        m[i] = m[i] * beta1 + g * one_minus_beta1
+        ratio = m[i] / (np.sqrt(v[i]) + eps)
+        delta[i] = ratio * neg_step
+
+
+def _flat(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """A 1-D contiguous view of an input (a copy only if it is strided or of another dtype)."""
+    return np.ascontiguousarray(x, dtype=dtype).reshape(-1)
+
+
+def _flat_out(x: np.ndarray) -> np.ndarray:
+    """A 1-D view of an array the kernels write into; a copy would silently drop the writes."""
+    if not x.flags.c_contiguous:
+        raise ValueError("the learning rule writes in place: its state and delta arrays must be contiguous")
+    return x.reshape(-1)
+
+
+def _float_array(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x)
+    return x if x.dtype in (np.float32, np.float64) else x.astype(np.float64)
+
+
 def lif_rate(current: np.ndarray, p: LIFParams) -> np.ndarray:
     """Steady-state LIF activity for input current ``J`` (threshold 1), as ``nengo.LIFRate`` computes it.
 
     .. math:: r(J) = a / (\\tau_{ref} + \\tau_{rc} \\log(1 + 1/(J - 1)))  for J > 1, else 0
 
-    Written with arithmetic masks, not ``np.where``: selection by a random mask is ~10x slower here.
+    Three passes: a kernel, NumPy's log1p, a kernel (see the kernels' note above).
     """
-    current = np.asarray(current)
-    j = current - current.dtype.type(1.0)
-    out = p.amplitude / (p.tau_ref + p.tau_rc * np.log1p(1.0 / np.maximum(j, 1e-30)))
-    out *= j > 0
-    return out.astype(current.dtype, copy=False)
+    current = _float_array(current)
+    t = current.dtype.type
+    out = np.empty(current.shape, current.dtype)
+    flat = out.reshape(-1)
+    _rate_log1p_argument(_flat(current, current.dtype), flat, t(1.0), t(1e-30))
+    np.log1p(flat, out=flat)
+    _rate_from_log1p(flat, t(p.amplitude), t(p.tau_ref), t(p.tau_rc))
+    return out
 
 
 def lif_rate_derivative(current: np.ndarray, p: LIFParams, rate: np.ndarray | None = None) -> np.ndarray:
@@ -70,32 +167,37 @@ def lif_rate_derivative(current: np.ndarray, p: LIFParams, rate: np.ndarray | No
     value at ``j = sigma`` closer to threshold (where the exact one goes to infinity); below threshold it
     decays as ``exp(j / sigma)`` (to exactly 0 past ``exp(-25)``), so silent neurons still receive a small
     error and can come back.
-    Written in place on two temporaries, constants computed once per ``p``: it runs several times per
-    online tick. ``rate``, when the caller has it (``lif_rate(current)``, kept from the forward pass),
-    saves the logarithm, the costliest part of replay training's hidden-layer errors: the rate rises
-    with ``J``, so the rate at ``max(j, sigma)`` is ``max(rate, rate at sigma)``.
+    ``rate``, when the caller has it (``lif_rate(current)``, kept from the forward pass), saves the
+    logarithm: the rate rises with ``J``, so the rate at ``max(j, sigma)`` is ``max(rate, rate at sigma)``.
     """
-    current = np.asarray(current)
+    current = _float_array(current)
+    dtype, t = current.dtype, current.dtype.type
     at_sigma, scale = _constants(p)
-    j = current - current.dtype.type(1.0)
-    jc = np.maximum(j, p.sigma)
-    out = _held_rate(jc, p) if rate is None else np.maximum(rate, _rate_at_sigma(p, current.dtype))
-    out *= out
-    out *= scale
-    jc *= jc + 1.0
-    out /= jc
-    below = j < 0
-    out *= ~below
+    flat_current = _flat(current, dtype)
+    flat_rate = lif_rate(flat_current, p) if rate is None else _flat(rate, dtype)
+    out = np.empty(current.shape, dtype)
+    decay = np.empty(flat_current.size, dtype)
     # exactly 0 where exp(j / sigma) < exp(-25): letting exp underflow instead passes through subnormal
     # floats, which the CPU handles ~100x slower (replay training on kuka_iiwa slowed 2x within 12k updates)
-    below &= j >= SILENT_EXPONENT_FLOOR * p.sigma
-    np.clip(j, SILENT_EXPONENT_FLOOR * p.sigma, 0.0, out=j)
-    j *= 1.0 / p.sigma
-    np.exp(j, out=j)
-    j *= at_sigma
-    j *= below
-    out += j
-    return out.astype(current.dtype, copy=False)
+    _derivative_parts(flat_current, flat_rate, out.reshape(-1), decay, t(1.0), t(p.sigma),
+                      _rate_at_sigma(p, dtype), t(scale), t(SILENT_EXPONENT_FLOOR * p.sigma), t(1.0 / p.sigma))
+    np.exp(decay, out=decay)
+    _add_decay(out.reshape(-1), decay, t(at_sigma))
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def compile_kernels() -> None:
+    """Compile (or load from numba's cache) the kernels for the dtypes training and Nengo use.
+
+    The Nengo operators call this when the simulator is built, so the first control tick does not pay
+    for compilation.
+    """
+    for dtype in (np.float32, np.float64):
+        current = np.linspace(-1.0, 3.0, 8).astype(dtype)
+        lif_rate_derivative(current, LIFParams(), lif_rate(current, LIFParams()))
+        apply_local_rule(current[:, None], current[:, None], RuleState.zeros((1, 1)), 1e-3,
+                         np.empty((1, 1), dtype))
 
 
 def _held_rate(jc: np.ndarray, p: LIFParams) -> np.ndarray:
@@ -136,7 +238,9 @@ def feedback_error(error_down: np.ndarray, feedback: np.ndarray, post_current: n
     alignment). Arrays are ``(batch, n)``; a single sample is a batch of one. ``post_rate`` (the hidden
     layer's rates, if kept) only makes it faster.
     """
-    return (error_down @ feedback) * lif_rate_derivative(post_current, p, post_rate)
+    error = error_down @ feedback
+    error *= lif_rate_derivative(post_current, p, post_rate)
+    return error
 
 
 @dataclass
@@ -178,20 +282,10 @@ def apply_local_rule(pre: np.ndarray, error: np.ndarray, state: RuleState, learn
         np.multiply(grad, -learning_rate, out=delta)
         return delta
     t = float(state.t[0])
-    # in place on two temporaries beside grad (this runs for every connection of every replay update)
-    scratch = np.multiply(grad, 1.0 - beta2)
-    scratch *= grad
-    state.v *= beta2
-    state.v += scratch
-    np.maximum(state.v, MOMENT_FLOOR, out=state.v)  # no subnormals (slow); sqrt(1e-30) is far below eps
-    grad *= 1.0 - beta1
-    state.m *= beta1
-    state.m += grad
     step = learning_rate * np.sqrt(1.0 - beta2**t) / (1.0 - beta1**t)
-    denominator = np.sqrt(state.v)  # in the moments' dtype, which grad's (the temperature's) may not share
-    denominator += eps
-    np.divide(state.m, denominator, out=delta)
-    delta *= -step
+    gt, mt = grad.dtype.type, state.m.dtype.type
+    _adam_step(_flat(grad, grad.dtype), _flat_out(state.m), _flat_out(state.v), _flat_out(delta),
+               gt(1.0 - beta1), mt(beta1), gt(1.0 - beta2), mt(beta2), mt(MOMENT_FLOOR), mt(eps), float(-step))
     return delta
 
 

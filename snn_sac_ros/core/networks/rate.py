@@ -85,7 +85,8 @@ class LIFRateNet:
         h = x
         for i, (w, b) in enumerate(zip(self.W, self.b)):
             cache.inputs.append(h)
-            j = h @ w.T + b
+            j = h @ w.T
+            j += b
             if i == len(self.W) - 1:
                 return j, cache
             cache.currents.append(j)
