@@ -1,9 +1,9 @@
 """Local learning rules for LIF networks: the rule math, and the Nengo rule types that run it.
 
-The math lives in plain NumPy functions (:func:`lif_rate`, :func:`lif_rate_derivative`,
-:func:`feedback_error`, :func:`apply_local_rule`). The Nengo operators in
-:mod:`snn_sac_ros.core.nengo_ext.builder` call them on one sample per simulator step (online
-learning); the replay trainer in :mod:`snn_sac_ros.core.agent.sac` calls the very same functions on
+The math lives in plain functions on NumPy arrays (:func:`lif_rate`, :func:`lif_rate_derivative`,
+:func:`feedback_error`, :func:`apply_local_rule`; their per-element passes are fused numba kernels). The
+Nengo operators in :mod:`snn_sac_ros.core.nengo_ext.builder` call them on one sample per simulator step
+(online learning); the replay trainer in :mod:`snn_sac_ros.core.agent.sac` calls the very same functions on
 minibatches. A batch of one therefore gives the same weight change in both places (tested).
 
 Every rule is local to its synapse: the change of ``W[post, pre]`` depends on the presynaptic activity,
@@ -201,7 +201,7 @@ def compile_kernels() -> None:
 
 
 def _held_rate(jc: np.ndarray, p: LIFParams) -> np.ndarray:
-    """The LIF rate at ``jc = max(J - 1, sigma)``, in place on one temporary."""
+    """The LIF rate at ``jc = J - 1 > 0``, in NumPy (for the one constant the kernels need)."""
     out = np.log1p(1.0 / jc)
     out *= p.tau_rc
     out += p.tau_ref
@@ -211,7 +211,7 @@ def _held_rate(jc: np.ndarray, p: LIFParams) -> np.ndarray:
 
 @functools.lru_cache(maxsize=16)
 def _rate_at_sigma(p: LIFParams, dtype: np.dtype) -> np.ndarray:
-    return _held_rate(np.full(1, p.sigma, dtype), p)[0]  # the very number _held_rate gives in the held band
+    return _held_rate(np.full(1, p.sigma, dtype), p)[0]  # the number lif_rate gives at J - 1 = sigma
 
 
 @functools.lru_cache(maxsize=16)
