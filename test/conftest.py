@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import tempfile
 
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
@@ -13,3 +14,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 # Nodes save learned weights under $ROS_HOME: keep the tests' saves out of the user's ~/.ros.
 os.environ["ROS_HOME"] = tempfile.mkdtemp(prefix="snn_sac_ros_test_ros_home_")
+
+
+def pytest_sessionfinish(session: object, exitstatus: int) -> None:
+    """Remove the session's ROS_HOME (every node the tests started has exited by now)."""
+    shutil.rmtree(os.environ["ROS_HOME"], ignore_errors=True)
