@@ -98,7 +98,7 @@ def _derivative_parts(current: np.ndarray, rate: np.ndarray, out: np.ndarray, ex
         held = held * scale
         held = held / (jc * (jc + one))
         if j < 0.0:
-            out[i] = held * 0.0 if math.isnan(held) else 0.0
+            out[i] = held * 0.0  # as NumPy's masked multiply: 0, or NaN from a non-finite held value
             exp_arg[i] = j * inv_sigma if j >= floor else -np.inf
         else:
             out[i] = held
