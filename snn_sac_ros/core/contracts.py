@@ -17,7 +17,8 @@ block                  scaling
 
 Action: one value per joint in [-1, 1]; ``torque = action * torque_scale`` [Nm], plus the model's
 gravity torque when ``gravity_compensation`` is on (the policy then outputs a residual), clipped to the
-URDF effort limits.
+URDF effort limits. ``torque_scale`` is a share of the effort limits, capped per joint by the arm spec's
+``action_max_acceleration`` times the joint's inertia at home.
 """
 
 from __future__ import annotations
@@ -163,7 +164,13 @@ def contracts_for(arm: PyBulletArm, workspace_center: np.ndarray, workspace_reac
         joint_names=arm.joint_names, q_lower=_tuple(arm.lower), q_upper=_tuple(arm.upper),
         dq_scale=_tuple(arm.velocity_limits), target_axes=arm.spec.target_axes,
         workspace_center=_tuple(workspace_center), workspace_reach=float(workspace_reach))
+    torque_scale = arm.effort_limits * arm.spec.action_torque_fraction
+    if arm.spec.action_max_acceleration > 0:
+        # rounded to 0.1 mNm: the contract is compared exactly, and the inertia's last bits are the physics
+        # engine's, not the robot's
+        cap = np.round(arm.spec.action_max_acceleration * arm.joint_inertia(arm.home), 4)
+        torque_scale = np.minimum(torque_scale, cap)
     act = ActionContract(
-        joint_names=arm.joint_names, torque_scale=_tuple(arm.effort_limits * arm.spec.action_torque_fraction),
+        joint_names=arm.joint_names, torque_scale=_tuple(torque_scale),
         effort_limits=_tuple(arm.effort_limits), gravity_compensation=arm.gravity_compensation)
     return obs, act

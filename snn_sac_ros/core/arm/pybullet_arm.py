@@ -250,6 +250,14 @@ class PyBulletArm:
                 positions[self._dof_of[j]] = float(qj)
         return positions
 
+    def joint_inertia(self, q: np.ndarray | None = None) -> np.ndarray:
+        """Each controlled joint's own inertia [kg m^2] at ``q`` (default: now): the mass matrix diagonal.
+
+        It is the torque per unit joint acceleration with the other joints held, so it sizes an action scale.
+        """
+        mass_matrix = np.array(self._client.calculateMassMatrix(self._body, self._movable_positions(q)))
+        return np.array([mass_matrix[k, k] for k in self._controlled_dofs])
+
     def gravity_torque(self, q: np.ndarray | None = None) -> np.ndarray:
         """Torque [Nm] that holds the arm still against gravity at ``q`` (default: now)."""
         positions = self._movable_positions(q)
