@@ -157,3 +157,40 @@ def test_reward_is_steepest_where_success_is_judged() -> None:
     reacher = ReachTask(precision_weight=0.0)
     assert reacher.reward(0.3, np.ones(2)) == pytest.approx(-0.3 - reacher.torque_cost)
     assert gain(0.0, 0.02, reacher) == pytest.approx(gain(0.20, 0.22, reacher))
+
+
+@pytest.mark.parametrize("arm_name", ["planar2", "kuka_iiwa", "panda"])
+def test_joint_inertia_is_the_torque_per_unit_acceleration_of_that_joint(arm_name: str) -> None:
+    """Cross-checks the mass-matrix diagonal against PyBullet's inverse dynamics, a separate code path."""
+    with PyBulletArm(arm_name) as arm:
+        q = np.random.default_rng(1).uniform(arm.lower, arm.upper) * 0.8
+        n = len(arm._movable_ids)
+        positions, zeros = arm._movable_positions(q), [0.0] * n
+        still = np.array(arm._inverse_dynamics(arm._body, positions, zeros, zeros))
+        expected = []
+        for dof in arm._controlled_dofs:
+            unit = [0.0] * n
+            unit[dof] = 1.0
+            expected.append(arm._inverse_dynamics(arm._body, positions, zeros, unit)[dof] - still[dof])
+        np.testing.assert_allclose(arm.joint_inertia(q), expected, rtol=1e-6, atol=1e-9)
+        assert np.all(arm.joint_inertia(q) > 0)
+
+
+def test_full_action_for_one_step_moves_every_kuka_joint_at_a_usable_speed() -> None:
+    """With 30 Nm on every joint, one 20 ms step at full action spun kuka's wrist at hundreds of rad/s."""
+    import gymnasium as gym
+
+    import snn_sac_ros  # noqa: F401  (registers the env)
+
+    env = gym.make("snn_sac_ros/ArmReach-v0", arm="kuka_iiwa")
+    base = env.unwrapped
+    env.reset(seed=0, options={"q": base.arm.home})
+    scale = np.array(base.action_contract.torque_scale)
+    acceleration = scale / base.arm.joint_inertia(base.arm.home)
+    assert np.all(acceleration <= 100.1)  # the spec's cap at home (the scale is rounded to 0.1 mNm)
+    np.testing.assert_allclose(scale[:4], 30.0)  # the heavy joints keep 10 % of the URDF's 300 Nm
+    env.step(np.ones(7, dtype=np.float32))
+    speed = np.abs(base.arm.state().dq)
+    assert np.all(speed < 5.0), speed
+    assert np.all(speed[:6] > 0.05), speed  # every joint that moves the end effector still moves
+    env.close()

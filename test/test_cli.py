@@ -42,3 +42,26 @@ def test_bad_arguments_give_a_clear_error() -> None:
     assert result.returncode == 2
     assert "unknown arm 'no_such_arm'" in result.stderr
     assert "error" in json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_bench_learn_reevaluates_finished_runs_without_retraining(tmp_path) -> None:
+    """--reevaluate loads the saved policy: on the same targets it repeats the first evaluation exactly, on more
+    targets it writes apart and keeps the training time."""
+    common = ["bench", "learn", "--arm", "planar2", "--steps", "300", "--seeds", "0", "--agents", "ours",
+              "--out", str(tmp_path), "--json"]
+    first = _cli(*common, "--episodes", "2")
+    assert first.returncode == 0, first.stderr
+    trained = json.loads((tmp_path / "ours-seed0.json").read_text())
+    same = _cli(*common, "--episodes", "2", "--eval-seed", "100000", "--reevaluate")
+    assert same.returncode == 0, same.stderr
+    again = json.loads((tmp_path / "eval-2x100000" / "ours-seed0.json").read_text())
+    for mode in ("rate", "spiking"):
+        assert again[mode]["mean_final_distance_m"] == trained[mode]["mean_final_distance_m"]
+    more = _cli(*common, "--episodes", "3", "--eval-seed", "7", "--reevaluate")
+    assert more.returncode == 0, more.stderr
+    assert "from seed 7" in more.stdout and "evaluating ours-seed0 on 3 targets" in more.stdout
+    wider = json.loads((tmp_path / "eval-3x7" / "ours-seed0.json").read_text())
+    assert wider["rate"]["episodes"] == 3 and wider["train_wall_s"] == trained["train_wall_s"]
+    assert json.loads((tmp_path / "ours-seed0.json").read_text()) == trained  # the original result is kept
+    rows = json.loads(more.stdout.strip().splitlines()[-1])["rows"]
+    assert {r["agent"] for r in rows} == {"ours rate", "ours spiking"}

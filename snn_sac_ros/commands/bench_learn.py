@@ -6,7 +6,10 @@ lr 3e-4, batch 256, auto entropy) and evaluate its deterministic policy. Every a
 same targets (episode ``k`` seeded ``--eval-seed + k``). One BLAS thread per run (``OMP_NUM_THREADS=1``,
 ``torch.set_num_threads(1)``). Each finished run writes ``<out>/<agent>-seed<S>.json``; a re-run skips runs
 whose file exists (``--fresh`` to redo), so a long benchmark can be resumed or collected later with
-``--collect``. SB3 is a benchmark-only dependency (``requirements-bench.txt``).
+``--collect``. ``--reevaluate`` evaluates the finished runs' saved policies again, on ``--episodes`` targets
+from ``--eval-seed`` (training is deterministic for its seed, so more targets need no retraining), and keeps
+those results apart in ``<out>/eval-<episodes>x<eval-seed>/``. SB3 is a benchmark-only dependency
+(``requirements-bench.txt``).
 """
 
 from __future__ import annotations
@@ -33,21 +36,53 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="results folder (default: runs/bench-learn-<arm>-<steps>)")
     parser.add_argument("--fresh", action="store_true", help="redo runs whose results exist")
     parser.add_argument("--collect", action="store_true", help="only print the table of finished runs")
+    parser.add_argument("--reevaluate", action="store_true",
+                        help="evaluate the finished runs' policies again on --episodes targets from --eval-seed")
+
+
+def _evaluate_ours(args: argparse.Namespace, checkpoint: str) -> dict:
+    from snn_sac_ros.core.agent.evaluate import evaluate_checkpoint
+
+    return {mode: evaluate_checkpoint(checkpoint, episodes=args.episodes, spiking=mode == "spiking",
+                                      seed=args.eval_seed) for mode in ("rate", "spiking")}
+
+
+def _evaluate_sb3(args: argparse.Namespace, model: object) -> dict:
+    import gymnasium as gym
+
+    import snn_sac_ros  # noqa: F401  (registers the env)
+    from snn_sac_ros.core.agent.evaluate import run_episodes
+
+    env = gym.make("snn_sac_ros/ArmReach-v0", arm=args.arm)
+    result = run_episodes(env, lambda obs: model.predict(obs, deterministic=True)[0], args.episodes, args.eval_seed)
+    env.close()
+    return {"deterministic": result}
+
+
+def _reevaluate(args: argparse.Namespace, trained: dict, out: Path) -> dict:
+    """``trained``'s result with its evaluation redone (its training time kept); paths relative to ``out``."""
+    name = f"{trained['agent']}-seed{trained['seed']}"
+    if trained["agent"] == "ours":
+        evaluation = _evaluate_ours(args, str(out / name / "checkpoint.npz"))
+    else:
+        import torch
+        from stable_baselines3 import SAC
+
+        torch.set_num_threads(1)
+        evaluation = _evaluate_sb3(args, SAC.load(out / f"{name}.zip", device="cpu"))
+    return {**trained, **evaluation}
 
 
 def _ours(args: argparse.Namespace, seed: int, out: Path) -> dict:
     from snn_sac_ros.commands.train import train_run
-    from snn_sac_ros.core.agent.evaluate import evaluate_checkpoint
 
     train_args = argparse.Namespace(
         arm=args.arm, steps=args.steps, seed=seed, out=str(out / f"ours-seed{seed}"), hidden=[256, 256],
         feedback=args.feedback, batch_size=256, learning_starts=1000, actor_lr=3e-4, critic_lr=1e-3, update_every=1,
         checkpoint_every=10_000, no_progress=True)
     trained = train_run(train_args)
-    rate = evaluate_checkpoint(trained["checkpoint"], episodes=args.episodes, spiking=False, seed=args.eval_seed)
-    spiking = evaluate_checkpoint(trained["checkpoint"], episodes=args.episodes, spiking=True, seed=args.eval_seed)
     return {"agent": "ours", "seed": seed, "train_wall_s": trained["train_wall_s"], "checkpoint": trained["checkpoint"],
-            "rate": rate, "spiking": spiking}
+            **_evaluate_ours(args, trained["checkpoint"])}
 
 
 def _sb3(args: argparse.Namespace, seed: int, out: Path) -> dict:
@@ -56,7 +91,6 @@ def _sb3(args: argparse.Namespace, seed: int, out: Path) -> dict:
     from stable_baselines3 import SAC
 
     import snn_sac_ros  # noqa: F401  (registers the env)
-    from snn_sac_ros.core.agent.evaluate import run_episodes
 
     torch.set_num_threads(1)
     env = gym.make("snn_sac_ros/ArmReach-v0", arm=args.arm)
@@ -65,9 +99,15 @@ def _sb3(args: argparse.Namespace, seed: int, out: Path) -> dict:
     model.learn(total_timesteps=args.steps)
     wall = time.perf_counter() - start
     model.save(out / f"sb3-seed{seed}")
-    result = run_episodes(env, lambda obs: model.predict(obs, deterministic=True)[0], args.episodes, args.eval_seed)
     env.close()
-    return {"agent": "sb3", "seed": seed, "train_wall_s": wall, "deterministic": result}
+    return {"agent": "sb3", "seed": seed, "train_wall_s": wall, **_evaluate_sb3(args, model)}
+
+
+def _write_json(path: Path, result: dict) -> None:
+    """Write then rename: an interrupted run leaves no half-written result to be collected."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1))
+    tmp.replace(path)
 
 
 def _rows(results: list[dict]) -> list[dict]:
@@ -108,7 +148,23 @@ def run(args: argparse.Namespace) -> dict:
     os.environ["OMP_NUM_THREADS"] = "1"  # for any process this one starts; set it in the shell for this one
     out = Path(args.out or f"runs/bench-learn-{Path(args.arm).stem}-{args.steps}")
     out.mkdir(parents=True, exist_ok=True)
-    if not args.collect:
+    results_dir = out / f"eval-{args.episodes}x{args.eval_seed}" if args.reevaluate else out
+    if args.reevaluate and not args.collect:
+        results_dir.mkdir(exist_ok=True)
+        for path in sorted(out.glob("*-seed*.json")):
+            trained = json.loads(path.read_text())
+            wanted = (trained.get("steps") == args.steps and trained.get("arm") == args.arm
+                      and trained["agent"] in args.agents and trained["seed"] in args.seeds)
+            if not wanted:
+                continue
+            target = results_dir / path.name
+            if target.exists() and not args.fresh:
+                print(f"{target} exists: skipping (--fresh to redo)")
+                continue
+            print(f"bench learn: evaluating {path.stem} on {args.episodes} targets from seed {args.eval_seed} ...",
+                  flush=True)
+            _write_json(target, {**_reevaluate(args, trained, out), "episodes": args.episodes})
+    elif not args.collect:
         for seed in args.seeds:
             for agent in args.agents:
                 path = out / f"{agent}-seed{seed}.json"
@@ -118,14 +174,12 @@ def run(args: argparse.Namespace) -> dict:
                 print(f"bench learn: {agent} seed {seed}, {args.steps} steps on {args.arm} ...", flush=True)
                 result = (_ours if agent == "ours" else _sb3)(args, seed, out)
                 result.update({"arm": args.arm, "steps": args.steps, "episodes": args.episodes})
-                tmp = path.with_suffix(".tmp")
-                tmp.write_text(json.dumps(result, indent=1))
-                tmp.replace(path)
-    results = [json.loads(p.read_text()) for p in sorted(out.glob("*-seed*.json"))]
+                _write_json(path, result)
+    results = [json.loads(p.read_text()) for p in sorted(results_dir.glob("*-seed*.json"))]
     results = [r for r in results if r.get("steps") == args.steps and r.get("arm") == args.arm]
     rows = _rows(results)
     means = print_table(rows, f"bench learn: {args.arm}, {args.steps} env steps, {args.episodes} evaluation targets "
-                              f"(results in {out})")
+                              f"from seed {args.eval_seed} (results in {results_dir})")
     summary = {m["agent"]: m for m in means}
     if "ours spiking" in summary and "ours rate" in summary:
         gap = summary["ours rate"]["success_2cm"] - summary["ours spiking"]["success_2cm"]
