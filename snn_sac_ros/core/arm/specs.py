@@ -89,7 +89,7 @@ def _kuka_iiwa() -> ArmSpec:
         gravity_compensation=True,
         # The URDF allows 300 Nm on every joint; a residual policy needs a small share of that. 30 Nm
         # accelerates the wrist (0.001-0.013 kg m^2) at 2,400-30,000 rad/s^2: a 20 ms step at full action
-        # spun it at up to 600 rad/s. Capped at 100 rad/s^2, the wrist gets 1.3 / 0.9 / 0.1 Nm and
+        # left it turning at 31-62 rad/s. Capped at 100 rad/s^2, the wrist gets 1.3 / 0.9 / 0.1 Nm and
         # joints 1-4 keep 30 Nm; a computed-torque controller under either scale reaches every target.
         action_torque_fraction=0.1,
         action_max_acceleration=100.0,
