@@ -442,7 +442,10 @@ class SnnSacController(LifecycleNode):
         if input_error is None and not guard.estop_latched and not guard.watchdog_reasons(start):
             torque = self._policy_torque()
         decision = guard.filter(torque, start, input_error)
-        self._publish(decision.torque)
+        if not self._publish(decision.torque, computed_at=start):
+            # stopped mid-tick (SIGSTOP, swapped out) after the guard's checks: the command was computed from a
+            # state that is now old, so zero went out instead
+            decision.reasons.append(f"{STALL_REASON} inside a tick ({(time.monotonic() - start) * 1e3:.1f} ms)")
         if decision.zeroed:
             # The arm did not get the policy's action: the next policy tick must not be rewarded (TD-learned)
             # as if it had, across the gap; under load (stale states) this happens on many ticks.
@@ -483,10 +486,14 @@ class SnnSacController(LifecycleNode):
         self._last_action = np.clip(action, -1.0, 1.0)
         return torque
 
-    def _publish(self, torque: np.ndarray) -> None:
+    def _publish(self, torque: np.ndarray, computed_at: float | None = None) -> bool:
+        """Publish ``torque``, or zero if it was computed more than ``stall_timeout`` ago; False if zeroed."""
         with self._publish_lock:
-            self.command_pub.publish(Float64MultiArray(data=[float(t) for t in torque]))
+            fresh = computed_at is None or time.monotonic() - computed_at <= self.guard.stall_timeout
+            values = torque if fresh else np.zeros(len(torque))
+            self.command_pub.publish(Float64MultiArray(data=[float(t) for t in values]))
             self._last_publish = time.monotonic()
+        return fresh
 
     def _stall_watchdog(self) -> None:
         """A thread that commands zero torque when the control loop stops publishing (a stall)."""
