@@ -151,6 +151,28 @@ def test_actor_learns_an_easy_bandit() -> None:
     assert after < 0.3 * before, f"actor error {before:.3f} -> {after:.3f}"
 
 
+def test_temperature_tunes_toward_the_configured_entropy_and_old_configs_keep_theirs() -> None:
+    """The temperature follows ``target_entropy_per_action``: a higher target entropy ends at a higher alpha.
+    A config saved before the field existed reads back as -1 per action, what it was trained with."""
+    rng = np.random.default_rng(0)
+    obs = rng.uniform(-1, 1, (256, 4)).astype(np.float32)
+    acts = rng.uniform(-1, 1, (256, 2)).astype(np.float32)
+    rewards = rng.normal(size=(256, 1)).astype(np.float32)
+    alphas = {}
+    for per_action in (-2.0, 1.0):
+        sac = SpikingSAC(4, 2, SACConfig(hidden=(32, 32), batch_size=64, target_entropy_per_action=per_action), seed=0)
+        assert sac.target_entropy == 2 * per_action
+        sac.calibrate(obs, acts)
+        for k in range(200):
+            idx = np.arange(64) + 64 * (k % 4)
+            sac.update(obs[idx], acts[idx], rewards[idx], obs[idx], np.zeros((64, 1), np.float32))
+        alphas[per_action] = sac.alpha
+    assert alphas[1.0] > 1.0 > alphas[-2.0], alphas
+    saved = SACConfig().to_dict()
+    del saved["target_entropy_per_action"]
+    assert SACConfig.from_dict(saved).target_entropy_per_action == -1.0
+
+
 def test_anchored_online_learning_stays_near_the_checkpoint_and_saves_its_reference(
         tiny_checkpoint: Path, tmp_path: Path) -> None:
     """Under the same sustained errors, the anchor keeps the weights closer to the trained ones; a saved online

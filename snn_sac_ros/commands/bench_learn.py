@@ -74,12 +74,12 @@ def _reevaluate(args: argparse.Namespace, trained: dict, out: Path) -> dict:
 
 
 def _ours(args: argparse.Namespace, seed: int, out: Path) -> dict:
-    from snn_sac_ros.commands.train import train_run
+    from snn_sac_ros.commands.train import add_arguments, train_run
 
-    train_args = argparse.Namespace(
-        arm=args.arm, steps=args.steps, seed=seed, out=str(out / f"ours-seed{seed}"), hidden=[256, 256],
-        feedback=args.feedback, batch_size=256, learning_starts=1000, actor_lr=3e-4, critic_lr=1e-3, update_every=1,
-        checkpoint_every=10_000, no_progress=True)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)  # train's own defaults, so the bench trains exactly what `train` does
+    train_args = parser.parse_args(["--arm", args.arm, "--steps", str(args.steps), "--seed", str(seed), "--no-progress",
+                                    "--out", str(out / f"ours-seed{seed}"), "--feedback", args.feedback])
     trained = train_run(train_args)
     return {"agent": "ours", "seed": seed, "train_wall_s": trained["train_wall_s"], "checkpoint": trained["checkpoint"],
             **_evaluate_ours(args, trained["checkpoint"])}

@@ -34,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--actor-lr", type=float, default=3e-4)
     parser.add_argument("--critic-lr", type=float, default=1e-3)
     parser.add_argument("--update-every", type=int, default=1, help="env steps per update")
+    parser.add_argument("--target-entropy-per-action", type=float, default=-0.5,
+                        help="entropy the temperature is tuned toward, per action dimension (SB3: -1)")
     parser.add_argument("--checkpoint-every", type=int, default=10_000)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -66,7 +68,7 @@ def train_run(args: argparse.Namespace) -> dict:
     env = gym.make("snn_sac_ros/ArmReach-v0", arm=args.arm)
     config = SACConfig(hidden=tuple(args.hidden), feedback=args.feedback, batch_size=args.batch_size,
                        learning_starts=args.learning_starts, actor_lr=args.actor_lr, critic_lr=args.critic_lr,
-                       update_every=args.update_every)
+                       update_every=args.update_every, target_entropy_per_action=args.target_entropy_per_action)
     agent = SpikingSAC(env.observation_space.shape[0], env.action_space.shape[0], config, seed=args.seed)
     ckpt_path = out / "checkpoint.npz"
     bar = tqdm(total=steps, desc=f"train {Path(args.arm).stem} seed {args.seed}", unit="step",

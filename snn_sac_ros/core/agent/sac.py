@@ -48,6 +48,9 @@ class SACConfig:
     """local-rule step size of the critics' connections"""
     alpha_lr: float = 1e-3
     """step size of log(alpha)"""
+    target_entropy_per_action: float = -0.5
+    """entropy the temperature is tuned toward, per action dimension. SB3 and CleanRL use -1; -0.5 keeps
+    more exploration, which finds planar2's targets behind the arm (the other elbow branch): see README"""
     feedback: str = "exact"
     """hidden-layer error path: "exact" (transposed weights) or "random" (feedback alignment)"""
     update_every: int = 1
@@ -65,6 +68,7 @@ class SACConfig:
         d = dict(d)
         d["hidden"] = tuple(d["hidden"])
         d["lif"] = LIFParams(**d["lif"])
+        d.setdefault("target_entropy_per_action", -1.0)  # what checkpoints from before the field trained with
         return cls(**d)
 
 
@@ -116,7 +120,7 @@ class SpikingSAC:
         self.q2 = LIFRateNet((obs_dim + act_dim, *c.hidden, 1), c.lif, c.feedback, seed=seed * 10 + 3)
         self.q1_target = LIFRateNet(self.q1.sizes, c.lif, c.feedback, seed=seed * 10 + 2)
         self.q2_target = LIFRateNet(self.q2.sizes, c.lif, c.feedback, seed=seed * 10 + 3)
-        self.target_entropy = -float(act_dim)
+        self.target_entropy = c.target_entropy_per_action * act_dim
         self.log_alpha = np.zeros(1)
         self._alpha_state = RuleState.zeros((1,))
         self.updates = 0
