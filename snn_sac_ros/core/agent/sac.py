@@ -50,7 +50,7 @@ class SACConfig:
     """step size of log(alpha)"""
     target_entropy_per_action: float = -0.5
     """entropy the temperature is tuned toward, per action dimension. SB3 and CleanRL use -1; -0.5 keeps
-    more exploration, which finds planar2's targets behind the arm (the other elbow branch): see README"""
+    more exploration, which reaches more of planar2's targets behind the arm: see README"""
     feedback: str = "exact"
     """hidden-layer error path: "exact" (transposed weights) or "random" (feedback alignment)"""
     update_every: int = 1
