@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from snn_sac_ros.core.arm import PRESETS, PyBulletArm, resolve_arm
+from snn_sac_ros.core.contracts import contracts_for
 from snn_sac_ros.core.resources import data_path
 from snn_sac_ros.core.task import ReachTask
 
@@ -93,6 +96,39 @@ def test_targets_are_reachable_by_inverse_kinematics(arm_name: str) -> None:
             q = arm.inverse_kinematics(target)
             assert np.all(q >= arm.lower - 1e-6) and np.all(q <= arm.upper + 1e-6)
             assert np.linalg.norm(arm.forward_kinematics(q) - target) < task.success_threshold
+
+
+def test_targets_stay_within_the_specs_azimuth() -> None:
+    task = ReachTask()
+    spec = resolve_arm("kuka_iiwa")
+
+    def azimuths(max_azimuth: float) -> np.ndarray:
+        rng = np.random.default_rng(3)
+        with PyBulletArm(replace(spec, target_max_azimuth=max_azimuth)) as arm:
+            targets = np.array([task.sample_target(arm, rng) for _ in range(60)])
+        return np.abs(np.arctan2(targets[:, 1], targets[:, 0]))
+
+    assert np.all(azimuths(0.5) <= 0.5)
+    assert np.any(azimuths(np.pi) > 0.5)
+
+
+def test_joint_damping_brings_a_coasting_joint_to_rest() -> None:
+    spec = replace(resolve_arm("kuka_iiwa"), damping_seconds=0.0)
+
+    def speed_after(damping_seconds: float, seconds: float) -> tuple[float, float]:
+        with PyBulletArm(replace(spec, damping_seconds=damping_seconds), substeps=10) as arm:
+            start = np.zeros(arm.n_joints)
+            start[0] = 1.0
+            arm.reset(arm.home, start)
+            for _ in range(round(seconds / arm.control_dt)):
+                state = arm.apply_torque(np.zeros(arm.n_joints))
+            _, act = contracts_for(arm, np.zeros(3), 1.0)
+            return abs(state.dq[0]), float(np.sum(act.joint_damping))
+
+    coasting, no_damping = speed_after(0.0, 0.6)
+    damped, damping = speed_after(0.2, 0.6)  # three time constants: alone, e^-3 = 0.05 of the speed is left
+    assert coasting > 0.4 and no_damping == 0.0  # the other joints take up some of its motion
+    assert damped < 0.2 and damping > 0.0, damped
 
 
 def test_forward_kinematics_of_planar2_matches_its_link_lengths() -> None:

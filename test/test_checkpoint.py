@@ -45,6 +45,13 @@ def test_mismatch_names_what_differs(tmp_path: Path) -> None:
         load_checkpoint(path, replace(obs, joint_names=("elbow", "shoulder")), act)
     with pytest.raises(CheckpointError, match=r"action\.torque_scale"):
         load_checkpoint(path, obs, replace(act, torque_scale=(5.0, 1.0)))
+    # a policy trained without joint damping is refused on an arm that damps, and the other way round
+    with pytest.raises(CheckpointError, match=r"action\.joint_damping"):
+        load_checkpoint(path, obs, replace(act, joint_damping=(0.5, 0.1)))
+    damped = save_checkpoint(tmp_path / "damped.npz", {"x": np.zeros(1)},
+                             {**_meta(), "action_contract": replace(act, joint_damping=(0.5, 0.1)).to_dict()})
+    with pytest.raises(CheckpointError, match=r"action\.joint_damping"):
+        load_checkpoint(damped, obs, act)
 
 
 def test_corrupt_and_foreign_files_get_clear_errors(tmp_path: Path) -> None:

@@ -121,11 +121,17 @@ class ActionContract:
     torque_scale: tuple[float, ...]
     effort_limits: tuple[float, ...]
     gravity_compensation: bool
+    joint_damping: tuple[float, ...] = ()
+    """[Nm s/rad] per joint, applied by the arm itself (PyBullet, or the robot's joint-impedance mode), not
+    by :meth:`to_torque`; recorded so that a policy trained with damping is refused on an arm without it.
+    Empty: none."""
 
     def __post_init__(self) -> None:
         n = len(self.joint_names)
         if len(self.torque_scale) != n or len(self.effort_limits) != n:
             raise ValueError(f"torque_scale and effort_limits must have one value per joint ({n})")
+        if self.joint_damping and len(self.joint_damping) != n:
+            raise ValueError(f"joint_damping must be empty or have one value per joint ({n})")
 
     @property
     def size(self) -> int:
@@ -150,7 +156,10 @@ class ActionContract:
         return np.clip(torque, -limits, limits)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        if not self.joint_damping:
+            del data["joint_damping"]  # as checkpoints saved before the field existed record it
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> ActionContract:
@@ -172,5 +181,6 @@ def contracts_for(arm: PyBulletArm, workspace_center: np.ndarray, workspace_reac
         torque_scale = np.minimum(torque_scale, cap)
     act = ActionContract(
         joint_names=arm.joint_names, torque_scale=_tuple(torque_scale),
-        effort_limits=_tuple(arm.effort_limits), gravity_compensation=arm.gravity_compensation)
+        effort_limits=_tuple(arm.effort_limits), gravity_compensation=arm.gravity_compensation,
+        joint_damping=_tuple(arm.joint_damping) if np.any(arm.joint_damping) else ())
     return obs, act

@@ -16,8 +16,8 @@ class ReachTask:
     """Targets and reward for reaching.
 
     Targets are end-effector positions at joint configurations drawn uniformly within the joint limits
-    (kept above ``target_min_z`` and outside ``target_min_radius``), so every target is reachable by
-    construction. The reward per control step is
+    (kept above ``target_min_z``, outside ``target_min_radius`` and within ``target_max_azimuth`` of the
+    arm's front), so every target is reachable by construction. The reward per control step is
     ``-distance - precision_weight * tanh(distance / precision_scale) - torque_cost * mean(action**2)``
     (distance in metres, action in [-1, 1]). The first and last terms are gymnasium's Reacher; the
     precision term is there because success is judged at 2 cm: with ``-distance`` alone, the last 2 cm
@@ -36,9 +36,11 @@ class ReachTask:
         for _ in range(1000):
             q = rng.uniform(arm.lower, arm.upper)
             ee = arm.forward_kinematics(q)
-            if ee[2] >= spec.target_min_z and np.hypot(ee[0], ee[1]) >= spec.target_min_radius:
+            if (ee[2] >= spec.target_min_z and np.hypot(ee[0], ee[1]) >= spec.target_min_radius
+                    and abs(np.arctan2(ee[1], ee[0])) <= spec.target_max_azimuth):
                 return q
-        raise RuntimeError(f"no valid target found for {spec.name} in 1000 tries: check target_min_z/radius")
+        raise RuntimeError(f"no valid target found for {spec.name} in 1000 tries: check target_min_z, "
+                           "target_min_radius and target_max_azimuth")
 
     def sample_target(self, arm: PyBulletArm, rng: np.random.Generator) -> np.ndarray:
         """A reachable target [m, base frame]."""

@@ -171,7 +171,9 @@ class ArmSimNode(Node):
         self.get_logger().info(
             f"{self.arm.spec.name}: joints {list(self.arm.joint_names)}, physics {1 / self.arm.physics_dt:g} Hz, "
             f"state {1 / self.control_dt:g} Hz, {mode}, gravity compensation "
-            f"{'on' if self.arm.gravity_compensation else 'off'}, command timeout {p['command_timeout']:g} s")
+            f"{'on' if self.arm.gravity_compensation else 'off'}, joint damping "
+            f"{self.arm.joint_damping.round(3).tolist() if self.arm.joint_damping.any() else 'off'} Nm s/rad, "
+            f"command timeout {p['command_timeout']:g} s")
 
     # -- parameters ------------------------------------------------------------------------------------
     def _declare_parameters(self) -> None:

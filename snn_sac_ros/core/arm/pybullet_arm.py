@@ -77,6 +77,9 @@ class PyBulletArm:
         self._body = self._client.loadURDF(str(self.spec.urdf_path()), useFixedBase=True,
                                            flags=pb.URDF_USE_INERTIA_FROM_FILE)
         self._read_model()
+        # per joint [Nm s/rad]; rounded like the action scale, because contracts compare it exactly
+        self.joint_damping = (np.round(self.joint_inertia(self.home) / self.spec.damping_seconds, 4)
+                              if self.spec.damping_seconds > 0 else np.zeros(self.n_joints))
         self._payload_kg = 0.0
         self._ee_base_mass = self._client.getDynamicsInfo(self._body, self._ee_index)[0]
         self._sim_time = 0.0
@@ -265,6 +268,15 @@ class PyBulletArm:
         tau = self._inverse_dynamics(self._body, positions, zeros, zeros)
         return np.array([tau[k] for k in self._controlled_dofs])
 
+    def own_torque(self) -> np.ndarray:
+        """What the arm's own controller adds to a command now [Nm]: gravity compensation (if on) minus
+        joint damping (if the spec sets it)."""
+        tau = self.gravity_torque() if self.gravity_compensation else np.zeros(self.n_joints)
+        if np.any(self.joint_damping):
+            dq = np.array([s[1] for s in self._get_joint_states(self._body, self._joint_ids)])
+            tau = tau - self.joint_damping * dq
+        return tau
+
     # -- command -------------------------------------------------------------------------------------
     def clamp(self, torque: np.ndarray) -> np.ndarray:
         """Torque clipped to the URDF effort limits."""
@@ -273,8 +285,9 @@ class PyBulletArm:
     def apply_torque(self, torque: np.ndarray) -> ArmState:
         """Apply ``torque`` [Nm] for one control step (``substeps`` physics steps) and return the state.
 
-        With gravity compensation on, the model's gravity torque is added at every physics step. The sum is
-        always clamped to the URDF effort limits. A command with a non-finite value, or of the wrong
+        With gravity compensation on, the model's gravity torque is added at every physics step, and so
+        is the damping torque where the spec asks for damping (:meth:`own_torque`). The sum is always
+        clamped to the URDF effort limits. A command with a non-finite value, or of the wrong
         length, raises ``ValueError`` before anything is applied.
         """
         torque = np.asarray(torque, dtype=float)
@@ -282,9 +295,10 @@ class PyBulletArm:
         body, ids, limits = self._body, self._joint_ids, self.effort_limits
         applied = np.zeros(self.n_joints)
         tau = np.clip(torque, -limits, limits)
+        adds_own = self.gravity_compensation or bool(np.any(self.joint_damping))
         for _ in range(self.substeps):
-            if self.gravity_compensation:
-                tau = np.clip(torque + self.gravity_torque(), -limits, limits)
+            if adds_own:
+                tau = np.clip(torque + self.own_torque(), -limits, limits)
             self._set_motors(body, ids, pb.TORQUE_CONTROL, forces=tau.tolist())
             start = time.perf_counter()
             self._step_simulation()
