@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from snn_sac_ros.cli import BENCHMARKS, COMMANDS
+from snn_sac_ros.core.agent.checkpoint import load_checkpoint
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -52,6 +53,9 @@ def test_bench_learn_reevaluates_finished_runs_without_retraining(tmp_path) -> N
     first = _cli(*common, "--episodes", "2")
     assert first.returncode == 0, first.stderr
     trained = json.loads((tmp_path / "ours-seed0.json").read_text())
+    # the checkpoint names the `train` command that reproduces it, not the bench's own command line
+    recorded = load_checkpoint(trained["checkpoint"]).metadata["train_command"]
+    assert recorded.startswith("snn-sac-ros train --arm planar2 --steps 300 --seed 0 "), recorded
     same = _cli(*common, "--episodes", "2", "--eval-seed", "100000", "--reevaluate")
     assert same.returncode == 0, same.stderr
     again = json.loads((tmp_path / "eval-2x100000" / "ours-seed0.json").read_text())

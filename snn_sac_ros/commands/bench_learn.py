@@ -78,9 +78,9 @@ def _ours(args: argparse.Namespace, seed: int, out: Path) -> dict:
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)  # train's own defaults, so the bench trains exactly what `train` does
-    train_args = parser.parse_args(["--arm", args.arm, "--steps", str(args.steps), "--seed", str(seed), "--no-progress",
-                                    "--out", str(out / f"ours-seed{seed}"), "--feedback", args.feedback])
-    trained = train_run(train_args)
+    argv = ["--arm", args.arm, "--steps", str(args.steps), "--seed", str(seed), "--no-progress",
+            "--out", str(out / f"ours-seed{seed}"), "--feedback", args.feedback]
+    trained = train_run(parser.parse_args(argv), ["train", *argv])
     return {"agent": "ours", "seed": seed, "train_wall_s": trained["train_wall_s"], "checkpoint": trained["checkpoint"],
             **_evaluate_ours(args, trained["checkpoint"])}
 

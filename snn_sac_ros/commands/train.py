@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _metadata(env: object, agent: object, args: argparse.Namespace, steps: int) -> dict:
+def _metadata(env: object, agent: object, args: argparse.Namespace, steps: int, command: list[str]) -> dict:
     base = env.unwrapped
     return {
         "arm": base.arm.spec.name, "joint_names": list(base.arm.joint_names),
@@ -48,13 +48,18 @@ def _metadata(env: object, agent: object, args: argparse.Namespace, steps: int) 
         "hidden": list(agent.config.hidden), "obs_dim": agent.obs_dim, "act_dim": agent.act_dim,
         "sac_config": agent.config.to_dict(), "control_hz": 1.0 / base.arm.control_dt,
         "max_episode_steps": base.max_episode_steps, "seed": args.seed, "steps": steps,
-        "train_command": "snn-sac-ros " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "",
+        "train_command": "snn-sac-ros " + " ".join(shlex.quote(a) for a in command) if command else "",
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
 
-def train_run(args: argparse.Namespace) -> dict:
-    """Train and write outputs; the result dict (also used by ``bench learn``)."""
+def train_run(args: argparse.Namespace, command: list[str] | None = None) -> dict:
+    """Train and write outputs; the result dict (also used by ``bench learn``).
+
+    ``command`` is the ``snn-sac-ros`` command line the checkpoint records (default: this process's), so
+    that a checkpoint trained by ``bench learn`` names the ``train`` command that reproduces it.
+    """
+    command = sys.argv[1:] if command is None else command
     import gymnasium as gym
     from tqdm import tqdm
 
@@ -83,11 +88,11 @@ def train_run(args: argparse.Namespace) -> dict:
                             dist=f"{np.mean([e.final_distance for e in recent]):.3f}",
                             alpha=f"{metrics.get('alpha', 0):.3g}", refresh=False)
         if args.checkpoint_every and (step + 1) % args.checkpoint_every == 0 and step + 1 < steps:
-            save_checkpoint(ckpt_path, agent.arrays(), _metadata(env, agent, args, step + 1))
+            save_checkpoint(ckpt_path, agent.arrays(), _metadata(env, agent, args, step + 1, command))
 
     episodes, wall = train(env, agent, steps, args.seed, on_step)
     bar.close()
-    save_checkpoint(ckpt_path, agent.arrays(), _metadata(env, agent, args, steps))
+    save_checkpoint(ckpt_path, agent.arrays(), _metadata(env, agent, args, steps, command))
     env.close()
     write_curve(out, episodes, f"{Path(args.arm).stem}, seed {args.seed}, {config.feedback} feedback")
     recent = episodes[-20:] or episodes
