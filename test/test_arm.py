@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from snn_sac_ros.core.arm import PRESETS, PyBulletArm, resolve_arm
-from snn_sac_ros.core.contracts import contracts_for
+from snn_sac_ros.core.contracts import ActionContract, contracts_for
 from snn_sac_ros.core.resources import data_path
 from snn_sac_ros.core.task import ReachTask
 
@@ -129,6 +129,18 @@ def test_joint_damping_brings_a_coasting_joint_to_rest() -> None:
     damped, damping = speed_after(0.2, 0.6)  # three time constants: alone, e^-3 = 0.05 of the speed is left
     assert coasting > 0.4 and no_damping == 0.0  # the other joints take up some of its motion
     assert damped < 0.2 and damping > 0.0, damped
+
+
+def test_the_contract_adds_joint_damping_only_for_a_caller_that_asks() -> None:
+    plain = ActionContract(joint_names=("a", "b"), torque_scale=(2.0, 1.0), effort_limits=(5.0, 5.0),
+                           gravity_compensation=True)
+    damped = replace(plain, joint_damping=(0.5, 0.25))
+    action, dq = np.array([0.5, -0.5]), np.array([2.0, -4.0])
+    np.testing.assert_allclose(damped.to_torque(action), [1.0, -0.5])  # the arm damps by itself
+    np.testing.assert_allclose(damped.to_torque(action, dq=dq), [0.0, 0.5])
+    np.testing.assert_allclose(plain.to_torque(action, dq=dq), [1.0, -0.5])
+    with pytest.raises(ValueError, match="dq"):
+        damped.to_torque(action, dq=np.array([np.nan, 0.0]))
 
 
 def test_forward_kinematics_of_planar2_matches_its_link_lengths() -> None:

@@ -137,12 +137,14 @@ class ActionContract:
     def size(self) -> int:
         return len(self.joint_names)
 
-    def to_torque(self, action: np.ndarray, gravity_torque: np.ndarray | None = None) -> np.ndarray:
+    def to_torque(self, action: np.ndarray, gravity_torque: np.ndarray | None = None,
+                  dq: np.ndarray | None = None) -> np.ndarray:
         """Joint torques [Nm] for ``action``, clipped to the effort limits.
 
-        ``gravity_torque`` is added in gravity-compensation mode, when the caller (a ROS node driving a
-        robot without its own compensation) supplies it; the PyBullet arm adds its own instead. Raises
-        ``ValueError`` on a wrong length or a non-finite value: callers then command zero torque.
+        ``gravity_torque`` is added in gravity-compensation mode, and ``joint_damping * dq`` subtracted, when
+        the caller (a ROS node driving a robot that does neither by itself) supplies them; the PyBullet arm
+        applies its own instead. Raises ``ValueError`` on a wrong length or a non-finite value: callers then
+        command zero torque.
         """
         action = np.asarray(action, dtype=float)
         if action.shape != (self.size,):
@@ -152,6 +154,11 @@ class ActionContract:
         torque = np.clip(action, -1.0, 1.0) * np.array(self.torque_scale)
         if self.gravity_compensation and gravity_torque is not None:
             torque = torque + np.asarray(gravity_torque, dtype=float)
+        if self.joint_damping and dq is not None:
+            dq = np.asarray(dq, dtype=float)
+            if dq.shape != (self.size,) or not np.all(np.isfinite(dq)):
+                raise ValueError(f"dq must be {self.size} finite values, got {dq.tolist()}")
+            torque = torque - np.array(self.joint_damping) * dq
         limits = np.array(self.effort_limits)
         return np.clip(torque, -limits, limits)
 

@@ -127,6 +127,9 @@ class SnnSacController(LifecycleNode):
         declare(self, "anchor_tau", 30.0, "time constant [s] of the pull of learning weights back toward the "
                 "trained checkpoint's (0: none; online learning may then drift without bound)", low=0.0,
                 high=1e6, read_only=True)
+        declare(self, "apply_joint_damping", False, "subtract the checkpoint's joint damping times each joint's "
+                "velocity from every command, for a robot that does not damp by itself (false in simulation: the "
+                "arm node damps)", read_only=True)
         declare(self, "damping_learning", True, "with learning on, also adapt each joint's damping gain by "
                 "perturbation trials (one per reach): what recovers the reach error after a payload change",
                 read_only=True)
@@ -265,6 +268,12 @@ class SnnSacController(LifecycleNode):
                                                  dt=1.0 / (rate * steps), online_lr=p("learning_rate").value,
                                                  anchor_tau=p("anchor_tau").value, damping=damping)
         obs_contract = self.agent.observation_contract
+        self._apply_damping = p("apply_joint_damping").value
+        if self.agent.action_contract.joint_damping and not self._apply_damping:
+            self.get_logger().info(
+                f"the checkpoint was trained on an arm that damps its joints by "
+                f"{list(self.agent.action_contract.joint_damping)} Nm s/rad: the arm must do so "
+                "(apply_joint_damping:=true adds it here instead)")
         self.joint_names = tuple(joints) if joints else obs_contract.joint_names
         if tuple(self.joint_names) != tuple(obs_contract.joint_names):
             raise ValueError(f"joints {list(self.joint_names)} differ from the checkpoint's "
@@ -478,7 +487,7 @@ class SnnSacController(LifecycleNode):
         obs = self.agent.observation_contract.encode(self._q, self._dq, ee, self._target)
         try:
             action = self.agent.step(obs, reward)
-            torque = self.agent.action_contract.to_torque(action)
+            torque = self.agent.action_contract.to_torque(action, dq=self._dq if self._apply_damping else None)
         except (ValueError, FloatingPointError) as error:  # non-finite in the network or its output
             self.errors.report("policy_output", f"policy output refused: {error}")
             self._last_action = None

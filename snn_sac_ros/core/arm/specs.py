@@ -99,9 +99,10 @@ def _kuka_iiwa() -> ArmSpec:
         # beside it and need the whole arm to swing round (README, "The arms": both measured).
         target_max_azimuth=math.pi / 2,
         gravity_compensation=True,
-        # Joint-impedance mode with zero stiffness, as the iiwa's FRI torque overlay offers: without it, a
-        # joint keeps the speed exploration gave it, and neither our agent nor SB3's reached more than 27 %
-        # of the targets at 5 cm in 200k steps; with it, an action is close to a velocity command.
+        # Viscous joint damping, from the robot's own controller or the controller node's
+        # apply_joint_damping: without it, a joint keeps the speed exploration gave it, and neither our agent
+        # nor SB3's reached more than 27 % of the targets at 5 cm in 200k steps; with it, an action is close
+        # to a velocity command.
         damping_seconds=0.2,
         # The URDF allows 300 Nm on every joint; a residual policy needs a small share of that. 30 Nm
         # accelerates the wrist (0.001-0.013 kg m^2) at 2,400-30,000 rad/s^2: a 20 ms step at full action
