@@ -11,6 +11,8 @@ import pytest
 from snn_sac_ros.core.agent.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from snn_sac_ros.core.contracts import ActionContract, ObservationContract
 
+SHIPPED = ["planar2", "kuka_iiwa"]  # the arms the package ships a trained checkpoint for
+
 
 def _contracts() -> tuple[ObservationContract, ActionContract]:
     obs = ObservationContract(joint_names=("shoulder", "elbow"), q_lower=(-3.0, -3.0), q_upper=(3.0, 3.0),
@@ -85,16 +87,18 @@ def test_save_is_atomic_and_leaves_no_temp_files(tmp_path: Path, monkeypatch: py
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.npz"]
 
 
-def test_the_shipped_checkpoint_matches_its_env() -> None:
+@pytest.mark.parametrize("arm", SHIPPED)
+def test_the_shipped_checkpoint_matches_its_env(arm: str) -> None:
     """``eval`` without ``--checkpoint`` loads the shipped policy into the env's own contracts."""
     import gymnasium as gym
 
     import snn_sac_ros  # noqa: F401  (registers the env)
     from snn_sac_ros.core.resources import shipped_checkpoint
 
-    env = gym.make("snn_sac_ros/ArmReach-v0", arm="planar2")
+    env = gym.make("snn_sac_ros/ArmReach-v0", arm=arm)
     base = env.unwrapped
-    ckpt = load_checkpoint(shipped_checkpoint("planar2"), base.observation_contract, base.action_contract)
+    ckpt = load_checkpoint(shipped_checkpoint(arm), base.observation_contract, base.action_contract)
     env.close()
-    assert ckpt.metadata["arm"] == "planar2" and ckpt.metadata["train_command"].startswith("snn-sac-ros ")
+    assert ckpt.metadata["arm"] == arm
+    assert ckpt.metadata["train_command"].startswith(f"snn-sac-ros train --arm {arm} ")
     assert isinstance(ckpt.metadata["seed"], int)
