@@ -18,7 +18,8 @@ block                  scaling
 Action: one value per joint in [-1, 1]; ``torque = action * torque_scale`` [Nm], plus the model's
 gravity torque when ``gravity_compensation`` is on (the policy then outputs a residual), clipped to the
 URDF effort limits. ``torque_scale`` is a share of the effort limits, capped per joint by the arm spec's
-``action_max_acceleration`` times the joint's inertia at home.
+``action_max_acceleration`` times the joint's inertia at home. Where the arm spec sets damping, the arm also
+subtracts ``joint_damping * dq``: the policy's torque is a residual on top of that too.
 """
 
 from __future__ import annotations
@@ -122,9 +123,9 @@ class ActionContract:
     effort_limits: tuple[float, ...]
     gravity_compensation: bool
     joint_damping: tuple[float, ...] = ()
-    """[Nm s/rad] per joint, applied by the arm itself (PyBullet, or the robot's joint-impedance mode), not
-    by :meth:`to_torque`; recorded so that a policy trained with damping is refused on an arm without it.
-    Empty: none."""
+    """[Nm s/rad] per joint, applied by the arm itself (PyBullet, or the robot's own controller), or by
+    :meth:`to_torque` for a caller that passes ``dq``; recorded so that a policy trained with damping is
+    refused on an arm without it. Empty: none."""
 
     def __post_init__(self) -> None:
         n = len(self.joint_names)

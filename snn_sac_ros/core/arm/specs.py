@@ -36,9 +36,9 @@ class ArmSpec:
         home (torque capped at ``action_max_acceleration * inertia``), so light wrist joints get a torque
         range they can use; 0 keeps ``action_torque_fraction`` alone.
     damping_seconds: if above 0, the arm damps each joint's velocity with a gain of its inertia at home
-        divided by this [s], at every physics step, as a torque-controlled arm does in joint-impedance
-        mode with zero stiffness: without a command, a moving joint comes to rest in about this time
-        instead of coasting. 0: no damping.
+        divided by this [s], at every physics step, as a torque-controlled arm's own controller can:
+        without a command, a moving joint comes to rest in about this time instead of coasting.
+        0: no damping.
     episode_seconds: duration of one reach in the gymnasium env [s].
     """
 
