@@ -1,5 +1,5 @@
 """The snn_sac_controller node over real DDS: it reaches with the arm node, refuses bad input with zero
-torque, its watchdog and e-stop work, and saving does not stop the loop.
+torque, its watchdog and e-stop work, saving does not stop the loop, and apply_joint_damping damps.
 
 Timing is counted in control ticks (commands received), not in milliseconds, so a loaded machine
 slows the test down without making it fail.
@@ -17,11 +17,12 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped, PoseStamped
 from ros_helpers import NodeProcess, Probe, planar2_target, target_msg
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool
+from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
 
-from snn_sac_ros.adapters.ros.common import STATE_QOS
+from snn_sac_ros.adapters.ros.common import COMMAND_QOS, STATE_QOS
 from snn_sac_ros.core.agent.checkpoint import load_checkpoint
+from snn_sac_ros.core.arm import PyBulletArm
 from snn_sac_ros.core.resources import shipped_checkpoint
 
 CONTROLLER = "snn_sac_ros.adapters.ros.controller_node"
@@ -242,3 +243,57 @@ def test_reaches_a_target_with_the_arm_node(checkpoint: str, tmp_path: Path) -> 
         probe.close()
         assert ctrl.stop() == 0, ctrl.stderr
         assert sim.stop() == 0, sim.stderr
+
+
+def test_apply_joint_damping_subtracts_the_checkpoints_damping(tmp_path: Path) -> None:
+    """Two kuka_iiwa controllers, alike but for ``apply_joint_damping``, fed the same moving state: their
+    commands differ by exactly the checkpoint's joint damping times the joint velocities."""
+    checkpoint = shipped_checkpoint("kuka_iiwa")
+    trained = load_checkpoint(checkpoint)
+    damping = np.array(trained.action_contract.joint_damping)
+    assert damping.size == 7 and np.all(damping > 0)
+    q = np.array([0.1, 0.4, 0.0, -1.2, 0.0, 0.8, 0.0])
+    dq = np.array([0.3, -0.2, 0.25, 0.15, -0.5, 0.4, -0.6])  # enough for D * dq to stand out (2.3 Nm on joint 1)
+    names = ["plain", "damped"]
+    nodes = [NodeProcess(CONTROLLER, {"arm": "kuka_iiwa", "checkpoint": str(checkpoint), "resume": False,
+                                      "save_path": str(tmp_path / f"{ns}.npz"), "save_period_s": 0.0,
+                                      "learning": False, "spiking": False, "state_timeout": 1.0,
+                                      "apply_joint_damping": ns == "damped"}, ["-r", f"__ns:=/{ns}"])
+             for ns in names]
+    probe = Probe("damping_probe")
+    commands: dict[str, list[np.ndarray]] = {ns: [] for ns in names}
+    state_pubs, target_pubs = [], []
+    for ns in names:
+        probe.node.create_subscription(Float64MultiArray, f"/{ns}/effort_controller/commands",
+                                       lambda m, ns=ns: commands[ns].append(np.array(m.data)), COMMAND_QOS)
+        state_pubs.append(probe.node.create_publisher(JointState, f"/{ns}/joint_states", STATE_QOS))
+        target_pubs.append(probe.node.create_publisher(PointStamped, f"/{ns}/target", 10))
+    with PyBulletArm("kuka_iiwa") as arm:
+        target = target_msg(arm.forward_kinematics(q + 0.3))
+
+    joint_names = list(trained.observation_contract.joint_names)
+
+    def publish() -> None:
+        msg = JointState(name=joint_names, position=q.tolist(), velocity=dq.tolist())
+        msg.header.stamp = probe.node.get_clock().now().to_msg()
+        for state_pub, target_pub in zip(state_pubs, target_pubs, strict=True):
+            state_pub.publish(msg)
+            target_pub.publish(target)
+
+    probe.node.create_timer(0.002, publish)
+    try:
+        def settled() -> bool:
+            for node in nodes:
+                assert node.process.poll() is None, node.stderr
+            return all(sum(np.any(c != 0) for c in commands[ns]) >= 300 for ns in names)
+
+        probe.spin_until(settled, 120, "300 non-zero commands from each controller")
+        plain, damped = commands["plain"][-1], commands["damped"][-1]
+        # Same constant input, deterministic rate actor: both settle to the same action.
+        assert np.allclose(commands["plain"][-10], plain, atol=1e-6)
+        assert np.allclose(damped - plain, -damping * dq, atol=1e-6), (damped - plain, -damping * dq)
+        assert any("apply_joint_damping:=true adds it here" in line for line in nodes[0].lines)
+    finally:
+        probe.close()
+        for node in nodes:
+            node.stop_cleanly()
