@@ -69,3 +69,22 @@ def test_bench_learn_reevaluates_finished_runs_without_retraining(tmp_path) -> N
     assert json.loads((tmp_path / "ours-seed0.json").read_text()) == trained  # the original result is kept
     rows = json.loads(more.stdout.strip().splitlines()[-1])["rows"]
     assert {r["agent"] for r in rows} == {"ours rate", "ours spiking"}
+
+
+def test_train_defaults_are_the_agents_defaults() -> None:
+    """``train``'s flags repeat SACConfig's defaults (the CLI parses without importing the agent): keep them equal."""
+    import argparse
+    from dataclasses import fields
+
+    from snn_sac_ros.commands import train
+    from snn_sac_ros.core.agent.sac import SACConfig
+
+    parser = argparse.ArgumentParser()
+    train.add_arguments(parser)
+    args = vars(parser.parse_args([]))
+    config = SACConfig()
+    shared = [f.name for f in fields(SACConfig) if f.name in args]
+    assert len(shared) >= 7, shared
+    for name in shared:
+        default = tuple(args[name]) if name == "hidden" else args[name]
+        assert default == getattr(config, name), name
