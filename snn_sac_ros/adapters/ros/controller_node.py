@@ -464,8 +464,8 @@ class SnnSacController(LifecycleNode):
         compute = time.monotonic() - start
         self.stats.record(start, compute)
         if self._trace is not None:
-            self._trace.record(start, compute, self._state_stamp if torque is not None else np.nan,
-                               self._last_publish)
+            answered = torque is not None and not decision.zeroed  # a zeroed command answers no state
+            self._trace.record(start, compute, self._state_stamp if answered else np.nan, self._last_publish)
 
     def _report_zero(self, reasons: list[str]) -> None:
         """Waiting for the first joint state or target is normal at start-up: said once, as info."""
