@@ -247,7 +247,8 @@ def test_reaches_a_target_with_the_arm_node(checkpoint: str, tmp_path: Path) -> 
 
 def test_apply_joint_damping_subtracts_the_checkpoints_damping(tmp_path: Path) -> None:
     """Two kuka_iiwa controllers, alike but for ``apply_joint_damping``, fed the same moving state: their
-    commands differ by exactly the checkpoint's joint damping times the joint velocities."""
+    commands differ by exactly the checkpoint's joint damping times the joint velocities. A target behind
+    the base, where the policy was not trained, is refused."""
     checkpoint = shipped_checkpoint("kuka_iiwa")
     trained = load_checkpoint(checkpoint)
     damping = np.array(trained.action_contract.joint_damping)
@@ -293,6 +294,10 @@ def test_apply_joint_damping_subtracts_the_checkpoints_damping(tmp_path: Path) -
         assert np.allclose(commands["plain"][-10], plain, atol=1e-6)
         assert np.allclose(damped - plain, -damping * dq, atol=1e-6), (damped - plain, -damping * dq)
         assert any("apply_joint_damping:=true adds it here" in line for line in nodes[0].lines)
+        # kuka_iiwa was trained on targets in front of its base: one behind it is refused, with the reason
+        target_pubs[0].publish(target_msg([-0.5, 0.1, 0.5]))
+        probe.spin_until(lambda: any("[target_outside_training]" in line for line in nodes[0].lines), 30,
+                         "the refusal of a target behind the base")
     finally:
         probe.close()
         for node in nodes:

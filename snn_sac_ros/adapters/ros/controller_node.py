@@ -18,6 +18,7 @@ for setups without a lifecycle manager.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 import tempfile
@@ -423,6 +424,12 @@ class SnnSacController(LifecycleNode):
         if offset > 1.5 * contract.workspace_reach:
             self.errors.report("target_out_of_reach", f"target {np.round(point, 3).tolist()} is {offset:.2f} m "
                                f"from the workspace centre, beyond the arm's reach")
+            return
+        azimuth, trained = math.atan2(point[1], point[0]), self.arm.spec.target_max_azimuth
+        if abs(azimuth) > trained:
+            self.errors.report("target_outside_training", f"target {np.round(point, 3).tolist()} lies "
+                               f"{math.degrees(azimuth):.0f} deg from the base's +x axis; the policy was trained "
+                               f"within {math.degrees(trained):.0f} deg of it")
             return
         if self._target is not None and not np.array_equal(point, self._target):
             self._reach_results.append(self._last_distance)
