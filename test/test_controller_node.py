@@ -245,7 +245,7 @@ def test_reaches_a_target_with_the_arm_node(checkpoint: str, tmp_path: Path) -> 
         assert sim.stop() == 0, sim.stderr
 
 
-def test_apply_joint_damping_subtracts_the_checkpoints_damping(tmp_path: Path) -> None:
+def test_kuka_controller_applies_joint_damping_and_refuses_targets_behind_the_base(tmp_path: Path) -> None:
     """Two kuka_iiwa controllers, alike but for ``apply_joint_damping``, fed the same moving state: their
     commands differ by exactly the checkpoint's joint damping times the joint velocities. A target behind
     the base, where the policy was not trained, is refused."""
