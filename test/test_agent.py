@@ -242,3 +242,37 @@ def test_adaptive_damping_learns_from_reach_costs_saves_and_resumes(tiny_checkpo
         OnlineAgent(saved, actor_only=True)
     with pytest.raises(ValueError, match="damping sigma"):
         DampingLearning(sigma=-0.1)
+
+
+def test_several_simulator_steps_per_tick_keep_the_network_on_real_time(tiny_checkpoint: Path) -> None:
+    """With steps_per_tick k, a tick advances the simulator k steps of dt: k * dt of network time per tick."""
+    ckpt = load_checkpoint(tiny_checkpoint)
+    agent = OnlineAgent(ckpt, spiking=True, learning=True, dt=0.0005, steps_per_tick=2, seed=0)
+    obs = np.full(agent.obs_dim, 0.2)
+    for _ in range(10):
+        agent.step(obs, reward=-0.3)
+    assert agent.sim.n_steps == 20
+    assert agent.sim.time == pytest.approx(10 * 0.001)
+    with pytest.raises(ValueError, match="steps_per_tick"):
+        OnlineAgent(ckpt, steps_per_tick=0)
+
+
+def test_exploration_holds_each_sample_for_one_trained_control_period(tiny_checkpoint: Path) -> None:
+    """explore=True acts with the stochastic policy while learning: a new sample every control period
+    the checkpoint was trained at (20 ms at 50 Hz), held in between, whatever the steps per tick."""
+    ckpt = load_checkpoint(tiny_checkpoint)
+    obs = np.full(ckpt.observation_contract.size, 0.2)
+    for steps_per_tick in (1, 2):
+        agent = OnlineAgent(ckpt, spiking=False, learning=True, explore=True, dt=0.001 / steps_per_tick,
+                            steps_per_tick=steps_per_tick, seed=3, online_lr=0.0, anchor_tau=0.0)
+        ticks = 60  # 60 ms: samples drawn at 0, 20 and 40 ms
+        samples = []
+        for _ in range(ticks):
+            agent.step(obs, reward=-0.3)
+            samples.append(agent._eps.copy())
+        changes = [i for i in range(1, ticks) if not np.array_equal(samples[i], samples[i - 1])]
+        assert changes == [20, 40], (steps_per_tick, changes)
+        assert np.any(samples[0] != 0)
+        agent.learning = False  # not learning: the deterministic tanh(mean), no sample
+        agent.step(obs)
+        assert not np.any(agent._eps)

@@ -266,7 +266,8 @@ class SnnSacController(LifecycleNode):
                                   max_gain=p("damping_max_gain").value, cost_tau=p("damping_cost_tau").value,
                                   ) if p("damping_learning").value else None
         self.agent = OnlineAgent.from_checkpoint(source, spiking=p("spiking").value, learning=self._learning_on,
-                                                 dt=1.0 / (rate * steps), online_lr=p("learning_rate").value,
+                                                 dt=1.0 / (rate * steps), steps_per_tick=steps,
+                                                 online_lr=p("learning_rate").value,
                                                  anchor_tau=p("anchor_tau").value, damping=damping)
         obs_contract = self.agent.observation_contract
         self._apply_damping = p("apply_joint_damping").value

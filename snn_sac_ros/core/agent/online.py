@@ -129,7 +129,8 @@ class OnlineAgent:
     ----------
     checkpoint: a loaded :class:`Checkpoint`.
     spiking: actor neurons ``nengo.LIF`` (True) or ``nengo.LIFRate``. learning: start with learning on.
-    dt: simulator step [s]; one per :meth:`step` call. seed: simulator seed (spike phases, exploration).
+    dt: simulator step [s]. steps_per_tick: simulator steps per :meth:`step` call (a control tick lasts
+        ``steps_per_tick * dt``). seed: simulator seed (spike phases, exploration).
     synapse: actor synapse time constant [s] in spiking mode. online_lr: step size of the online rules
         (plain ``-eta e a^T`` per tick, no moments: see ``LocalDelta(adaptive=False)``).
     anchor_tau: time constant [s] of the pull of every learning weight back toward the trained weights
@@ -144,7 +145,10 @@ class OnlineAgent:
     def __init__(self, checkpoint: Checkpoint, *, spiking: bool = True, learning: bool = True, dt: float = 0.001,
                  seed: int = 0, synapse: float = 0.005, online_lr: float = 1e-5, explore: bool = False,
                  actor_only: bool = False, control_hz: float | None = None, anchor_tau: float = 30.0,
-                 damping: DampingLearning | None = None) -> None:
+                 damping: DampingLearning | None = None, steps_per_tick: int = 1) -> None:
+        if int(steps_per_tick) != steps_per_tick or steps_per_tick < 1:
+            raise ValueError(f"steps_per_tick must be a whole number >= 1, got {steps_per_tick}")
+        self.steps_per_tick = int(steps_per_tick)
         if anchor_tau < 0 or not np.isfinite(anchor_tau):
             raise ValueError(f"anchor_tau must be a finite time >= 0 [s], got {anchor_tau}")
         self.checkpoint = checkpoint
@@ -166,7 +170,7 @@ class OnlineAgent:
         self._learning = bool(learning) and not actor_only
         self._action = np.zeros(self.act_dim)
         self._eps = np.zeros(self.act_dim)
-        self._ticks = 0  # since the episode began
+        self._steps_in_episode = 0  # simulator steps since the episode began (an exploration sample's hold)
         self._total_ticks = 0
         self._prev_q: np.ndarray | None = None
         self._raster = np.zeros((RASTER_TICKS, min(RASTER_NEURONS, self.config.hidden[0])), bool)
@@ -262,8 +266,14 @@ class OnlineAgent:
         self._damping_connection = LearnedConnection(velocity, out, transform=np.diag(gains * scale), synapse=None,
                                                      learning_rule_type=rule)
         if rule is not None:
-            modulation = nengo.Node(lambda t: self._modulation, label="damping_modulation")
+            modulation = nengo.Node(self._damping_modulation, label="damping_modulation")
             nengo.Connection(modulation, self._damping_connection.learning_rule, synapse=None)
+
+    def _damping_modulation(self, t: float) -> np.ndarray:
+        """``[cost, trial end, enabled]`` for the damping rule; a trial ends on the first step of its tick only."""
+        out = self._modulation.copy()
+        self._modulation[1] = 0.0
+        return out
 
     def damping_gains(self) -> np.ndarray:
         """The learned damping gains [Nm s/rad] per joint (without the running trial's perturbation)."""
@@ -279,12 +289,13 @@ class OnlineAgent:
         na = self.act_dim
         mean, log_std, _ = gaussian_head(x[None, : 2 * na], na)
         if self._learning and self.explore:
-            if self._ticks % self._hold == 0:
+            if self._steps_in_episode % self._hold == 0:
                 self._eps = self._rng.standard_normal(self.act_dim)
         else:
             self._eps = np.zeros(self.act_dim)
         a, logp = sample_action(mean, log_std, self._eps[None])
         self._action = np.clip(a[0] + x[2 * na:], -1.0, 1.0)
+        self._steps_in_episode += 1
         return np.concatenate([self._action, self._eps, mean[0], logp[0]])
 
     def _td_error(self, t: float, x: np.ndarray) -> np.ndarray:
@@ -320,7 +331,8 @@ class OnlineAgent:
     # --- the API the controller node calls ------------------------------------------------------------
 
     def step(self, obs: np.ndarray, reward: float | None = None) -> np.ndarray:
-        """Advance the simulator one ``dt`` with this observation; returns the action in [-1, 1].
+        """Advance the simulator one tick (``steps_per_tick`` steps of ``dt``) with this observation; returns the
+        action in [-1, 1].
 
         ``reward`` is the reward for the tick that led here (None: no learning from this tick).
         """
@@ -333,9 +345,8 @@ class OnlineAgent:
         learning_damping = self._learning and self.damping is not None
         self._modulation[:] = (-self._reward if self._reward is not None else 0.0, self._trial_end, learning_damping)
         self._trial_end = False
-        self.sim.step()
+        self.sim.run_steps(self.steps_per_tick)
         self._raster[self._total_ticks % RASTER_TICKS] = self._spikes[: self._raster.shape[1]] > 0
-        self._ticks += 1
         self._total_ticks += 1
         self.step_seconds = time.perf_counter() - start
         action = np.clip(self._action, -1.0, 1.0)
@@ -358,7 +369,7 @@ class OnlineAgent:
         """The target changed or the reach ended: no TD error across the boundary; new exploration sample;
         the damping's perturbation trial ends."""
         self._prev_q = None
-        self._ticks = 0
+        self._steps_in_episode = 0
         self._trial_end = True
 
     def current_arrays(self) -> dict[str, np.ndarray]:
