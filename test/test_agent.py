@@ -14,7 +14,7 @@ from snn_sac_ros.cli import main
 from snn_sac_ros.core.agent.checkpoint import load_checkpoint, save_checkpoint
 from snn_sac_ros.core.agent.online import DampingLearning, OnlineAgent, resume_source
 from snn_sac_ros.core.agent.sac import SACConfig, SpikingSAC
-from snn_sac_ros.core.nengo_ext.learning_rules import LIFParams
+from snn_sac_ros.core.learning.lif import LIFParams
 from snn_sac_ros.core.networks.rate import LIFRateNet
 
 

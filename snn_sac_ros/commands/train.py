@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from snn_sac_ros.core.learning.modes import ALIASES, FEEDBACK_MODES
+
 DEFAULTS = {"planar2": 50_000, "kuka_iiwa": 200_000, "panda": 200_000}
 
 
@@ -27,8 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="output folder (default: runs/train-<arm>-seed<S>)")
     parser.add_argument("--hidden", type=int, nargs="+", default=[256, 256], help="LIF neurons per hidden layer")
-    parser.add_argument("--feedback", choices=["exact", "random"], default="exact",
-                        help="hidden-layer error path: transposed weights or fixed random (feedback alignment)")
+    parser.add_argument("--feedback", choices=[*FEEDBACK_MODES, *ALIASES], default="exact", metavar="MODE",
+                        help="how errors reach the hidden layers and how the critics form dQ/da: "
+                        + "; ".join(f"{m.name}: {m.summary} (weight transport: {m.transports})"
+                                    for m in FEEDBACK_MODES.values())
+                        + "; random: the old name of fa-hidden")
+    parser.add_argument("--feedback-weight-decay", type=float, default=1e-4,
+                        help="weight decay per update of forward and feedback matrices alike, for kp feedback")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--learning-starts", type=int, default=1000)
     parser.add_argument("--actor-lr", type=float, default=3e-4)
@@ -73,7 +80,8 @@ def train_run(args: argparse.Namespace, command: list[str] | None = None) -> dic
     env = gym.make("snn_sac_ros/ArmReach-v0", arm=args.arm)
     config = SACConfig(hidden=tuple(args.hidden), feedback=args.feedback, batch_size=args.batch_size,
                        learning_starts=args.learning_starts, actor_lr=args.actor_lr, critic_lr=args.critic_lr,
-                       update_every=args.update_every, target_entropy_per_action=args.target_entropy_per_action)
+                       update_every=args.update_every, target_entropy_per_action=args.target_entropy_per_action,
+                       feedback_weight_decay=args.feedback_weight_decay)
     agent = SpikingSAC(env.observation_space.shape[0], env.action_space.shape[0], config, seed=args.seed)
     ckpt_path = out / "checkpoint.npz"
     bar = tqdm(total=steps, desc=f"train {Path(args.arm).stem} seed {args.seed}", unit="step",

@@ -25,7 +25,8 @@ import numpy as np
 
 from snn_sac_ros.core.agent.checkpoint import Checkpoint
 from snn_sac_ros.core.agent.sac import SACConfig, actor_output_error, gaussian_head, sample_action
-from snn_sac_ros.core.nengo_ext.learning_rules import lif_rate, lif_rate_derivative, random_feedback
+from snn_sac_ros.core.learning.lif import lif_rate, lif_rate_derivative
+from snn_sac_ros.core.learning.rules import random_feedback
 
 
 def _layers(arrays: dict[str, np.ndarray], prefix: str) -> tuple[list[np.ndarray], list[np.ndarray]]:

@@ -41,8 +41,9 @@ import numpy as np
 from snn_sac_ros.core.agent.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from snn_sac_ros.core.agent.sac import SACConfig, actor_output_error, gaussian_head, sample_action
 from snn_sac_ros.core.contracts import ActionContract, ObservationContract
+from snn_sac_ros.core.learning.lif import LIFParams
 from snn_sac_ros.core.nengo_ext.builder import InputGradient
-from snn_sac_ros.core.nengo_ext.learning_rules import LearnedConnection, LIFParams, PerturbationDelta
+from snn_sac_ros.core.nengo_ext.learning_rules import LearnedConnection, PerturbationDelta
 from snn_sac_ros.core.networks.nengo_nets import LearningSpec, LIFNetwork
 
 RASTER_NEURONS = 64

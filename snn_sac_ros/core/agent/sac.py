@@ -1,13 +1,18 @@
 """Soft Actor-Critic with LIF-rate networks and local learning rules, trained from replay.
 
 Reads top to bottom like CleanRL's ``sac_continuous_action.py``: config, the actor's squashed Gaussian,
-the agent (actor, twin critics, their Polyak targets, the temperature), its update, then the training
-loop. The difference from deep SAC is how weights change: no autograd. Every connection is updated by
-:func:`~snn_sac_ros.core.nengo_ext.learning_rules.apply_local_rule` from its presynaptic activity and the
-error at its postsynaptic neurons; hidden layers get their error back through the network (exact
-transposed weights or fixed random feedback, times the bounded LIF rate derivative). The critics learn
-from the TD error, the actor from the critic's action gradient minus the entropy term. The same functions
-run inside the Nengo operators for online learning (:mod:`snn_sac_ros.core.nengo_ext.builder`).
+the agent (actor, twin critics, their slow target weights, the temperature), its update, then the training
+loop. The difference from deep SAC is how weights change: no autograd. Every synapse changes by
+:func:`~snn_sac_ros.core.learning.rules.apply_local_rule` from its presynaptic activity, the error at its
+postsynaptic neurons and its own Adam moments. How that error reaches the hidden layers, and how the critics
+form the actor's action gradient dQ/da, is the feedback mode (:mod:`snn_sac_ros.core.learning.feedback`):
+``exact`` is backpropagation computed by these local updates (it reads the forward weights: weight
+transport); ``kp`` (Kolen-Pollack), ``fa`` and ``dfa`` read no forward weight anywhere. The critics learn from
+the TD error, the actor from the action gradient minus the entropy term. The same math runs inside the Nengo
+operators for online learning (:mod:`snn_sac_ros.core.nengo_ext.builder`).
+
+The TD target uses each critic synapse's slow copy of its own weight (Polyak averaging, SAC's target
+network): a synapse reads only its own weight for it.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from snn_sac_ros.core.agent.replay import ReplayBuffer
-from snn_sac_ros.core.nengo_ext.learning_rules import LIFParams, RuleState, apply_local_rule
+from snn_sac_ros.core.learning.feedback import feedback_mode
+from snn_sac_ros.core.learning.lif import LIFParams
+from snn_sac_ros.core.learning.rules import RuleState, apply_local_rule
 from snn_sac_ros.core.networks.rate import LIFRateNet
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
@@ -52,11 +59,18 @@ class SACConfig:
     """entropy the temperature is tuned toward, per action dimension. SB3 and CleanRL use -1; -0.5 keeps
     more exploration, which reaches more of planar2's targets behind the arm: see README"""
     feedback: str = "exact"
-    """hidden-layer error path: "exact" (transposed weights) or "random" (feedback alignment)"""
+    """how errors reach hidden layers and dQ/da is formed (``feedback.FEEDBACK_MODES``): "exact" is backprop"""
+    feedback_weight_decay: float = 1e-4
+    """per update, for feedback that learns (Kolen-Pollack): forward and feedback matrices decay alike"""
     update_every: int = 1
     """env steps per gradient update"""
     lif: LIFParams = field(default_factory=LIFParams)
     """LIF neuron constants"""
+
+    def __post_init__(self) -> None:
+        self.feedback = feedback_mode(self.feedback).name
+        if not 0.0 <= self.feedback_weight_decay < 1.0:
+            raise ValueError(f"feedback_weight_decay must be in [0, 1), got {self.feedback_weight_decay}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -69,6 +83,7 @@ class SACConfig:
         d["hidden"] = tuple(d["hidden"])
         d["lif"] = LIFParams(**d["lif"])
         d.setdefault("target_entropy_per_action", -1.0)  # what checkpoints from before the field trained with
+        d.setdefault("feedback_weight_decay", 0.0)
         return cls(**d)
 
 
@@ -114,12 +129,16 @@ class SpikingSAC:
         self.config = c = config or SACConfig()
         self.obs_dim, self.act_dim, self.seed = obs_dim, act_dim, seed
         self.rng = np.random.default_rng(seed)
+        decay, action = c.feedback_weight_decay, (obs_dim, obs_dim + act_dim)
         self.actor = LIFRateNet((obs_dim, *c.hidden, 2 * act_dim), c.lif, c.feedback, seed=seed * 10 + 1,
-                                out_scale=0.01)
-        self.q1 = LIFRateNet((obs_dim + act_dim, *c.hidden, 1), c.lif, c.feedback, seed=seed * 10 + 2)
-        self.q2 = LIFRateNet((obs_dim + act_dim, *c.hidden, 1), c.lif, c.feedback, seed=seed * 10 + 3)
-        self.q1_target = LIFRateNet(self.q1.sizes, c.lif, c.feedback, seed=seed * 10 + 2)
-        self.q2_target = LIFRateNet(self.q2.sizes, c.lif, c.feedback, seed=seed * 10 + 3)
+                                out_scale=0.01, weight_decay=decay)
+        self.q1 = LIFRateNet((obs_dim + act_dim, *c.hidden, 1), c.lif, c.feedback, seed=seed * 10 + 2,
+                             input_columns=action, weight_decay=decay)
+        self.q2 = LIFRateNet((obs_dim + act_dim, *c.hidden, 1), c.lif, c.feedback, seed=seed * 10 + 3,
+                             input_columns=action, weight_decay=decay)
+        # the critics' slow weights (forward only: they never learn, so they carry no feedback)
+        self.q1_target = LIFRateNet(self.q1.sizes, c.lif, "exact", seed=seed * 10 + 2)
+        self.q2_target = LIFRateNet(self.q2.sizes, c.lif, "exact", seed=seed * 10 + 3)
         self.target_entropy = c.target_entropy_per_action * act_dim
         self.log_alpha = np.zeros(1)
         self._alpha_state = RuleState.zeros((1,))
@@ -177,8 +196,8 @@ class SpikingSAC:
         qa2, qc2 = self.q2.forward(pi_in)
         use1 = qa1 <= qa2  # gradient of the min of the twins
         ones = np.ones_like(qa1, dtype=np.float32)
-        grad1 = self.q1.input_gradient(qc1, ones)[:, self.obs_dim:]
-        grad2 = self.q2.input_gradient(qc2, ones)[:, self.obs_dim:]
+        grad1 = self.q1.input_gradient(qc1, ones)
+        grad2 = self.q2.input_gradient(qc2, ones)
         dq_da = np.where(use1, grad1, grad2)
         error = actor_output_error(a, log_std, dlogstd_draw, eps, dq_da, alpha=alpha)
         self.actor.learn(actor_cache, error.astype(np.float32), c.actor_lr)
@@ -187,7 +206,7 @@ class SpikingSAC:
         alpha_err = -(logp + self.target_entropy)
         self.log_alpha += apply_local_rule(None, alpha_err, self._alpha_state, c.alpha_lr, np.empty(1), bias=True)
 
-        # Polyak-averaged target critics
+        # the critics' slow weights follow their weights (Polyak averaging)
         self.q1_target.polyak_from(self.q1, c.tau)
         self.q2_target.polyak_from(self.q2, c.tau)
         self.updates += 1

@@ -14,22 +14,11 @@ from nengo.builder.learning_rules import build_or_passthrough, get_post_ens
 from nengo.builder.operator import Reset
 from nengo.exceptions import BuildError
 
-from snn_sac_ros.core.nengo_ext.learning_rules import (
-    FeedbackDelta,
-    LIFParams,
-    LocalDelta,
-    PerturbationDelta,
-    PerturbationState,
-    RuleState,
-    add_trial_cost,
-    anchor_pull,
-    apply_local_rule,
-    compile_kernels,
-    end_perturbation_trial,
-    feedback_error,
-    lif_rate_derivative,
-    random_feedback,
-)
+from snn_sac_ros.core.learning.feedback import send_back
+from snn_sac_ros.core.learning.lif import LIFParams, lif_rate_derivative
+from snn_sac_ros.core.learning.perturbation import PerturbationState, add_trial_cost, end_perturbation_trial
+from snn_sac_ros.core.learning.rules import RuleState, anchor_pull, apply_local_rule, compile_kernels, random_feedback
+from snn_sac_ros.core.nengo_ext.learning_rules import FeedbackDelta, LocalDelta, PerturbationDelta
 
 ANCHOR_EVERY = 16
 """Steps between two applications of the anchor pull (each pulls 16 steps' worth): a pull over the agent's
@@ -193,7 +182,7 @@ class SimFeedbackError(Operator):
             if not error_down.any():  # nothing to send back (learning off): skip the work
                 error[...] = 0.0
                 return
-            error[...] = feedback_error(error_down[None, :], feedback, current[None, :], lif)[0]
+            error[...] = send_back(error_down[None, :], feedback, current[None, :], lif)[0]
 
         return step_simfeedbackerror
 
@@ -362,7 +351,7 @@ class InputGradient(nengo.Node):
     """A node whose output is a LIF network's output gradient w.r.t. some of its inputs: dQ/da for the actor.
 
     Computed every step from the network's own live weights and neuron currents, with exact transposed
-    feedback and the bounded LIF derivative (the same :func:`feedback_error` as the learning rules).
+    feedback and the bounded LIF derivative (the same :func:`send_back` as the learning rules).
 
     Parameters
     ----------
@@ -422,7 +411,7 @@ class SimInputGradient(Operator):
                 return
             err = np.ones((1, weights[-1].shape[0]))
             for w, j in zip(weights[:0:-1], currents[::-1]):
-                err = feedback_error(err, w, j[None, :], lif)
+                err = send_back(err, w, j[None, :], lif)
             out[...] = (err @ weights[0][:, cols])[0]
 
         return step_siminputgradient

@@ -15,7 +15,8 @@ import nengo
 import numpy as np
 
 import snn_sac_ros.core.nengo_ext.builder  # noqa: F401  (registers the rule builders)
-from snn_sac_ros.core.nengo_ext.learning_rules import FeedbackDelta, LearnedConnection, LIFParams, LocalDelta
+from snn_sac_ros.core.learning.lif import LIFParams
+from snn_sac_ros.core.nengo_ext.learning_rules import FeedbackDelta, LearnedConnection, LocalDelta
 
 
 @dataclass(frozen=True)

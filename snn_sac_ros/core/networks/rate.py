@@ -1,9 +1,10 @@
 """The rate twin of the Nengo networks: LIF-rate layers in NumPy, for batched replay training.
 
-A :class:`LIFRateNet` is ``input -> LIF -> LIF -> linear output``: the same weights the Nengo network
-(:mod:`snn_sac_ros.core.networks.nengo_nets`) puts on its connections, with the same LIF rate function
-(``nengo.LIFRate``), so the rate-mode Nengo simulator reproduces this forward pass exactly. Learning
-goes through the local rule functions of :mod:`snn_sac_ros.core.nengo_ext.learning_rules`.
+A :class:`LIFRateNet` is ``input -> LIF -> LIF -> linear output``: the same weights the Nengo network puts on its
+connections, with the same LIF rate function (``nengo.LIFRate``), so the rate-mode Nengo simulator reproduces this
+forward pass exactly. Learning goes through the shared learning math (:mod:`snn_sac_ros.core.learning`): the
+feedback mode says how hidden layers get their errors (:mod:`~snn_sac_ros.core.learning.feedback`), and every
+synapse, forward or feedback, changes by the local rule of :mod:`~snn_sac_ros.core.learning.rules`.
 """
 
 from __future__ import annotations
@@ -13,16 +14,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from snn_sac_ros.core.nengo_ext.learning_rules import (
-    LIFParams,
+from snn_sac_ros.core.learning.feedback import feedback_mode, hidden_errors, send_back
+from snn_sac_ros.core.learning.lif import LIFParams, lif_rate
+from snn_sac_ros.core.learning.rules import (
     RuleState,
+    adam_step,
     apply_local_rule,
-    feedback_error,
-    lif_rate,
+    decay,
+    local_gradient,
     random_feedback,
 )
-
-FEEDBACK_MODES = ("exact", "random")
 
 
 @dataclass
@@ -34,20 +35,32 @@ class Cache:
 
 
 class LIFRateNet:
-    """Weights ``W[l]`` (post, pre) and biases ``b[l]`` of a feed-forward LIF-rate network.
+    """Weights ``W[l]`` (post, pre), biases ``b[l]`` (post,) and feedback matrices of a feed-forward LIF-rate network.
 
     Parameters
     ----------
     sizes: layer widths, input first, output last (hidden layers are LIF, the output is linear).
-    lif: neuron constants. feedback: how hidden errors are formed (``"exact"`` or ``"random"``).
-    seed: initialisation and feedback-matrix seed. out_scale: initial output weights' scale.
+    lif: neuron constants. feedback: the feedback mode's name (:data:`~snn_sac_ros.core.learning.feedback.
+        FEEDBACK_MODES`). seed: initialisation and feedback-matrix seed. out_scale: initial output weights' scale.
+    input_columns: ``(start, stop)`` of the inputs whose gradient :meth:`input_gradient` gives (a critic's
+        action); they get an input feedback matrix ``C`` where the mode does not use the forward weights.
+    weight_decay: per update, for modes that learn their feedback (Kolen-Pollack): every forward and feedback
+        matrix shrinks by this factor, which makes ``W - B`` vanish.
+
+    Attributes
+    ----------
+    B: per hidden layer ``l``, the matrix (``W[l + 1]``'s shape) that carries errors down to it (random and
+        learned paths); D: per hidden layer, ``(n_out, n_l)`` from the output (direct path); C: the input
+        feedback ``(n_hidden_0, n_columns)``. Each is None where the mode does not use it.
     """
 
     def __init__(self, sizes: tuple[int, ...], lif: LIFParams, feedback: str = "exact", seed: int = 0,
-                 out_scale: float = 0.1) -> None:
-        if feedback not in FEEDBACK_MODES:
-            raise ValueError(f"feedback must be one of {FEEDBACK_MODES}, got {feedback!r}")
-        self.sizes, self.lif, self.feedback, self.seed = tuple(sizes), lif, feedback, seed
+                 out_scale: float = 0.1, *, input_columns: tuple[int, int] | None = None,
+                 weight_decay: float = 0.0) -> None:
+        self.mode = feedback_mode(feedback)
+        self.sizes, self.lif, self.feedback, self.seed = tuple(sizes), lif, self.mode.name, seed
+        self.input_columns = input_columns
+        self.weight_decay = float(weight_decay) if self.mode.learns_feedback else 0.0
         rng = np.random.default_rng(seed)
         self.W: list[np.ndarray] = []
         self.b: list[np.ndarray] = []
@@ -56,9 +69,21 @@ class LIFRateNet:
             scale = out_scale if last else 1.0
             self.W.append((rng.uniform(-1, 1, (n_out, n_in)) * scale * np.sqrt(3.0 / n_in)).astype(np.float32))
             self.b.append(np.zeros(n_out, np.float32) if last else np.ones(n_out, np.float32))
-        self.B = [random_feedback(w.shape, seed + 1000 + i).astype(np.float32) for i, w in enumerate(self.W)]
+        n_hidden = len(self.W) - 1
+        hidden, action = self.mode.hidden, self.mode.action
+        # the seeds feedback alignment's matrices always had (seed + 1000 + index of the forward layer they mirror)
+        self.B = [random_feedback(self.W[i + 1].shape, seed + 1000 + i + 1).astype(np.float32)
+                  if hidden in ("random", "learned") else None for i in range(n_hidden)]
+        self.D = [random_feedback((sizes[-1], sizes[i + 1]), seed + 2000 + i).astype(np.float32)
+                  if hidden == "direct" else None for i in range(n_hidden)]
+        self.C = None
+        if input_columns is not None and action != "transpose":
+            self.C = random_feedback((sizes[1], input_columns[1] - input_columns[0]), seed + 3000).astype(np.float32)
         self.states_W = [RuleState.zeros(w.shape) for w in self.W]
         self.states_b = [RuleState.zeros(b.shape) for b in self.b]
+        learned = self.mode.learns_feedback
+        self.states_B = [RuleState.zeros(b.shape) if learned and b is not None else None for b in self.B]
+        self.state_C = RuleState.zeros(self.C.shape) if learned and self.C is not None else None
 
     @property
     def n_hidden(self) -> tuple[int, ...]:
@@ -67,8 +92,7 @@ class LIFRateNet:
     def calibrate(self, x: np.ndarray, seed: int = 0) -> None:
         """Set hidden biases so each neuron fires for a random 20-80 % share of the sampled inputs.
 
-        Matches the intercepts to the input distribution the prototype warned about: neurons that never
-        fire, or always fire, carry no information and no gradient.
+        Neurons that never fire, or always fire, carry no information and no gradient.
         """
         rng = np.random.default_rng(seed)
         h = np.asarray(x, np.float32)
@@ -80,7 +104,7 @@ class LIFRateNet:
             h = lif_rate(drive + self.b[i], self.lif)
 
     def forward(self, x: np.ndarray) -> tuple[np.ndarray, Cache]:
-        """Output for a batch ``x`` (batch, n_in), and the cache for :meth:`backward`."""
+        """Output for a batch ``x`` (batch, n_in), and the cache for learning."""
         cache = Cache()
         h = x
         for i, (w, b) in enumerate(zip(self.W, self.b)):
@@ -93,51 +117,103 @@ class LIFRateNet:
             h = lif_rate(j, self.lif)
         raise AssertionError("unreachable")
 
-    def layer_errors(self, cache: Cache, error_out: np.ndarray, exact: bool | None = None) -> list[np.ndarray]:
-        """Error at every layer's post side, from the output error, sent back through the network.
+    def _paths(self, transpose: bool) -> list[np.ndarray]:
+        if transpose:
+            return self.W[1:]
+        return self.D if self.mode.hidden == "direct" else self.B
 
-        ``exact=None`` uses the network's feedback mode; the critic's action gradient always needs
-        exact feedback (``exact=True``).
-        """
-        exact = self.feedback == "exact" if exact is None else exact
-        errors = [error_out]
-        for i in range(len(self.W) - 1, 0, -1):
-            fb = self.W[i] if exact else self.B[i]
-            errors.append(feedback_error(errors[-1], fb, cache.currents[i - 1], self.lif, cache.inputs[i]))
-        return errors[::-1]
+    def layer_errors(self, cache: Cache, error_out: np.ndarray) -> list[np.ndarray | None]:
+        """Post error of every layer (input layer first) from the output error, by the network's feedback mode."""
+        hidden = self.mode.hidden
+        return hidden_errors(hidden, error_out, self._paths(hidden == "transpose"), cache.currents, self.lif,
+                             rates=cache.inputs[1:])
 
     def input_gradient(self, cache: Cache, error_out: np.ndarray) -> np.ndarray:
-        """d output / d input times ``error_out`` (exact feedback), e.g. a critic's action gradient."""
-        return self.layer_errors(cache, error_out, exact=True)[0] @ self.W[0]
+        """d output / d input at ``input_columns``, times ``error_out``: a critic's action gradient.
+
+        Through the transposed forward weights where the mode's action path is ``transpose``, else through the
+        network's own feedback path and its input feedback ``C``.
+        """
+        start, stop = self.input_columns
+        if self.mode.action == "transpose":
+            errors = hidden_errors("transpose", error_out, self.W[1:], cache.currents, self.lif, rates=cache.inputs[1:])
+            return (errors[0] @ self.W[0])[:, start:stop]
+        hidden = self.mode.hidden
+        if hidden == "direct":
+            first = send_back(error_out, self.D[0], cache.currents[0], self.lif, cache.inputs[1])
+        else:
+            first = hidden_errors(hidden, error_out, self._paths(False), cache.currents, self.lif,
+                                  rates=cache.inputs[1:])[0]
+        return first @ self.C
 
     def learn(self, cache: Cache, error_out: np.ndarray, learning_rate: float) -> None:
-        """Apply the local rule to every connection, from the output error."""
+        """Apply the local rule to every learning connection, and to learned feedback, from the output error."""
+        learned = self.mode.learns_feedback
         for i, err in enumerate(self.layer_errors(cache, error_out)):
-            self.W[i] += apply_local_rule(cache.inputs[i], err, self.states_W[i], learning_rate,
-                                          np.empty(self.W[i].shape, np.float32))
+            if err is None:
+                continue
+            if learned:
+                self._learn_mirrored(i, cache.inputs[i], err, learning_rate)
+            else:
+                self.W[i] += apply_local_rule(cache.inputs[i], err, self.states_W[i], learning_rate,
+                                              np.empty(self.W[i].shape, np.float32))
             self.b[i] += apply_local_rule(cache.inputs[i], err, self.states_b[i], learning_rate,
                                           np.empty(self.b[i].shape, np.float32), bias=True)
+        if self.weight_decay > 0:
+            for matrix in self.feedback_and_weights():
+                decay(matrix, self.weight_decay)
+
+    def _learn_mirrored(self, i: int, pre: np.ndarray, error: np.ndarray, learning_rate: float) -> None:
+        """Layer ``i``'s forward update and the same update at its feedback synapses (Kolen-Pollack).
+
+        A feedback synapse of ``B[i - 1]`` joins the same two neurons as its forward twin in ``W[i]`` and sees the
+        same pre activity and post error, so its gradient is the same product: computed once, then each synapse
+        takes its own Adam step from its own moments.
+        """
+        grad = local_gradient(pre, error)
+        self.W[i] += adam_step(grad, self.states_W[i], learning_rate, np.empty(self.W[i].shape, np.float32))
+        if i >= 1 and self.B[i - 1] is not None:
+            self.B[i - 1] += adam_step(grad, self.states_B[i - 1], learning_rate, np.empty(grad.shape, np.float32))
+        if i == 0 and self.C is not None:
+            start, stop = self.input_columns
+            self.C += adam_step(grad[:, start:stop], self.state_C, learning_rate, np.empty(self.C.shape, np.float32))
+
+    def feedback_and_weights(self) -> list[np.ndarray]:
+        """Every forward matrix and every feedback matrix the network holds."""
+        return [*self.W, *(m for m in (*self.B, *self.D, self.C) if m is not None)]
 
     def copy_weights_from(self, other: LIFRateNet) -> None:
         for dst, src in zip(self.W + self.b, other.W + other.b):
             dst[...] = src
 
     def polyak_from(self, other: LIFRateNet, tau: float) -> None:
-        """Target-network update: ``theta_target <- tau theta + (1 - tau) theta_target``."""
+        """Slow weights: ``theta_slow <- tau theta + (1 - tau) theta_slow``, each synapse from its own twin."""
         for target, src in zip(self.W + self.b, other.W + other.b):
             np.multiply(target, 1.0 - tau, out=target)
             np.add(target, tau * src, out=target)
 
     def arrays(self, prefix: str) -> dict[str, np.ndarray]:
-        """Weights as named arrays for a checkpoint."""
+        """Weights (and feedback matrices) as named arrays for a checkpoint."""
         out = {f"{prefix}/W{i}": w for i, w in enumerate(self.W)}
         out.update({f"{prefix}/b{i}": b for i, b in enumerate(self.b)})
+        out.update({f"{prefix}/B{i}": m for i, m in enumerate(self.B) if m is not None})
+        out.update({f"{prefix}/D{i}": m for i, m in enumerate(self.D) if m is not None})
+        if self.C is not None:
+            out[f"{prefix}/C"] = self.C
         return out
 
     def load_arrays(self, arrays: dict[str, np.ndarray], prefix: str) -> None:
-        for i in range(len(self.W)):
-            w, b = arrays[f"{prefix}/W{i}"], arrays[f"{prefix}/b{i}"]
-            if w.shape != self.W[i].shape or b.shape != self.b[i].shape:
-                raise ValueError(f"{prefix} layer {i}: checkpoint shape {w.shape} does not match {self.W[i].shape}")
-            self.W[i] = np.array(w, np.float32)
-            self.b[i] = np.array(b, np.float32)
+        """Weights from a checkpoint; feedback matrices too where the mode has them (they are part of the net)."""
+        def take(key: str, like: np.ndarray) -> np.ndarray:
+            if key not in arrays:
+                raise ValueError(f"checkpoint lacks {key}, which {self.feedback!r} feedback needs")
+            if arrays[key].shape != like.shape:
+                raise ValueError(f"{key}: checkpoint shape {arrays[key].shape} does not match {like.shape}")
+            return np.array(arrays[key], np.float32)
+
+        self.W = [take(f"{prefix}/W{i}", w) for i, w in enumerate(self.W)]
+        self.b = [take(f"{prefix}/b{i}", b) for i, b in enumerate(self.b)]
+        self.B = [None if m is None else take(f"{prefix}/B{i}", m) for i, m in enumerate(self.B)]
+        self.D = [None if m is None else take(f"{prefix}/D{i}", m) for i, m in enumerate(self.D)]
+        if self.C is not None:
+            self.C = take(f"{prefix}/C", self.C)

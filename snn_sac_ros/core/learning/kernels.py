@@ -1,0 +1,83 @@
+"""Fused numba kernels under the learning math: one pass over memory each.
+
+NumPy runs the masked LIF rate as nine passes over memory and its bounded derivative as seventeen; on replay
+batches (256 x 256) those passes, not the arithmetic, were most of an update's element-wise cost. Each kernel is
+one pass; the transcendental functions stay NumPy's vectorised ``log1p`` and ``exp`` (called between the kernels),
+and every operation keeps NumPy's order and dtype, so the results are bit for bit those of the plain NumPy
+expressions (tested against them). ``error_model="numpy"``: IEEE results, no exceptions, so the loops vectorise.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numba
+import numpy as np
+
+kernel = functools.partial(numba.njit, nogil=True, cache=True, error_model="numpy")
+
+
+@kernel
+def rate_log1p_argument(current: np.ndarray, out: np.ndarray, one: float, tiny: float) -> None:
+    """``out = 1 / (J - 1)`` where ``J > 1``; -0.5 where silent (a marker: its log1p is negative); NaN kept."""
+    for i in range(current.size):
+        j = current[i] - one
+        if j > 0.0:
+            out[i] = one / max(j, tiny)
+        elif math.isnan(j):  # bad input must not turn into a quiet zero
+            out[i] = j
+        else:
+            out[i] = -0.5
+
+
+@kernel
+def rate_from_log1p(x: np.ndarray, amplitude: float, tau_ref: float, tau_rc: float) -> None:
+    """``x = a / (tau_ref + tau_rc x)`` where ``x = log1p(...) >= 0``; 0 at the silent marker; NaN kept."""
+    for i in range(x.size):
+        if x[i] >= 0.0:
+            x[i] = amplitude / (tau_ref + x[i] * tau_rc)
+        elif not math.isnan(x[i]):
+            x[i] = 0.0
+
+
+@kernel
+def derivative_parts(current: np.ndarray, rate: np.ndarray, out: np.ndarray, exp_arg: np.ndarray,  # noqa: PLR0917
+                     one: float, sigma: float, rate_at_sigma: float, scale: float, floor: float,
+                     inv_sigma: float) -> None:
+    """The above-threshold derivative into ``out`` (0 below), and ``j / sigma`` where the decay applies
+    (-inf elsewhere, so NumPy's exp gives exactly 0 there and no subnormal). NaN in, NaN out."""
+    for i in range(current.size):
+        j = current[i] - one
+        jc = j if math.isnan(j) else max(j, sigma)
+        r = rate[i] if math.isnan(rate[i]) else max(rate[i], rate_at_sigma)
+        held = r * r
+        held = held * scale
+        held = held / (jc * (jc + one))
+        if j < 0.0:
+            out[i] = held * 0.0  # as NumPy's masked multiply: 0, or NaN from a non-finite held value
+            exp_arg[i] = j * inv_sigma if j >= floor else -np.inf
+        else:
+            out[i] = held
+            exp_arg[i] = -np.inf
+
+
+@kernel
+def add_decay(out: np.ndarray, decay: np.ndarray, at_sigma: float) -> None:
+    """``out += at_sigma * exp(j / sigma)`` (``decay`` holds the exp, 0 where it does not apply)."""
+    for i in range(out.size):
+        out[i] = out[i] + decay[i] * at_sigma
+
+
+@kernel
+def adam_step(grad: np.ndarray, m: np.ndarray, v: np.ndarray, delta: np.ndarray,  # noqa: PLR0917
+              one_minus_beta1: float, beta1: float, one_minus_beta2: float, beta2: float, floor: float,
+              eps: float, neg_step: float) -> None:
+    """Adam's moments and step for every synapse, in one pass (see ``rules.apply_local_rule``)."""
+    for i in range(grad.size):
+        g = grad[i]
+        v[i] = v[i] * beta2 + (g * one_minus_beta2) * g
+        v[i] = max(v[i], floor)
+        m[i] = m[i] * beta1 + g * one_minus_beta1
+        ratio = m[i] / (np.sqrt(v[i]) + eps)
+        delta[i] = ratio * neg_step
