@@ -1,0 +1,59 @@
+"""Write ``online_reference.npz``: what the online agent computes on a fixed input sequence.
+
+The fused Nengo operators must reproduce these numbers (test_online_operators.py). The file was written by this
+script with the per-connection operators the agent had before the fused ones (commit 3c064e7): a tiny checkpoint
+(16 + 16 LIF neurons per network), then for a spiking and a rate actor with learning on (online rate 1e-3,
+anchor 0.05 s, adaptive damping) 240 ticks of seeded observations and rewards, an episode boundary every 60
+ticks and learning off for ticks 100-139, recording every action, the weights at the end and the damping gains.
+
+    python test/data/make_online_reference.py
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).parent
+TICKS, EPISODE, OFF = 240, 60, range(100, 140)
+
+
+def run(checkpoint: Path, spiking: bool) -> dict[str, np.ndarray]:
+    from snn_sac_ros.core.agent.checkpoint import load_checkpoint
+    from snn_sac_ros.core.agent.online import DampingLearning, OnlineAgent
+
+    ckpt = load_checkpoint(checkpoint)
+    agent = OnlineAgent(ckpt, spiking=spiking, learning=True, dt=0.002, seed=5, online_lr=1e-3, anchor_tau=0.05,
+                        damping=DampingLearning(sigma=0.2, rate=0.3, cost_tau=0.02))
+    rng = np.random.default_rng(11)
+    actions = []
+    for tick in range(TICKS):
+        if tick % EPISODE == 0:
+            agent.end_episode()
+        if agent.learning != (tick not in OFF):
+            agent.learning = tick not in OFF
+        obs = np.clip(rng.normal(0.0, 0.4, agent.obs_dim), -1, 1)
+        actions.append(agent.step(obs, float(-rng.uniform(0.0, 1.0)) if tick % EPISODE else None))
+    out = {"actions": np.array(actions), "damping": agent.damping_gains()}
+    out.update({f"weights/{k}": v for k, v in agent.current_arrays().items() if not k.startswith("reference/")})
+    return out
+
+
+def main() -> None:
+    from snn_sac_ros.cli import main as cli
+
+    with tempfile.TemporaryDirectory() as tmp:
+        assert cli(["train", "--arm", "planar2", "--steps", "600", "--learning-starts", "300", "--batch-size", "32",
+                    "--hidden", "16", "16", "--seed", "2", "--out", tmp, "--no-progress"]) == 0
+        checkpoint = Path(tmp) / "checkpoint.npz"
+        data = {"checkpoint": np.frombuffer(checkpoint.read_bytes(), np.uint8)}
+        for spiking in (True, False):
+            data.update({f"{'spiking' if spiking else 'rate'}/{k}": v for k, v in run(checkpoint, spiking).items()})
+    np.savez_compressed(HERE / "online_reference.npz", **data)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
