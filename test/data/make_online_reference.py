@@ -3,7 +3,8 @@
 The fused Nengo operators must reproduce these numbers (test_online_operators.py). The file was written by this
 script with the per-connection operators the agent had before the fused ones (commit 3c064e7): a tiny checkpoint
 (16 + 16 LIF neurons per network), then for a spiking and a rate actor with learning on (online rate 1e-3,
-anchor 0.05 s, adaptive damping) 240 ticks of seeded observations and rewards, an episode boundary every 60
+anchor 0.05 s, adaptive damping; the spiking neurons' initial voltages set by
+:func:`initial_voltage`) 240 ticks of seeded observations and rewards, an episode boundary every 60
 ticks and learning off for ticks 100-139, recording every action, the weights at the end and the damping gains.
 
     python test/data/make_online_reference.py
@@ -21,6 +22,11 @@ HERE = Path(__file__).parent
 TICKS, EPISODE, OFF = 240, 60, range(100, 140)
 
 
+def initial_voltage(layer: int, size: int) -> np.ndarray:
+    """The actor's spiking neurons' voltages at the first step, per hidden layer."""
+    return np.random.default_rng(100 + layer).uniform(0.0, 1.0, size)
+
+
 def run(checkpoint: Path, spiking: bool) -> dict[str, np.ndarray]:
     from snn_sac_ros.core.agent.checkpoint import load_checkpoint
     from snn_sac_ros.core.agent.online import DampingLearning, OnlineAgent
@@ -28,6 +34,10 @@ def run(checkpoint: Path, spiking: bool) -> dict[str, np.ndarray]:
     ckpt = load_checkpoint(checkpoint)
     agent = OnlineAgent(ckpt, spiking=spiking, learning=True, dt=0.002, seed=5, online_lr=1e-3, anchor_tau=0.05,
                         damping=DampingLearning(sigma=0.2, rate=0.3, cost_tau=0.02))
+    if spiking:  # a known start: Nengo draws the neurons' initial voltages from seeds that depend on the model
+        for layer, ensemble in enumerate(agent.actor.hidden):
+            voltage = agent.sim.signals[agent.sim.model.sig[ensemble.neurons]["voltage"]]
+            voltage[...] = initial_voltage(layer, voltage.size)
     rng = np.random.default_rng(11)
     actions = []
     for tick in range(TICKS):
