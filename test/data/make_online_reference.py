@@ -5,8 +5,8 @@ script with the per-connection operators the agent had before the fused ones (co
 (16 + 16 LIF neurons per network), then for a spiking and a rate actor with learning on (online rate 1e-3,
 anchor 0.05 s, adaptive damping; the spiking neurons' initial voltages set by
 :func:`initial_voltage`) 240 ticks of seeded observations and rewards, an episode boundary every 60
-ticks and learning off for ticks 100-139, recording every action, the weights at the end (float64, as the simulator holds them), the number of TD
-updates and the damping gains.
+ticks and learning off for ticks 100-139, recording every action, the weights at the end (float64, as the simulator
+holds them), the number of TD updates and the damping gains.
 
     python test/data/make_online_reference.py
 """
@@ -53,7 +53,8 @@ def run(checkpoint: Path, spiking: bool) -> dict[str, np.ndarray]:
     for name, net in [("actor", agent.actor), *zip(("q1", "q2"), agent.critics)]:
         for kind, connections in (("W", net.weight_connections), ("b", net.bias_connections)):
             for i, conn in enumerate(connections):  # float64, as the simulator holds them, pending change included
-                weights = sim.signals[sim.model.sig[conn]["weights"]] + sim.signals[sim.model.sig[conn.learning_rule]["delta"]]
+                sig = sim.model.sig
+                weights = sim.signals[sig[conn]["weights"]] + sim.signals[sig[conn.learning_rule]["delta"]]
                 out[f"weights/{name}/{kind}{i}"] = weights if kind == "W" else weights[:, 0]
     return out
 

@@ -94,11 +94,11 @@ def decay(weights: np.ndarray, rate: float) -> None:
     np.multiply(weights, weights.dtype.type(1.0 - rate), out=weights)
 
 
-def random_feedback(shape: tuple[int, int], seed: int) -> np.ndarray:
-    """A random feedback matrix (feedback alignment's fixed one, Kolen-Pollack's start), scaled like a
-    ``1/sqrt(fan_in)`` initialisation of a forward matrix of that shape."""
+def random_feedback(shape: tuple[int, int], seed: int, fan_in: int | None = None) -> np.ndarray:
+    """A random feedback matrix (feedback alignment's fixed one, Kolen-Pollack's start), scaled like the
+    ``1/sqrt(fan_in)`` initialisation of the forward matrix it stands for (``fan_in`` default: ``shape[1]``)."""
     rng = np.random.default_rng(seed)
-    return rng.uniform(-1.0, 1.0, shape) * np.sqrt(3.0 / shape[1])
+    return rng.uniform(-1.0, 1.0, shape) * np.sqrt(3.0 / (shape[1] if fan_in is None else fan_in))
 
 
 @functools.lru_cache(maxsize=1)

@@ -78,7 +78,9 @@ class LIFRateNet:
                   if hidden == "direct" else None for i in range(n_hidden)]
         self.C = None
         if input_columns is not None and action != "transpose":
-            self.C = random_feedback((sizes[1], input_columns[1] - input_columns[0]), seed + 3000).astype(np.float32)
+            # like the action columns of W_0 it stands for (fan-in: every input)
+            self.C = random_feedback((sizes[1], input_columns[1] - input_columns[0]), seed + 3000,
+                                     fan_in=sizes[0]).astype(np.float32)
         self.states_W = [RuleState.zeros(w.shape) for w in self.W]
         self.states_b = [RuleState.zeros(b.shape) for b in self.b]
         learned = self.mode.learns_feedback
