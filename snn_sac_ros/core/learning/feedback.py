@@ -28,37 +28,41 @@ import numpy as np
 from snn_sac_ros.core.learning.lif import LIFParams, lif_rate_derivative
 from snn_sac_ros.core.learning.modes import FEEDBACK_MODES, FeedbackMode, feedback_mode
 
-__all__ = ["FEEDBACK_MODES", "FeedbackMode", "feedback_mode", "hidden_errors", "send_back"]
+__all__ = ["FEEDBACK_MODES", "FeedbackMode", "derivatives", "feedback_mode", "hidden_errors", "send_back"]
 
 
-def send_back(error: np.ndarray, path: np.ndarray, current: np.ndarray, lif: LIFParams,
-              rate: np.ndarray | None = None) -> np.ndarray:
+def send_back(error: np.ndarray, path: np.ndarray, derivative: np.ndarray) -> np.ndarray:
     """The error at a hidden layer's neurons from an error further up: ``(e path) * r'(J)``.
 
     ``path`` has the shape ``(n_up, n_hidden)`` of the forward matrix into the layer above (or of a direct
-    matrix from the output); ``rate`` (the layer's rates, if kept) only saves a logarithm.
+    matrix from the output); ``derivative`` is the layer's bounded LIF derivative (:func:`derivatives`).
     """
     out = error @ path
-    out *= lif_rate_derivative(current, lif, rate)
+    out *= derivative
     return out
 
 
-def hidden_errors(hidden: str, error_out: np.ndarray, paths: list[np.ndarray | None], currents: list[np.ndarray],
-                  lif: LIFParams, *, rates: list[np.ndarray] | None = None) -> list[np.ndarray | None]:
+def derivatives(currents: list[np.ndarray], lif: LIFParams, rates: list[np.ndarray] | None = None
+                ) -> list[np.ndarray]:
+    """The bounded LIF derivative of every hidden layer (``rates``, if kept, only save a logarithm each)."""
+    rates = rates if rates is not None else [None] * len(currents)
+    return [lif_rate_derivative(j, lif, r) for j, r in zip(currents, rates)]
+
+
+def hidden_errors(hidden: str, error_out: np.ndarray, paths: list[np.ndarray | None],
+                  derivative: list[np.ndarray] | None) -> list[np.ndarray | None]:
     """The post error of every layer, input layer first, the last being ``error_out``.
 
     ``paths[l]`` carries errors to hidden layer ``l``: for ``transpose``, ``random`` and ``learned`` it has the
     shape of the forward matrix into layer ``l + 1`` (``W_{l+1}`` itself for ``transpose``); for ``direct`` the
-    shape ``(n_out, n_l)``. ``currents[l]`` (and ``rates[l]``) are hidden layer ``l``'s. ``frozen``: hidden
-    layers get no error (None).
+    shape ``(n_out, n_l)``. ``derivative[l]`` is hidden layer ``l``'s. ``frozen``: hidden layers get no error
+    (None), and need no derivative.
     """
-    n_hidden = len(currents)
-    rates = rates if rates is not None else [None] * n_hidden
     if hidden == "frozen":
-        return [None] * n_hidden + [error_out]
+        return [None] * len(paths) + [error_out]
     if hidden == "direct":
-        return [send_back(error_out, paths[i], currents[i], lif, rates[i]) for i in range(n_hidden)] + [error_out]
+        return [send_back(error_out, p, d) for p, d in zip(paths, derivative)] + [error_out]
     errors = [error_out]
-    for i in range(n_hidden - 1, -1, -1):
-        errors.append(send_back(errors[-1], paths[i], currents[i], lif, rates[i]))
+    for i in range(len(paths) - 1, -1, -1):
+        errors.append(send_back(errors[-1], paths[i], derivative[i]))
     return errors[::-1]

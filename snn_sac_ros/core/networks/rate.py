@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from snn_sac_ros.core.learning.feedback import feedback_mode, hidden_errors, send_back
+from snn_sac_ros.core.learning.feedback import derivatives, feedback_mode, hidden_errors, send_back
 from snn_sac_ros.core.learning.lif import LIFParams, lif_rate
 from snn_sac_ros.core.learning.rules import (
     RuleState,
@@ -124,11 +124,14 @@ class LIFRateNet:
             return self.W[1:]
         return self.D if self.mode.hidden == "direct" else self.B
 
+    def _derivatives(self, cache: Cache) -> list[np.ndarray]:
+        return derivatives(cache.currents, self.lif, cache.inputs[1:])
+
     def layer_errors(self, cache: Cache, error_out: np.ndarray) -> list[np.ndarray | None]:
         """Post error of every layer (input layer first) from the output error, by the network's feedback mode."""
         hidden = self.mode.hidden
-        return hidden_errors(hidden, error_out, self._paths(hidden == "transpose"), cache.currents, self.lif,
-                             rates=cache.inputs[1:])
+        return hidden_errors(hidden, error_out, self._paths(hidden == "transpose"),
+                             None if hidden == "frozen" else self._derivatives(cache))
 
     def input_gradient(self, cache: Cache, error_out: np.ndarray) -> np.ndarray:
         """d output / d input at ``input_columns``, times ``error_out``: a critic's action gradient.
@@ -137,16 +140,12 @@ class LIFRateNet:
         network's own feedback path and its input feedback ``C``.
         """
         start, stop = self.input_columns
+        derivative = self._derivatives(cache)
         if self.mode.action == "transpose":
-            errors = hidden_errors("transpose", error_out, self.W[1:], cache.currents, self.lif, rates=cache.inputs[1:])
-            return (errors[0] @ self.W[0])[:, start:stop]
-        hidden = self.mode.hidden
-        if hidden == "direct":
-            first = send_back(error_out, self.D[0], cache.currents[0], self.lif, cache.inputs[1])
-        else:
-            first = hidden_errors(hidden, error_out, self._paths(False), cache.currents, self.lif,
-                                  rates=cache.inputs[1:])[0]
-        return first @ self.C
+            return (hidden_errors("transpose", error_out, self.W[1:], derivative)[0] @ self.W[0])[:, start:stop]
+        if self.mode.hidden == "direct":
+            return send_back(error_out, self.D[0], derivative[0]) @ self.C
+        return hidden_errors(self.mode.hidden, error_out, self.B, derivative)[0] @ self.C
 
     def learn(self, cache: Cache, error_out: np.ndarray, learning_rate: float) -> None:
         """Apply the local rule to every learning connection, and to learned feedback, from the output error."""
