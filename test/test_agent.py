@@ -269,10 +269,10 @@ def test_exploration_holds_each_sample_for_one_trained_control_period(tiny_check
         samples = []
         for _ in range(ticks):
             agent.step(obs, reward=-0.3)
-            samples.append(agent._eps.copy())
+            samples.append(agent.exploration_noise)
         changes = [i for i in range(1, ticks) if not np.array_equal(samples[i], samples[i - 1])]
         assert changes == [20, 40], (steps_per_tick, changes)
         assert np.any(samples[0] != 0)
         agent.learning = False  # not learning: the deterministic tanh(mean), no sample
         agent.step(obs)
-        assert not np.any(agent._eps)
+        assert not np.any(agent.exploration_noise)

@@ -7,12 +7,13 @@ import nengo
 import numpy as np
 import pytest
 
+from snn_sac_ros.core.learning.feedback import FEEDBACK_MODES
 from snn_sac_ros.core.learning.lif import LIFParams, lif_rate, lif_rate_derivative
 from snn_sac_ros.core.learning.perturbation import PerturbationState, add_trial_cost, end_perturbation_trial
 from snn_sac_ros.core.learning.rules import RuleState, anchor_pull, apply_local_rule
-from snn_sac_ros.core.nengo_ext.builder import ANCHOR_EVERY, InputGradient
-from snn_sac_ros.core.nengo_ext.learning_rules import FeedbackDelta, LearnedConnection, PerturbationDelta
-from snn_sac_ros.core.networks.nengo_nets import LearningSpec, LIFNetwork
+from snn_sac_ros.core.nengo_ext.learning_rules import LearnedConnection, LocalLearning, PerturbationDelta
+from snn_sac_ros.core.nengo_ext.networks import Layers, LIFNetwork
+from snn_sac_ros.core.nengo_ext.operators import ANCHOR_EVERY
 from snn_sac_ros.core.networks.rate import LIFRateNet
 
 LIF = LIFParams()
@@ -171,81 +172,93 @@ def test_exact_feedback_equals_finite_difference_gradient() -> None:
             assert grad[i, k] == pytest.approx((up - down) / 2e-6, rel=1e-3, abs=1e-8)
 
 
-@pytest.mark.parametrize(("feedback", "adaptive"), [("exact", False), ("random", False), ("exact", True)])
-def test_online_step_equals_batch_of_one_replay_step(feedback: str, adaptive: bool) -> None:
-    """One Nengo step with the rules on gives the same weight change as the trainer on a batch of one."""
-    net = LIFRateNet((4, 20, 15, 2), LIF, feedback, seed=7, out_scale=1.0)
+def _standalone(net: LIFRateNet, mode: str, x: np.ndarray, error: np.ndarray, learning: LocalLearning
+                ) -> tuple[nengo.Network, LIFNetwork]:
+    """A Nengo model of ``net`` (rate neurons) whose input is ``x`` and output error ``error``."""
+    layers = Layers(tuple(net.W), tuple(net.b), tuple(m for m in (*net.B, *net.D) if m is not None), net.C)
+    with nengo.Network(seed=0) as model:
+        lifnet = LIFNetwork(layers, LIF, spiking=False, learning=learning, action_columns=net.input_columns)
+        nengo.Connection(nengo.Node(x), lifnet.input, synapse=None)
+        nengo.Connection(nengo.Node(error), lifnet.error, synapse=None)
+    return model, lifnet
+
+
+@pytest.mark.parametrize("mode", sorted(FEEDBACK_MODES))
+def test_online_step_equals_batch_of_one_replay_step(mode: str) -> None:
+    """One Nengo step with the rules on changes every weight, bias and learned feedback matrix as the replay
+    network's error paths and the plain local rule do on a batch of one."""
+    net = LIFRateNet((4, 20, 15, 2), LIF, mode, seed=7, out_scale=1.0, input_columns=(2, 4))
     rng = np.random.default_rng(2)
     net.calibrate(rng.uniform(-1, 1, (50, 4)), seed=2)
     x, e = rng.uniform(-1, 1, 4), rng.normal(size=2)
     lr = 1e-3
-    with nengo.Network(seed=0) as model:
-        lifnet = LIFNetwork(net.W, net.b, LIF, spiking=False, learning=LearningSpec(lr, feedback, None, seed=7,
-                                                                                 adaptive=adaptive))
-        nengo.Connection(nengo.Node(x), lifnet.input, synapse=None)
-        err = nengo.Node(e)
-        for rule in lifnet.output_rules:
-            nengo.Connection(err, rule, synapse=None)
+    model, lifnet = _standalone(net, mode, x, e, LocalLearning(lr, mode))
     with nengo.Simulator(model, progress_bar=False) as sim:
         sim.step()
-        online_w = [sim.signals[sim.model.sig[c.learning_rule]["delta"]] for c in lifnet.weight_connections]
-        online_b = [sim.signals[sim.model.sig[c.learning_rule]["delta"]][:, 0] for c in lifnet.bias_connections]
-        online_w, online_b = [w.copy() for w in online_w], [b.copy() for b in online_b]
+        online = lifnet.read_layers(sim)
 
     _, cache = net.forward(x[None].astype(np.float32))
     errors = net.layer_errors(cache, e[None].astype(np.float32))
-    for i, err_i in enumerate(errors):
-        dw = apply_local_rule(cache.inputs[i], err_i, RuleState.zeros(net.W[i].shape), lr, np.empty(net.W[i].shape),
-                              adaptive=adaptive)
-        db = apply_local_rule(None, err_i, RuleState.zeros(net.b[i].shape), lr, np.empty(net.b[i].shape), bias=True,
-                              adaptive=adaptive)
-        np.testing.assert_allclose(online_w[i], dw, rtol=1e-3, atol=1e-7)
-        np.testing.assert_allclose(online_b[i], db, rtol=1e-3, atol=1e-7)
-        assert np.any(dw != 0)
+    changed = 0
+    for i, err in enumerate(errors):
+        if err is None:
+            np.testing.assert_array_equal(online.weights[i], net.W[i])  # frozen hidden layers (pes)
+            continue
+        dw = apply_local_rule(cache.inputs[i], err, RuleState.zeros(net.W[i].shape), lr, np.empty(net.W[i].shape),
+                              adaptive=False)
+        db = apply_local_rule(None, err, RuleState.zeros(net.b[i].shape), lr, np.empty(net.b[i].shape), bias=True,
+                              adaptive=False)
+        np.testing.assert_allclose(online.weights[i] - net.W[i], dw, rtol=1e-3, atol=1e-7)
+        np.testing.assert_allclose(online.biases[i] - net.b[i], db, rtol=1e-3, atol=1e-7)
+        if i >= 1 and net.mode.learns_feedback:  # Kolen-Pollack: the feedback synapse takes its twin's update
+            np.testing.assert_allclose(online.feedback[i - 1] - net.B[i - 1], dw, rtol=1e-3, atol=1e-7)
+        if i == 0 and net.mode.learns_feedback:
+            np.testing.assert_allclose(online.input_feedback - net.C, dw[:, 2:4], rtol=1e-3, atol=1e-7)
+        changed += int(np.any(dw != 0))
+    assert changed == (1 if mode == "pes" else 3)
+    if not net.mode.learns_feedback:  # fixed feedback stays as it is
+        for before, after in zip([m for m in (*net.B, *net.D) if m is not None], online.feedback):
+            np.testing.assert_array_equal(after, before)
 
 
-def test_input_gradient_node_matches_trainer() -> None:
-    net = LIFRateNet((6, 18, 14, 1), LIF, "exact", seed=4, out_scale=1.0, input_columns=(4, 6))
+@pytest.mark.parametrize("mode", sorted(FEEDBACK_MODES))
+def test_online_input_gradient_matches_the_trainers(mode: str) -> None:
+    """A critic's dQ/da in Nengo (a unit output error through its feedback mode's path) is the replay network's."""
+    net = LIFRateNet((6, 18, 14, 1), LIF, mode, seed=4, out_scale=1.0, input_columns=(4, 6))
     rng = np.random.default_rng(3)
     net.calibrate(rng.uniform(-1, 1, (40, 6)), seed=3)
     x = rng.uniform(-1, 1, 6)
-    with nengo.Network() as model:
-        lifnet = LIFNetwork(net.W, net.b, LIF, spiking=False)
-        nengo.Connection(nengo.Node(x), lifnet.input, synapse=None)
-        with nengo.Network():
-            grad = InputGradient(lifnet.weight_connections, lifnet.hidden, slice(4, 6), LIF)
-        probe = nengo.Probe(grad)
+    model, lifnet = _standalone(net, mode, x, np.zeros(1), LocalLearning(0.0, mode))
     with nengo.Simulator(model, progress_bar=False) as sim:
         sim.step()
+        gradient = sim.signals[sim.model.sig[lifnet]["input_gradient"]].copy()
     _, cache = net.forward(x[None].astype(np.float32))
-    ref = net.input_gradient(cache, np.ones((1, 1), np.float32))[0]
-    np.testing.assert_allclose(sim.data[probe][0], ref, rtol=1e-3, atol=1e-6)
+    np.testing.assert_allclose(gradient, net.input_gradient(cache, np.ones((1, 1), np.float32))[0], rtol=1e-3,
+                               atol=1e-6)
 
 
-def test_feedback_rule_validates_its_mode() -> None:
+def test_learning_validates_its_feedback_mode() -> None:
     with pytest.raises(ValueError, match="feedback"):
-        FeedbackDelta(None, feedback="sideways")
+        LocalLearning(feedback="sideways")
 
 
 def test_anchor_pulls_weights_back_to_the_reference_at_its_time_constant() -> None:
     """With no error-driven change (learning rate 0) the anchor alone relaxes W - W_ref by exp(-t / tau)."""
     net = LIFRateNet((3, 8, 2), LIF, "exact", seed=5, out_scale=1.0)
     rng = np.random.default_rng(4)
-    ref_w = [w + rng.normal(scale=0.1, size=w.shape).astype(np.float32) for w in net.W]
-    ref_b = [b + 0.2 for b in net.b]
+    ref_w = tuple(w + rng.normal(scale=0.1, size=w.shape).astype(np.float32) for w in net.W)
+    ref_b = tuple(b + 0.2 for b in net.b)
     dt, tau, steps = 0.001, 0.05, ANCHOR_EVERY * 10
     with nengo.Network(seed=0) as model:
-        lifnet = LIFNetwork(net.W, net.b, LIF, spiking=False,
-                            learning=LearningSpec(0.0, "exact", None, anchor_tau=tau, reference=(ref_w, ref_b)))
+        lifnet = LIFNetwork(Layers(tuple(net.W), tuple(net.b)), LIF, spiking=False,
+                            learning=LocalLearning(0.0, anchor_tau=tau), reference=Layers(ref_w, ref_b))
         nengo.Connection(nengo.Node(rng.uniform(-1, 1, 3)), lifnet.input, synapse=None)
-        err = nengo.Node(np.ones(2))  # learning on (an error arrives), but a zero step size
-        for rule in lifnet.output_rules:
-            nengo.Connection(err, rule, synapse=None)
+        nengo.Connection(nengo.Node(np.ones(2)), lifnet.error, synapse=None)  # an error, but a zero step size
     with nengo.Simulator(model, dt=dt, progress_bar=False) as sim:
         sim.run_steps(steps)
-        ws, bs = lifnet.read_weights(sim)
+        now = lifnet.read_layers(sim)
     factor = (1.0 - ANCHOR_EVERY * dt / tau) ** (steps // ANCHOR_EVERY)
-    for w, w0, r in zip(ws + bs, net.W + net.b, ref_w + ref_b):
+    for w, w0, r in zip(now.weights + now.biases, net.W + net.b, ref_w + ref_b):
         np.testing.assert_allclose(w - r, factor * (w0 - r), rtol=1e-4, atol=1e-6)
     assert factor < 0.05
 

@@ -112,8 +112,7 @@ def time_in_process(checkpoint: Path, rate: float, learning: bool, steps: int, b
     clock = time.perf_counter
     for start in range(0, steps, block):
         for k in range(start, min(start + block, steps)):
-            agent._obs[:] = obs[k]  # what agent.step does before sim.step(), minus its checks
-            agent._reward = float(reward[k])
+            agent.set_inputs(obs[k], float(reward[k]))  # what agent.step does before sim.step(), minus its checks
             t0 = clock()
             agent.sim.step()
             times["nengo"].append(clock() - t0)

@@ -1,31 +1,34 @@
-"""The deployed agent: a Nengo simulator that acts and keeps learning, one ``dt`` step per control tick.
+"""The deployed agent: a Nengo simulator that acts and keeps learning, one control tick per :meth:`OnlineAgent.step`.
 
-:class:`OnlineAgent` builds, from a checkpoint, one Nengo model holding
+:class:`OnlineAgent` builds, from a checkpoint, one Nengo model
+(:class:`~snn_sac_ros.core.nengo_ext.networks.SpikingSACNetwork`) holding
 
-* the actor: a :class:`~snn_sac_ros.core.networks.nengo_nets.LIFNetwork` of spiking LIF neurons (or
-  LIF-rate with ``spiking=False``), whose output (mean, log-std) feeds a policy node that squashes it
-  into an action in [-1, 1] (deterministic ``tanh(mean)`` unless ``explore``);
-* the twin critics (LIF-rate ensembles: the TD error needs clean values) reading observation and action;
-* the learning: ``LocalDelta`` rules on output connections, ``FeedbackDelta`` rules on hidden ones (their
-  error travels back through the network), a TD-error node feeding the critics' output rules, two
-  ``InputGradient`` nodes giving the critics' action gradient, and an actor-error node combining it with
-  the entropy term (the same :func:`~snn_sac_ros.core.agent.sac.actor_output_error` the replay trainer uses);
-* adaptive joint damping: a connection from the observation's joint velocities to the action, one synapse
-  per joint (``torque -= gain * dq``), zero in a freshly trained checkpoint, learned online by
-  :class:`~snn_sac_ros.core.nengo_ext.learning_rules.PerturbationDelta` from the reach error (see
-  :class:`DampingLearning`). It is what adapts to a payload: the critics' action gradient, trained on the
-  nominal arm, does not point to the damping a heavier arm needs.
+* the actor: a :class:`~snn_sac_ros.core.nengo_ext.networks.LIFNetwork` of spiking LIF neurons (or LIF rate with
+  ``spiking=False``) whose output (mean, log-std) the policy head squashes into an action in [-1, 1]
+  (deterministic ``tanh(mean)`` unless ``explore``);
+* the twin critics (LIF-rate neurons: the TD error needs clean values) reading observation and action;
+* the learning, all inside the network's operators: the per-step TD error, each critic's action gradient dQ/da,
+  the actor's error from it and the entropy term, the hidden layers' errors by the checkpoint's feedback mode
+  (``exact`` is backprop: weight transport; ``kp`` and the feedback-alignment modes read no forward weight), and
+  every synapse's local update;
+* adaptive joint damping: one learned gain per joint from the observed joint velocity to the action
+  (``torque -= gain * dq``), zero in a freshly trained checkpoint, learned online by weight perturbation
+  (:class:`~snn_sac_ros.core.nengo_ext.learning_rules.PerturbationDelta`) from the reach error (see
+  :class:`DampingLearning`): the critics' action gradient, trained on the nominal arm, does not point to the
+  damping a heavier arm needs.
+
+With learning off only the actor and the policy head compute; switching learning on needs no rebuild.
 
 Online learning is anchored: while the rules learn, every weight is also pulled back toward its reference
-(the trained checkpoint's weights) with time constant ``anchor_tau`` (see
-:func:`~snn_sac_ros.core.nengo_ext.learning_rules.anchor_pull`), so the policy can adapt around what was
-trained but cannot drift away from it over hours. Saved online weights carry their reference
-(``reference/<name>`` arrays), so a restart stays anchored to the same trained weights.
+(the trained checkpoint's weights) with time constant ``anchor_tau``
+(:func:`~snn_sac_ros.core.learning.rules.anchor_pull`), so the policy can adapt around what was trained but cannot
+drift away from it over hours. Saved online weights carry their reference (``reference/<name>`` arrays), so a
+restart stays anchored to the same trained weights.
 
-Online TD is per tick: the discount and reward are scaled to the tick length (``gamma ** (dt * control_hz)``,
-``reward * dt * control_hz``), the critics bootstrap from themselves (no target copies online) and the
-temperature stays at its trained value. The weight update of a tick uses that tick's presynaptic
-activities, one tick (1 ms) after the state the TD error scores: at 1 kHz the difference is negligible.
+Online TD is per step: the discount and reward are scaled to the step (``gamma ** (dt * control_hz)``,
+``reward * dt * control_hz``), the critics bootstrap from themselves (no slow copies online) and the temperature
+stays at its trained value. A step's weight update uses that step's presynaptic activities, one step after the
+state the TD error scores: at 1 kHz the difference is negligible.
 """
 
 from __future__ import annotations
@@ -39,12 +42,12 @@ import nengo
 import numpy as np
 
 from snn_sac_ros.core.agent.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from snn_sac_ros.core.agent.sac import SACConfig, actor_output_error, gaussian_head, sample_action
+from snn_sac_ros.core.agent.sac import SACConfig
 from snn_sac_ros.core.contracts import ActionContract, ObservationContract
 from snn_sac_ros.core.learning.lif import LIFParams
-from snn_sac_ros.core.nengo_ext.builder import InputGradient
-from snn_sac_ros.core.nengo_ext.learning_rules import LearnedConnection, PerturbationDelta
-from snn_sac_ros.core.networks.nengo_nets import LearningSpec, LIFNetwork
+from snn_sac_ros.core.learning.modes import feedback_mode
+from snn_sac_ros.core.nengo_ext.learning_rules import LocalLearning, PerturbationDelta
+from snn_sac_ros.core.nengo_ext.networks import HeadConfig, Layers, LIFNetwork, SpikingSACNetwork
 
 RASTER_NEURONS = 64
 RASTER_TICKS = 2000
@@ -61,6 +64,12 @@ def _reference(arrays: dict[str, np.ndarray], prefix: str) -> tuple[list[np.ndar
     if f"{REFERENCE_PREFIX}{prefix}/W0" in arrays:
         return _layers(arrays, REFERENCE_PREFIX + prefix)
     return _layers(arrays, prefix)
+
+
+def _reference_layers(arrays: dict[str, np.ndarray], prefix: str) -> Layers:
+    """All parameters online learning is anchored to, feedback matrices included."""
+    saved = f"{REFERENCE_PREFIX}{prefix}/W0" in arrays
+    return Layers.from_arrays(arrays, REFERENCE_PREFIX + prefix if saved else prefix)
 
 
 def learned_from(saved: Checkpoint, trained: Checkpoint) -> bool:
@@ -133,7 +142,7 @@ class OnlineAgent:
     dt: simulator step [s]. steps_per_tick: simulator steps per :meth:`step` call (a control tick lasts
         ``steps_per_tick * dt``). seed: simulator seed (spike phases, exploration).
     synapse: actor synapse time constant [s] in spiking mode. online_lr: step size of the online rules
-        (plain ``-eta e a^T`` per tick, no moments: see ``LocalDelta(adaptive=False)``).
+        (plain ``-eta e a^T`` per step, no moments).
     anchor_tau: time constant [s] of the pull of every learning weight back toward the trained weights
         (0: none, the weights may drift without bound).
     explore: act with the stochastic policy while learning (SAC exploration) instead of ``tanh(mean)``.
@@ -149,7 +158,6 @@ class OnlineAgent:
                  damping: DampingLearning | None = None, steps_per_tick: int = 1) -> None:
         if int(steps_per_tick) != steps_per_tick or steps_per_tick < 1:
             raise ValueError(f"steps_per_tick must be a whole number >= 1, got {steps_per_tick}")
-        self.steps_per_tick = int(steps_per_tick)
         if anchor_tau < 0 or not np.isfinite(anchor_tau):
             raise ValueError(f"anchor_tau must be a finite time >= 0 [s], got {anchor_tau}")
         self.checkpoint = checkpoint
@@ -158,34 +166,31 @@ class OnlineAgent:
         self.action_contract: ActionContract = checkpoint.action_contract
         self.config = SACConfig.from_dict(self.metadata["sac_config"])
         self.lif: LIFParams = self.config.lif
+        self.feedback = feedback_mode(self.config.feedback)
         self.spiking, self.dt, self.explore, self.actor_only = spiking, dt, explore, actor_only
+        self.steps_per_tick = int(steps_per_tick)
         self.obs_dim, self.act_dim = self.observation_contract.size, self.action_contract.size
+        self.anchor_tau, self.damping = float(anchor_tau), damping
         control_hz = float(control_hz or self.metadata.get("control_hz", 50.0))
-        self._tick_fraction = dt * control_hz  # share of a trained control step one tick stands for
-        self._gamma_tick = self.config.gamma ** self._tick_fraction
-        self._alpha = float(np.exp(checkpoint.arrays["log_alpha"][0]))
-        self._hold = max(1, round(1.0 / (control_hz * dt)))  # ticks an exploration sample is held
-        self._rng = np.random.default_rng(seed)
-        self._obs = np.zeros(self.obs_dim)
-        self._reward: float | None = None
-        self._learning = bool(learning) and not actor_only
-        self._action = np.zeros(self.act_dim)
-        self._eps = np.zeros(self.act_dim)
-        self._steps_in_episode = 0  # simulator steps since the episode began (an exploration sample's hold)
-        self._total_ticks = 0
-        self._prev_q: np.ndarray | None = None
+        step_fraction = dt * control_hz  # share of a trained control step one simulator step stands for
+        head = HeadConfig(alpha=float(np.exp(checkpoint.arrays["log_alpha"][0])),
+                          gamma_step=self.config.gamma ** step_fraction, step_fraction=step_fraction,
+                          hold=max(1, round(1.0 / (control_hz * dt))), explore=explore)
         self._raster = np.zeros((RASTER_TICKS, min(RASTER_NEURONS, self.config.hidden[0])), bool)
-        self.updates = 0
-        self.step_seconds = 0.0
-        self.anchor_tau = float(anchor_tau)
-        self.damping = damping
+        self._total_ticks = 0
         self._trial_end = False
-        self._modulation = np.zeros(3)
-        self.model = self._build(checkpoint.arrays, synapse, online_lr, seed)
-        with np.errstate(divide="ignore"):  # gain 1 / bias 0 ensembles: nengo's intercept read-out divides by 0
-            self.sim = nengo.Simulator(self.model, dt=dt, seed=seed, progress_bar=False, optimize=True)
-        # the raster reads the first hidden layer's spikes after each step: no Node (a Python call) for it
-        self._spikes = self.sim.signals[self.sim.model.sig[self.actor.hidden[0].neurons]["out"]]
+        self.step_seconds = 0.0
+        self.model = self._build(checkpoint.arrays, head, synapse, online_lr, seed)
+        with np.errstate(divide="ignore"):
+            self.sim = nengo.Simulator(self.model, dt=dt, seed=seed, progress_bar=False, optimize=False)
+        io = self.sim.model.sig[self.model]
+        # an actor alone has no TD error and reads no reward: a signal no operator uses is not simulated, and
+        # writes to it go nowhere
+        self._io = {name: np.zeros(1) for name in ("reward", "has_reward", "has_previous_q", "td_updates")}
+        self._io.update({name: self.sim.signals[signal] for name, signal in io.items() if signal in self.sim.signals})
+        self._damping_mean = io.get("damping_mean")
+        self._spikes = self.sim.signals[self.sim.model.sig[self.actor]["a0"]]
+        self.learning = bool(learning) and not actor_only
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, spiking: bool = True, learning: bool = True, dt: float = 0.001,
@@ -197,137 +202,50 @@ class OnlineAgent:
 
     # --- the model ----------------------------------------------------------------------------------
 
-    def _build(self, arrays: dict[str, np.ndarray], synapse: float, online_lr: float, seed: int) -> nengo.Network:
+    def _build(self, arrays: dict[str, np.ndarray], head: HeadConfig, synapse: float, online_lr: float,
+               seed: int) -> SpikingSACNetwork:
         na, no = self.act_dim, self.obs_dim
-        fb = self.config.feedback
         syn = synapse if self.spiking else None
-        model = nengo.Network(label="spiking SAC", seed=seed)
+        learns = not self.actor_only
+        rule = LocalLearning(online_lr, self.feedback.name, anchor_tau=self.anchor_tau) if learns else None
+        layout = self.observation_contract.layout()
+        gains = np.asarray(arrays.get(DAMPING_KEY, np.zeros(na)), dtype=float)
+        if gains.shape != (na,) or not np.all(np.isfinite(gains)):
+            raise ValueError(f"{DAMPING_KEY} must hold {na} finite gains, got {gains!r}")
+        scale = self._damping_scale()
+        damping_rule = None
+        if self.damping is not None and learns:
+            d = self.damping
+            # scale < 0: a gain in [0, max_gain] is a weight in [max_gain * scale, 0]
+            damping_rule = PerturbationDelta(d.rate, sigma=np.diag(d.sigma * np.abs(scale)),
+                                             low=np.diag(d.max_gain * scale), high=0.0, seed=seed + 77,
+                                             cost_tau=d.cost_tau)
+        model = SpikingSACNetwork(obs_dim=no, act_dim=na, head=head, damping_weights=np.diag(gains * scale),
+                                  velocity_columns=[layout.index(f"dq/{j}") for j in self.action_contract.joint_names],
+                                  damping_rule=damping_rule, rng=np.random.default_rng(seed), label="spiking SAC",
+                                  seed=seed)
         with model:
-            obs = nengo.Node(lambda t: self._obs, label="observation")
-            w, b = _layers(arrays, "actor")
-            actor_learn = None if self.actor_only else LearningSpec(
-                online_lr, fb, syn, seed, anchor_tau=self.anchor_tau, reference=_reference(arrays, "actor"))
-            self.actor = LIFNetwork(w, b, self.lif, spiking=self.spiking, synapse=syn, learning=actor_learn,
-                                    label="actor")
-            nengo.Connection(obs, self.actor.input, synapse=None)
-            policy = nengo.Node(self._policy, size_in=3 * na, size_out=3 * na + 1, label="policy")  # a, eps, u, logp
-            nengo.Connection(self.actor.output, policy[: 2 * na], synapse=None)
-            self._build_damping(arrays, obs, policy[2 * na:], seed)
-            if self.actor_only:
-                return model
-            critic_in = nengo.Node(size_in=no + na, label="critic_input")
-            nengo.Connection(obs, critic_in[:no], synapse=None)
-            nengo.Connection(policy[:na], critic_in[no:], synapse=None)
-            self.critics = []
-            for k, name in enumerate(("q1", "q2")):
-                w, b = _layers(arrays, name)
-                learn = LearningSpec(online_lr, fb, None, seed + k, anchor_tau=self.anchor_tau,
-                                     reference=_reference(arrays, name))
-                net = LIFNetwork(w, b, self.lif, spiking=False, learning=learn, label=name)
-                nengo.Connection(critic_in, net.input, synapse=None)
-                self.critics.append(net)
-            with nengo.Network(label="action_gradient"):  # built after the critics' connections
-                grads = [InputGradient(c.weight_connections, c.hidden, slice(no, no + na), self.lif, label=f"dq{k}_da",
-                                       enabled=lambda: self._learning)
-                         for k, c in enumerate(self.critics)]
-            # one node for both errors: [actor out, a, eps, dq1/da, dq2/da, q1, q2, log pi] -> [td1, td2, actor error]
-            errors = nengo.Node(self._errors, size_in=6 * na + 3, size_out=2 + 2 * na, label="errors")
-            nengo.Connection(self.actor.output, errors[: 2 * na], synapse=None)
-            nengo.Connection(policy[: 2 * na], errors[2 * na: 4 * na], synapse=None)
-            nengo.Connection(policy[3 * na], errors[6 * na + 2], synapse=None)
-            for k, c in enumerate(self.critics):
-                nengo.Connection(grads[k], errors[(4 + k) * na: (5 + k) * na], synapse=None)
-                nengo.Connection(c.output, errors[6 * na + k], synapse=None)
-                for rule in c.output_rules:
-                    nengo.Connection(errors[k], rule, synapse=None)
-            for rule in self.actor.output_rules:
-                nengo.Connection(errors[2:], rule, synapse=None)
+            self.actor = model.actor = LIFNetwork(
+                Layers.from_arrays(arrays, "actor"), self.lif, spiking=self.spiking, synapse=syn,
+                learning=None if rule is None else LocalLearning(online_lr, self.feedback.name, pre_synapse=syn,
+                                                                 anchor_tau=self.anchor_tau),
+                reference=_reference_layers(arrays, "actor"), label="actor", seed=seed, io_nodes=False)
+            self.critics = model.critics = [] if not learns else [
+                LIFNetwork(Layers.from_arrays(arrays, name), self.lif, spiking=False, learning=rule,
+                           reference=_reference_layers(arrays, name), action_columns=(no, no + na), label=name,
+                           io_nodes=False)
+                for name in ("q1", "q2")]
         return model
 
     def _damping_scale(self) -> np.ndarray:
         """Action per unit of observed velocity, per joint, for a gain of 1 Nm s/rad (``torque = -gain dq``)."""
         return -np.array(self.observation_contract.dq_scale) / np.array(self.action_contract.torque_scale)
 
-    def _build_damping(self, arrays: dict[str, np.ndarray], obs: nengo.Node, out: object, seed: int) -> None:
-        """Observed joint velocities -> action, one learned synapse per joint."""
-        layout = self.observation_contract.layout()
-        columns = [layout.index(f"dq/{j}") for j in self.action_contract.joint_names]
-        gains = np.asarray(arrays.get(DAMPING_KEY, np.zeros(self.act_dim)), dtype=float)
-        if gains.shape != (self.act_dim,) or not np.all(np.isfinite(gains)):
-            raise ValueError(f"{DAMPING_KEY} must hold {self.act_dim} finite gains, got {gains!r}")
-        scale = self._damping_scale()
-        velocity = nengo.Node(size_in=self.act_dim, label="joint_velocity")
-        nengo.Connection(obs[columns], velocity, synapse=None)
-        rule = None
-        if self.damping is not None and not self.actor_only:
-            d = self.damping
-            # scale < 0: a gain in [0, max_gain] is a weight in [max_gain * scale, 0]
-            rule = PerturbationDelta(d.rate, sigma=np.diag(d.sigma * np.abs(scale)), low=np.diag(d.max_gain * scale),
-                                     high=0.0, seed=seed + 77, cost_tau=d.cost_tau)
-        self._damping_connection = LearnedConnection(velocity, out, transform=np.diag(gains * scale), synapse=None,
-                                                     learning_rule_type=rule)
-        if rule is not None:
-            modulation = nengo.Node(self._damping_modulation, label="damping_modulation")
-            nengo.Connection(modulation, self._damping_connection.learning_rule, synapse=None)
-
-    def _damping_modulation(self, t: float) -> np.ndarray:
-        """``[cost, trial end, enabled]`` for the damping rule; a trial ends on the first step of its tick only."""
-        out = self._modulation.copy()
-        self._modulation[1] = 0.0
-        return out
-
     def damping_gains(self) -> np.ndarray:
         """The learned damping gains [Nm s/rad] per joint (without the running trial's perturbation)."""
-        conn, sig = self._damping_connection, self.sim.model.sig
-        if conn.learning_rule is not None:
-            weights = self.sim.signals[sig[conn.learning_rule]["mean"]]
-        else:
-            weights = self.sim.signals[sig[conn]["weights"]]
+        weights = self.sim.signals[self._damping_mean] if self._damping_mean is not None else self._io[
+            "damping_weights"]
         return np.diag(weights) / self._damping_scale()
-
-    def _policy(self, t: float, x: np.ndarray) -> np.ndarray:
-        """Squash the actor output into an action, add the damping; hold an exploration sample one control period."""
-        na = self.act_dim
-        mean, log_std, _ = gaussian_head(x[None, : 2 * na], na)
-        if self._learning and self.explore:
-            if self._steps_in_episode % self._hold == 0:
-                self._eps = self._rng.standard_normal(self.act_dim)
-        else:
-            self._eps = np.zeros(self.act_dim)
-        a, logp = sample_action(mean, log_std, self._eps[None])
-        self._action = np.clip(a[0] + x[2 * na:], -1.0, 1.0)
-        self._steps_in_episode += 1
-        return np.concatenate([self._action, self._eps, mean[0], logp[0]])
-
-    def _td_error(self, t: float, x: np.ndarray) -> np.ndarray:
-        """Per-tick soft TD error of each critic: ``Q_prev - (r k + gamma_tick (min Q - alpha log pi k))``."""
-        q, logp = x[:2], x[2]
-        out = np.zeros(2)
-        if self._learning and self._prev_q is not None and self._reward is not None:
-            k = self._tick_fraction
-            target = self._reward * k + self._gamma_tick * (min(q[0], q[1]) - self._alpha * logp * k)
-            out = self._prev_q - target
-            self.updates += 1
-        self._prev_q = q.copy()
-        return out
-
-    def _actor_error(self, t: float, x: np.ndarray) -> np.ndarray:
-        """d(alpha log pi - min Q)/d(actor output) for the action just taken (zero while not learning)."""
-        na = self.act_dim
-        if not self._learning:
-            return np.zeros(2 * na)
-        out, a, eps = x[None, : 2 * na], x[None, 2 * na: 3 * na], x[None, 3 * na: 4 * na]
-        dq = x[4 * na: 5 * na] if x[6 * na] <= x[6 * na + 1] else x[5 * na: 6 * na]
-        _, log_std, dlogstd = gaussian_head(out, na)
-        error = actor_output_error(a, log_std, dlogstd, eps, dq[None], alpha=self._alpha)[0]
-        if not self.explore:  # acting with tanh(mean): a deterministic-policy-gradient step on the mean only;
-            error[na:] = 0.0  # the entropy push on an unused log-std would only drift the shared hidden layers
-        return error
-
-    def _errors(self, t: float, x: np.ndarray) -> np.ndarray:
-        """TD errors of both critics and the actor output error, in one node (one Python call per tick)."""
-        na = self.act_dim
-        return np.concatenate([self._td_error(t, x[6 * na: 6 * na + 3]), self._actor_error(t, x[: 6 * na + 2])])
 
     # --- the API the controller node calls ------------------------------------------------------------
 
@@ -341,48 +259,68 @@ class OnlineAgent:
         if obs.shape != (self.obs_dim,) or not np.all(np.isfinite(obs)):
             raise ValueError(f"observation must be {self.obs_dim} finite values, got {obs!r}")
         start = time.perf_counter()
-        self._obs[:] = obs
-        self._reward = None if reward is None else float(reward)
-        learning_damping = self._learning and self.damping is not None
-        self._modulation[:] = (-self._reward if self._reward is not None else 0.0, self._trial_end, learning_damping)
-        self._trial_end = False
-        self.sim.run_steps(self.steps_per_tick)
+        self.set_inputs(obs, reward)
+        modulation, io = self._io.get("modulation"), self._io
+        for k in range(self.steps_per_tick):
+            if k == 1 and modulation is not None:
+                modulation[1] = 0.0  # a trial ends on the tick's first step only
+            self.sim.step()
         self._raster[self._total_ticks % RASTER_TICKS] = self._spikes[: self._raster.shape[1]] > 0
         self._total_ticks += 1
         self.step_seconds = time.perf_counter() - start
-        action = np.clip(self._action, -1.0, 1.0)
+        action = io["action"].copy()
         if not np.all(np.isfinite(action)):
             raise FloatingPointError("the actor produced a non-finite action")
-        return action.copy()
+        return action
+
+    def set_inputs(self, obs: np.ndarray, reward: float | None) -> None:
+        """Write a tick's observation and reward into the network, unchecked, without stepping it (:meth:`step`
+        checks and steps; a benchmark times ``sim.step()`` alone)."""
+        io = self._io
+        io["observation"][...] = obs
+        io["reward"][0] = 0.0 if reward is None else float(reward)
+        io["has_reward"][0] = reward is not None
+        modulation = io.get("modulation")
+        if modulation is not None:
+            modulation[...] = (-float(reward) if reward is not None else 0.0, self._trial_end, self.learning)
+        self._trial_end = False
 
     @property
     def learning(self) -> bool:
-        return self._learning
+        return bool(self._io["learning"][0])
 
     @learning.setter
     def learning(self, on: bool) -> None:
         if on and self.actor_only:
             raise ValueError("this agent was built with actor_only=True: it has no critics to learn from")
-        self._learning = bool(on)
-        self._prev_q = None
+        self._io["learning"][0] = bool(on)
+        self._io["has_previous_q"][0] = 0.0  # no TD error across the switch
+
+    @property
+    def updates(self) -> int:
+        """TD updates since the agent was built."""
+        return int(self._io["td_updates"][0])
+
+    @property
+    def exploration_noise(self) -> np.ndarray:
+        """The policy's current exploration sample (zeros while it acts with ``tanh(mean)``)."""
+        return self._io["eps"].copy()
 
     def end_episode(self) -> None:
         """The target changed or the reach ended: no TD error across the boundary; new exploration sample;
         the damping's perturbation trial ends."""
-        self._prev_q = None
-        self._steps_in_episode = 0
+        self._io["has_previous_q"][0] = 0.0
+        self._io["episode_steps"][0] = 0.0
         self._trial_end = True
 
     def current_arrays(self) -> dict[str, np.ndarray]:
         """Checkpoint arrays with the weights as they are now in the simulator, and their anchor reference."""
         arrays = dict(self.checkpoint.arrays)
-        nets = [("actor", self.actor)] + ([] if self.actor_only else list(zip(("q1", "q2"), self.critics)))
-        for name, net in nets:
-            for i, (w, b) in enumerate(zip(*_reference(self.checkpoint.arrays, name))):
-                arrays[f"{REFERENCE_PREFIX}{name}/W{i}"], arrays[f"{REFERENCE_PREFIX}{name}/b{i}"] = w, b
-            ws, bs = net.read_weights(self.sim)
-            for i, (w, b) in enumerate(zip(ws, bs)):
-                arrays[f"{name}/W{i}"], arrays[f"{name}/b{i}"] = w, b
+        kind = "D" if self.feedback.hidden == "direct" else "B"
+        for name, net in [("actor", self.actor), *zip(("q1", "q2"), self.critics)]:
+            arrays.update({REFERENCE_PREFIX + k: v for k, v in
+                           _reference_layers(self.checkpoint.arrays, name).arrays(name, kind).items()})
+            arrays.update(net.read_layers(self.sim).arrays(name, kind))
         arrays[DAMPING_KEY] = self.damping_gains()
         return arrays
 

@@ -1,443 +1,240 @@
-"""Builders and operators for the local learning rules (``LocalDelta``, ``FeedbackDelta``) and ``InputGradient``.
+"""Builders: the fused LIF networks and the spiking SAC model into signals and operators; weight perturbation.
 
-Importing this module registers the builders with ``nengo.builder.Builder``. Each ``Sim*`` operator's
-``make_step`` calls the shared rule math of :mod:`snn_sac_ros.core.nengo_ext.learning_rules` on one sample
-(a batch of one), so online learning in ``sim.step()`` and the NumPy replay trainer change weights alike.
+Importing this module registers the builders with ``nengo.builder.Builder``.
 """
 
 from __future__ import annotations
 
-import nengo
 import numpy as np
-from nengo.builder import Builder, Operator, Signal
-from nengo.builder.learning_rules import build_or_passthrough, get_post_ens
-from nengo.builder.operator import Reset
-from nengo.exceptions import BuildError
+from nengo.builder import Builder, Signal
+from nengo.builder.operator import Copy, Reset
 
-from snn_sac_ros.core.learning.feedback import send_back
-from snn_sac_ros.core.learning.lif import LIFParams, lif_rate_derivative
-from snn_sac_ros.core.learning.perturbation import PerturbationState, add_trial_cost, end_perturbation_trial
-from snn_sac_ros.core.learning.rules import RuleState, anchor_pull, apply_local_rule, compile_kernels, random_feedback
-from snn_sac_ros.core.nengo_ext.learning_rules import FeedbackDelta, LocalDelta, PerturbationDelta
+from snn_sac_ros.core.learning.perturbation import PerturbationState
+from snn_sac_ros.core.learning.rules import compile_kernels
+from snn_sac_ros.core.nengo_ext.learning_rules import PerturbationDelta
+from snn_sac_ros.core.nengo_ext.networks import LIFNetwork, SpikingSACNetwork
+from snn_sac_ros.core.nengo_ext.operators import (
+    HeadSignals,
+    LIFNetworkSignals,
+    SimActorError,
+    SimLIFBackward,
+    SimLIFForward,
+    SimLIFUpdate,
+    SimPerturbationDelta,
+    SimPolicyHead,
+    SimTDError,
+)
 
-ANCHOR_EVERY = 16
-"""Steps between two applications of the anchor pull (each pulls 16 steps' worth): a pull over the agent's
-~200k weights costs about 1 ms, so every 16th step it averages ~70 us per step."""
+
+def _signal(value: np.ndarray, name: str, readonly: bool = False) -> Signal:
+    return Signal(np.array(value, dtype=np.float64), name=name, readonly=readonly)
 
 
-class SimLocalDelta(Operator):
-    r"""Weight change of one connection from its pre activity and its post error (:func:`apply_local_rule`).
+def build_lif_ops(model: object, net: LIFNetwork, inputs: list[Signal], *, learning: Signal | None = None,
+                  error_out: Signal | None = None, enabled: Signal | None = None,
+                  action_gradient: Signal | None = None) -> LIFNetworkSignals:
+    """Add a :class:`LIFNetwork`'s signals and operators to ``model``, reading its input from ``inputs``.
 
-    .. math:: \Delta W = -\eta \hat m / (\sqrt{\hat v} + \epsilon), \quad g = e \, a^T
+    1. Parameters: ``W_l``, ``b_l`` (float64 signals) and the feedback matrices its mode uses.
+    2. State: currents, activities, the spiking neurons' voltages (uniform in [0, 1), from the network's seed) and
+       refractory times, the filter states of connections from neurons.
+    3. :class:`SimLIFForward`; with learning, the post errors (``error_out`` is the output error, e.g. a TD error),
+       :class:`SimLIFBackward` (and a critic's ``action_gradient``) and :class:`SimLIFUpdate`.
 
-    With ``anchor_tau > 0`` (and the connection's ``weights`` and a ``reference`` signal) every
-    :data:`ANCHOR_EVERY`-th learning step also pulls the weights toward the reference (:func:`anchor_pull`).
-
-    Notes
-    -----
-    1. sets ``[]``
-    2. incs ``[]``
-    3. reads ``[pre_filtered, error(, weights, reference)]``
-    4. updates ``[delta, m, v, t]``
+    The signals are named in ``model.sig[net]`` (see :func:`_expose`).
     """
-
-    def __init__(self, pre_filtered: Signal, error: Signal, delta: Signal, m: Signal, v: Signal, t: Signal,  # noqa: PLR0917
-                 learning_rate: float, adaptive: bool = False, tag: str | None = None,
-                 anchor: tuple[Signal, Signal, float] | None = None) -> None:
-        super().__init__(tag=tag)
-        self.learning_rate, self.adaptive = learning_rate, adaptive
-        self.anchor_tau = anchor[2] if anchor is not None else 0.0
-        self.sets, self.incs = [], []
-        self.reads = [pre_filtered, error] + ([anchor[0], anchor[1]] if anchor is not None else [])
-        self.updates = [delta, m, v, t]
-
-    @property
-    def pre_filtered(self) -> Signal:
-        return self.reads[0]
-
-    @property
-    def error(self) -> Signal:
-        return self.reads[1]
-
-    @property
-    def delta(self) -> Signal:
-        return self.updates[0]
-
-    def make_step(self, signals: object, dt: float, rng: object) -> object:
-        pre = signals[self.pre_filtered]
-        error = signals[self.error]
-        delta = signals[self.delta]
-        state = RuleState(*(signals[s] for s in self.updates[1:]))
-        lr, adaptive = self.learning_rate, self.adaptive
-        dirty = [True]  # delta may be non-zero; zeroing 65k synapses every idle tick is the cost to avoid
-        anchored = self.anchor_tau > 0
-        if anchored:
-            weights, reference = signals[self.reads[2]], signals[self.reads[3]]
-            rate = ANCHOR_EVERY * dt / self.anchor_tau
-            learning_steps = [0]
-
-            def pull() -> None:
-                learning_steps[0] += 1
-                if learning_steps[0] % ANCHOR_EVERY == 0:
-                    anchor_pull(weights, reference, rate, delta)
-
-        if not adaptive:  # the online case: one outer product straight into delta
-            t, neg_lr, zero = state.t, -lr, [False]  # zero: delta already all zeros (nothing else writes it)
-
-            def step_simlocaldelta_plain() -> None:
-                np.add(t, 1.0, out=t)
-                if error.any():
-                    np.multiply.outer(error * neg_lr, pre, out=delta)
-                    if anchored:
-                        pull()
-                    zero[0] = False
-                elif not zero[0]:  # no error (learning off): zero once, then skip
-                    delta[...] = 0.0
-                    zero[0] = True
-
-            return step_simlocaldelta_plain
-
-        def step_simlocaldelta() -> None:
-            if not error.any():  # no error, no plasticity: the synapse and its moments stay as they are
-                if dirty[0]:
-                    delta[...] = 0.0
-                    dirty[0] = False
-                return
-            apply_local_rule(pre[None, :], error[None, :], state, lr, delta, adaptive=adaptive)
-            if anchored:
-                pull()
-            dirty[0] = True
-
-        return step_simlocaldelta
-
-
-class DerivativeMemo:
-    """The bounded LIF derivative of one ensemble's input current, computed at most once per simulator step.
-
-    A critic's hidden layer needs it twice per tick (its own learning rule, and the action gradient):
-    the operators that read the same current share one memo, keyed by the step counter.
-    """
-
-    def __init__(self, lif: LIFParams) -> None:
-        self.lif, self.step, self.value = lif, -1, None
-
-    def __call__(self, current: np.ndarray, step: np.ndarray) -> np.ndarray:
-        s = int(step)
-        if s != self.step:
-            self.value = lif_rate_derivative(current[None, :], self.lif)
-            self.step = s
-        return self.value
-
-
-def derivative_memo(model: object, ensemble: nengo.Ensemble, lif: LIFParams) -> DerivativeMemo:
-    """The model's memo for ``ensemble``'s input current (one per ensemble and LIF constants)."""
-    if not hasattr(model, "lif_derivative_memos"):  # not in model.sig: the optimizer rewrites Signals there
-        model.lif_derivative_memos = {}
-    return model.lif_derivative_memos.setdefault((ensemble, lif), DerivativeMemo(lif))
-
-
-class SimFeedbackError(Operator):
-    r"""A hidden layer's error from the error of the layer it drives, sent back through the network.
-
-    .. math:: e_h = (B^T e_{down}) \odot r'(J_h)
-
-    ``feedback`` is the downstream connection's live weights (exact) or a fixed random matrix.
-
-    Notes
-    -----
-    1. sets ``[error]``
-    2. incs ``[]``
-    3. reads ``[error_down, feedback, post_current]``
-    4. updates ``[]``
-    """
-
-    def __init__(self, error_down: Signal, feedback: Signal, post_current: Signal, error: Signal,  # noqa: PLR0917
-                 lif: LIFParams, tag: str | None = None, step: Signal | None = None,
-                 memo: DerivativeMemo | None = None) -> None:
-        super().__init__(tag=tag)
-        self.lif, self.memo = lif, memo
-        self.sets, self.incs, self.updates = [error], [], []
-        self.reads = [error_down, feedback, post_current] + ([step] if memo is not None else [])
-
-    @property
-    def error(self) -> Signal:
-        return self.sets[0]
-
-    def make_step(self, signals: object, dt: float, rng: object) -> object:
-        error_down, feedback = signals[self.reads[0]], signals[self.reads[1]]
-        current, error = signals[self.reads[2]], signals[self.error]
-        lif, memo = self.lif, self.memo
-        if memo is not None:
-            step = signals[self.reads[3]]
-
-            def step_simfeedbackerror_shared() -> None:
-                if not error_down.any():  # nothing to send back (learning off): skip the work
-                    error[...] = 0.0
-                    return
-                np.multiply(error_down @ feedback, memo(current, step)[0], out=error)
-
-            return step_simfeedbackerror_shared
-
-        def step_simfeedbackerror() -> None:
-            if not error_down.any():  # nothing to send back (learning off): skip the work
-                error[...] = 0.0
-                return
-            error[...] = send_back(error_down[None, :], feedback, current[None, :], lif)[0]
-
-        return step_simfeedbackerror
-
-
-def _pre_activities(model: object, rule: object, synapse: object) -> Signal:
-    conn = rule.connection
-    pre = model.sig[conn.pre_obj]["out"]
-    if isinstance(conn.pre_obj, nengo.ensemble.Neurons) and conn.pre_slice != slice(None):
-        raise BuildError(f"{rule}: sliced neuron pre objects are not supported")
-    return build_or_passthrough(model, synapse, pre)
-
-
-def _add_rule_ops(model: object, rule: object, rule_type: object, error: Signal) -> None:
     compile_kernels()  # at build time, so the first simulator step (a control tick) does not compile
-    delta = model.sig[rule]["delta"]
-    acts = _pre_activities(model, rule, rule_type.pre_synapse)
-    shape = delta.shape if rule_type.adaptive else (1,)  # moments only where they are used
-    m = Signal(np.zeros(shape, np.float32), name=f"{rule}.m")
-    v = Signal(np.zeros(shape, np.float32), name=f"{rule}.v")
-    t = Signal(np.zeros(1), name=f"{rule}.t")
-    anchor = None
-    if rule_type.anchor_tau > 0:
-        weights = model.sig[rule.connection]["weights"]
-        ref = weights.initial_value if rule_type.reference is None else rule_type.reference
-        ref = np.array(ref, dtype=weights.dtype).reshape(weights.shape)
-        anchor = (weights, Signal(ref, name=f"{rule}.reference", readonly=True), rule_type.anchor_tau)
-    model.add_op(SimLocalDelta(acts, error, delta, m, v, t, rule_type.learning_rate, rule_type.adaptive,
-                               tag=f"{rule}.local_delta", anchor=anchor))
-    model.sig[rule]["pre_filtered"] = acts
-    model.sig[rule]["error"] = error
+    label, layers, sizes = net.label or "lif", net.layers, net.sizes
+    n_hidden = len(sizes) - 2
+    spiking = net.spiking
+    filtered = net.synapse is not None
+    rng = np.random.default_rng(net.seed)
+    x = inputs[0] if len(inputs) == 1 else Signal(shape=(sizes[0],), name=f"{label}.x")
+    signals = LIFNetworkSignals(
+        inputs=list(inputs), x=x,
+        weights=[_signal(w, f"{label}.W{i}") for i, w in enumerate(layers.weights)],
+        biases=[_signal(b, f"{label}.b{i}") for i, b in enumerate(layers.biases)],
+        currents=[Signal(shape=(n,), name=f"{label}.J{i}") for i, n in enumerate(sizes[1:-1])],
+        activities=[Signal(shape=(n,), name=f"{label}.a{i}") for i, n in enumerate(sizes[1:-1])],
+        output=Signal(shape=(sizes[-1],), name=f"{label}.output"),
+        voltage=[_signal(rng.uniform(0.0, 1.0, n), f"{label}.voltage{i}") if spiking else None
+                 for i, n in enumerate(sizes[1:-1])],
+        refractory=[_signal(np.zeros(n), f"{label}.refractory{i}") if spiking else None
+                    for i, n in enumerate(sizes[1:-1])],
+        synapse=[None] + [Signal(shape=(n,), name=f"{label}.synapse{i}") if filtered else None
+                          for i, n in enumerate(sizes[2:], start=1)])
+    model.add_op(SimLIFForward(signals, net.neuron_type, net.synapse, enabled, tag=f"{label}.forward"))
+    _expose(model, net, signals)
+    rule = net.learning
+    if rule is None:
+        return signals
+    mode = rule.mode
+    pre_synapse = rule.pre_synapse if spiking else None
+    signals.pre = [None] + [Signal(shape=(n,), name=f"{label}.pre{i}") if pre_synapse else None
+                            for i, n in enumerate(sizes[1:-1], start=1)]
+    signals.errors = [Signal(shape=(n,), name=f"{label}.e{i}") for i, n in enumerate(sizes[1:-1])] + [error_out]
+    if mode.hidden == "transpose":
+        signals.paths = signals.weights[1:]
+    elif mode.hidden != "frozen":
+        signals.paths = [_signal(m, f"{label}.{'D' if mode.hidden == 'direct' else 'B'}{i}")
+                         for i, m in enumerate(layers.feedback)]
+        if len(signals.paths) != n_hidden:
+            raise ValueError(f"{label}: {mode.name} feedback needs {n_hidden} feedback matrices, got "
+                             f"{len(signals.paths)}")
+    columns = net.action_columns
+    action_paths, action_slice = None, None
+    if action_gradient is not None:
+        if mode.action == "transpose":
+            action_paths, action_slice = signals.weights, slice(*columns)
+        else:
+            if layers.input_feedback is None:
+                raise ValueError(f"{label}: {mode.name} feedback needs an input feedback matrix C")
+            signals.input_feedback = _signal(layers.input_feedback, f"{label}.C")
+            action_paths = [*signals.paths, signals.input_feedback]
+    model.add_op(SimLIFBackward(signals, mode.hidden, net.lif, learning, action_gradient=action_gradient,
+                                action_paths=action_paths, action_columns=action_slice, tag=f"{label}.backward"))
+    mirrored = []
+    if mode.learns_feedback:
+        mirrored = [(i + 1, path, None) for i, path in enumerate(signals.paths)]
+        if signals.input_feedback is not None:
+            mirrored.append((0, signals.input_feedback, slice(*columns)))
+    reference = net.reference
+    if rule.anchor_tau > 0:
+        targets = [*reference.weights, *reference.biases]
+        targets += [*reference.feedback[: len(mirrored) - (signals.input_feedback is not None)]]
+        if signals.input_feedback is not None:
+            targets.append(reference.input_feedback)
+        signals.references = [_signal(r, f"{label}.reference{k}", readonly=True) for k, r in enumerate(targets)]
+    model.add_op(SimLIFUpdate(signals, learning_rate=rule.learning_rate, learning=learning, pre_synapse=pre_synapse,
+                              anchor_tau=rule.anchor_tau, weight_decay=rule.weight_decay, mirrored=mirrored,
+                              tag=f"{label}.update"))
+    _expose(model, net, signals)
+    return signals
 
 
-@Builder.register(LocalDelta)
-def build_local_delta(model: object, local_delta: LocalDelta, rule: object) -> None:
-    """Build a :class:`LocalDelta` rule.
+def _expose(model: object, net: LIFNetwork, signals: LIFNetworkSignals) -> None:
+    """Name the network's signals in ``model.sig[net]`` (``W0``, ``b0``, ``feedback0``, ``C``, ``a0``, ``voltage0``,
+    ``output`` ...), where Nengo's optimiser keeps them up to date and users and probes find them."""
+    named = {"output": signals.output, "C": signals.input_feedback}
+    for name, group in (("W", signals.weights), ("b", signals.biases), ("a", signals.activities),
+                        ("J", signals.currents), ("voltage", signals.voltage), ("feedback", signals.paths)):
+        named.update({f"{name}{i}": s for i, s in enumerate(group)})
+    model.sig[net].update({k: v for k, v in named.items() if v is not None})
 
-    1. Make the error signal ``model.sig[rule]["in"]`` (reset every step; error connections increment it).
-    2. Filter the pre activities with ``pre_synapse`` (``model.sig[rule]["pre_filtered"]``).
-    3. Add :class:`SimLocalDelta`, which writes ``model.sig[rule]["delta"]``.
 
-    ``model.sig[rule]["error"]`` is the error signal, which an upstream :class:`FeedbackDelta` reads.
+@Builder.register(LIFNetwork)
+def build_lif_network(model: object, net: LIFNetwork, progress: object = None) -> None:
+    """Build a standalone :class:`LIFNetwork`: its ``input``, ``output`` (and ``error``) nodes, and its operators.
+
+    A learning network with ``action_columns`` also forms its input gradient there:
+    ``model.sig[net]["input_gradient"]``.
     """
-    error = Signal(shape=(rule.size_in,), name="LocalDelta:error")
-    model.add_op(Reset(error))
-    model.sig[rule]["in"] = error
-    _add_rule_ops(model, rule, local_delta, error)
+    for node in (net.input, net.output, net.error):
+        if node is not None:
+            model.build(node)
+    learning = gradient = None
+    if net.learning is not None:
+        learning = _signal(np.ones(1), f"{net.label}.learning", readonly=True)
+        if net.action_columns is not None:  # d output / d input at those columns, for a unit output error
+            gradient = model.sig[net]["input_gradient"] = Signal(np.zeros(np.ptp(net.action_columns)),
+                                                                 name=f"{net.label}.input_gradient")
+    signals = build_lif_ops(model, net, [model.sig[net.input]["out"]], learning=learning,
+                            error_out=model.sig[net.error]["out"] if net.error is not None else None,
+                            action_gradient=gradient)
+    model.add_op(Copy(signals.output, model.sig[net.output]["in"], inc=True, tag=f"{net.label}.output"))
 
 
-@Builder.register(FeedbackDelta)
-def build_feedback_delta(model: object, fb: FeedbackDelta, rule: object) -> None:
-    """Build a :class:`FeedbackDelta` rule on a connection into a hidden LIF ensemble's neurons.
+def _scalar(name: str, value: float = 0.0) -> Signal:
+    return _signal(np.full(1, value), name)
 
-    1. Find the downstream rule's error (it must be built first: add connections output-first).
-    2. Pick the feedback matrix: the downstream connection's weights signal (``"exact"``) or a fixed random
-       matrix (``"random"``, seeded by ``fb.seed``).
-    3. Add :class:`SimFeedbackError` (downstream error, feedback, post neurons' input current -> this error).
-    4. Add :class:`SimLocalDelta` as for :class:`LocalDelta`.
+
+@Builder.register(SpikingSACNetwork)
+def build_spiking_sac(model: object, net: SpikingSACNetwork, progress: object = None) -> None:
+    """Build the spiking SAC model: actor, policy head, critics, TD error, action gradients, actor error, updates.
+
+    1. Inputs the agent writes before each step: observation, learning, reward, has_reward, the damping rule's
+       modulation.
+    2. The actor's forward pass, then :class:`SimPolicyHead` (the action, with the learned damping).
+    3. With critics: their forward passes on ``[observation, action]`` (skipped while learning is off),
+       :class:`SimTDError`, each critic's backward pass (TD errors of its hidden layers, and dQ/da),
+       :class:`SimActorError`, the actor's backward pass, and every network's update.
+    4. The damping weights' :class:`SimPerturbationDelta` (if the model learns them).
     """
-    conn = rule.connection
-    if not isinstance(conn.post_obj, nengo.ensemble.Neurons):
-        raise BuildError(f"{rule}: FeedbackDelta needs a connection into an ensemble's neurons")
-    down = fb.downstream
-    if down is None or "error" not in model.sig[down]:
-        raise BuildError(f"{rule}: downstream rule {down} is not built yet; add connections output-first")
-    post_ens = get_post_ens(conn)
-    if not (np.all(model.params[post_ens].gain == 1.0) and np.all(model.params[post_ens].bias == 0.0)):
-        raise BuildError(f"{rule}: the post ensemble needs gain=1 and bias=0 (biases are learned connections)")
-    down_weights = model.sig[down.connection]["weights"]
-    if fb.feedback == "exact":
-        feedback = down_weights
-    else:
-        feedback = Signal(random_feedback(down_weights.shape, fb.seed).astype(np.float32), name=f"{rule}.B")
-    # connections into the same neurons (weights, bias) share one error computation
-    key = f"feedback_error:{fb.feedback}:{fb.seed}:{id(post_ens)}"
-    if key not in model.sig[down]:
-        error = Signal(shape=(post_ens.n_neurons,), name="FeedbackDelta:error")
-        model.add_op(SimFeedbackError(model.sig[down]["error"], feedback, model.sig[post_ens.neurons]["in"], error,
-                                      fb.lif, tag=f"{rule}.feedback_error", step=model.step,
-                                      memo=derivative_memo(model, post_ens, fb.lif)))
-        model.sig[down][key] = error
-    _add_rule_ops(model, rule, fb, model.sig[down][key])
+    head = net.head
+    na = net.act_dim
+    observation = Signal(np.zeros(net.obs_dim), name="observation")
+    learning = _scalar("learning")
+    io = HeadSignals(
+        observation=observation, learning=learning, reward=_scalar("reward"), has_reward=_scalar("has_reward"),
+        actor_output=Signal(shape=(2 * na,), name="actor.output"), damping_weights=_signal(net.damping_weights,
+                                                                                             "damping.weights"),
+        action=Signal(shape=(na,), name="action"), eps=Signal(np.zeros(na), name="eps"),
+        logp=Signal(shape=(1,), name="logp"), episode_steps=_scalar("episode_steps"))
+    critics = net.critics
+    learns = bool(critics) and net.actor.learning is not None
+    if learns:
+        io.td = Signal(np.zeros(len(critics)), name="td")
+        io.previous_q, io.has_previous_q = Signal(np.zeros(len(critics)), name="previous_q"), _scalar("has_previous_q")
+        io.td_updates = _scalar("td_updates")
+        io.action_gradients = [Signal(np.zeros(na), name=f"dq{k + 1}_da") for k in range(len(critics))]
+        io.actor_error = Signal(np.zeros(2 * na), name="actor.error")
+    actor = build_lif_ops(model, net.actor, [observation], learning=learning if learns else None,
+                          error_out=io.actor_error)
+    io.actor_output = actor.output
+    model.add_op(SimPolicyHead(io, net.velocity_columns, explore=head.explore, hold=head.hold, rng=net.rng,
+                               tag="policy_head"))
+    for k, critic in enumerate(critics):
+        io.q.append(build_lif_ops(model, critic, [observation, io.action], learning=learning,
+                                  error_out=io.td[k:k + 1], enabled=learning,
+                                  action_gradient=io.action_gradients[k]).output)
+    if learns:
+        model.add_op(SimTDError(io, alpha=head.alpha, gamma_step=head.gamma_step, step_fraction=head.step_fraction,
+                                tag="td_error"))
+        model.add_op(SimActorError(io, alpha=head.alpha, explore=head.explore, tag="actor_error"))
+    exposed = {name: getattr(io, name) for name in ("observation", "learning", "reward", "has_reward", "action", "eps",
+                                                    "episode_steps", "has_previous_q", "td_updates", "damping_weights")}
+    if net.damping_rule is not None:
+        modulation = Signal(np.zeros(3), name="damping.modulation")
+        exposed["modulation"] = modulation
+        exposed["damping_mean"] = add_perturbation_ops(model, net.damping_rule, modulation, io.damping_weights,
+                                                       tag="damping")
+    model.sig[net].update({name: signal for name, signal in exposed.items() if signal is not None})
+    model.params[net] = None
 
 
-class SimPerturbationDelta(Operator):
-    """Weight perturbation trials of one connection (:func:`end_perturbation_trial`), driven by its modulatory input.
+def add_perturbation_ops(model: object, rule_type: PerturbationDelta, modulation: Signal, weights: Signal,
+                         tag: str) -> Signal:
+    """A :class:`PerturbationDelta` on ``weights``, driven by ``modulation``, outside any connection: its change
+    signal and its copy into the weights, then :func:`_add_perturbation`. Returns the learned weights' signal."""
+    delta = Signal(np.zeros(weights.shape), name=f"{tag}.delta")
+    model.add_op(Copy(delta, weights, inc=True, tag=f"{tag}: weights += delta"))
+    return _add_perturbation(model, rule_type, modulation, weights, delta=delta, tag=tag)
 
-    Every tick with learning on it adds the tick's cost to the running trial; on a trial's last tick it
-    closes the trial and moves the weights to the next trial's ``mean +- sigma xi``, clipped to the rule's
-    bounds (a perturbed damping gain never turns negative). When learning turns
-    off it puts the weights back to their means (no perturbation is left in a policy that stops learning).
 
-    Notes
-    -----
-    1. sets ``[]``
-    2. incs ``[]``
-    3. reads ``[modulation, weights]``
-    4. updates ``[delta, mean, xi, trial, phase, spread]``
-    """
-
-    def __init__(self, modulation: Signal, weights: Signal, delta: Signal, state: list[Signal],  # noqa: PLR0917
-                 rule_type: PerturbationDelta, tag: str | None = None) -> None:
-        super().__init__(tag=tag)
-        self.rule_type = rule_type
-        self.sets, self.incs = [], []
-        self.reads = [modulation, weights]
-        self.updates = [delta, *state]
-
-    def make_step(self, signals: object, dt: float, rng: object) -> object:
-        modulation, weights = (signals[s] for s in self.reads)
-        delta = signals[self.updates[0]]
-        state = PerturbationState(*(signals[s] for s in self.updates[1:]))
-        r = self.rule_type
-        sigma = np.asarray(r.sigma, dtype=float)
-        low, high = np.asarray(r.low, dtype=float), np.asarray(r.high, dtype=float)
-        perturbation_rng = np.random.default_rng(r.seed)
-        recency = min(1.0, dt / r.cost_tau) if r.cost_tau > 0 else 0.0
-        was_on, dirty = [False], [False]
-
-        def move_to(target: np.ndarray) -> None:
-            np.subtract(target, weights, out=delta)
-            dirty[0] = True
-
-        def start_trial() -> None:  # the running trial's perturbed weights, within the bounds
-            move_to(np.clip(state.weights(sigma), low, high))
-
-        def step_simperturbationdelta() -> None:
-            if dirty[0]:
-                delta[...] = 0.0
-                dirty[0] = False
-            on = modulation[2] > 0.5
-            if on:
-                if not was_on[0]:  # (re)start: a fresh + trial
-                    state.trial[:2] = 0.0
-                    state.phase[0] = 0.0
-                    start_trial()
-                add_trial_cost(state, float(modulation[0]), recency)
-                if modulation[1] > 0.5 and end_perturbation_trial(state, sigma, r.learning_rate, low=low, high=high,
-                                                                  rng=perturbation_rng, filtered=recency > 0):
-                    start_trial()
-            elif was_on[0]:
-                move_to(state.mean)
-            was_on[0] = on
-
-        return step_simperturbationdelta
+def _add_perturbation(model: object, rule_type: PerturbationDelta, modulation: Signal, weights: Signal, *,
+                      delta: Signal, tag: str) -> Signal:
+    """The rule's per-synapse state and :class:`SimPerturbationDelta`; returns the signal of the learned
+    (unperturbed) weights, which is what a checkpoint saves."""
+    start = PerturbationState.start(weights.initial_value, np.random.default_rng(rule_type.seed + 1))
+    state = [Signal(np.array(getattr(start, name), dtype=float), name=f"{tag}.{name}")
+             for name in ("mean", "xi", "trial", "phase", "spread")]
+    model.add_op(SimPerturbationDelta(modulation, weights, delta, state, rule_type, tag=f"{tag}.perturbation_delta"))
+    return state[0]
 
 
 @Builder.register(PerturbationDelta)
 def build_perturbation_delta(model: object, perturbation: PerturbationDelta, rule: object) -> None:
-    """Build a :class:`PerturbationDelta` rule: its modulatory input ``model.sig[rule]["in"]`` and its operator.
+    """Build a :class:`PerturbationDelta` rule on a connection: its modulatory input ``model.sig[rule]["in"]``.
 
-    ``model.sig[rule]["mean"]`` holds the learned (unperturbed) weights, which is what a checkpoint saves.
+    Nengo's learning-rule builder has already added ``weights += delta``; ``model.sig[rule]["mean"]`` holds the
+    learned (unperturbed) weights.
     """
     modulation = Signal(shape=(3,), name="PerturbationDelta:modulation")
     model.add_op(Reset(modulation))
     model.sig[rule]["in"] = modulation
-    weights = model.sig[rule.connection]["weights"]
-    start = PerturbationState.start(weights.initial_value, np.random.default_rng(perturbation.seed + 1))
-    state = [Signal(np.array(getattr(start, name), dtype=float), name=f"{rule}.{name}")
-             for name in ("mean", "xi", "trial", "phase", "spread")]
-    model.sig[rule]["mean"] = state[0]
-    model.add_op(SimPerturbationDelta(modulation, weights, model.sig[rule]["delta"], state, perturbation,
-                                      tag=f"{rule}.perturbation_delta"))
+    model.sig[rule]["mean"] = _add_perturbation(model, perturbation, modulation, model.sig[rule.connection]["weights"],
+                                                delta=model.sig[rule]["delta"], tag=str(rule))
 
 
-class InputGradient(nengo.Node):
-    """A node whose output is a LIF network's output gradient w.r.t. some of its inputs: dQ/da for the actor.
-
-    Computed every step from the network's own live weights and neuron currents, with exact transposed
-    feedback and the bounded LIF derivative (the same :func:`send_back` as the learning rules).
-
-    Parameters
-    ----------
-    connections: the network's weight connections, input layer first (each into the next layer).
-    ensembles: its hidden ensembles, in order. columns: the input indices to differentiate against.
-    """
-
-    def __init__(self, connections: list[nengo.Connection], ensembles: list[nengo.Ensemble], columns: slice,
-                 lif: LIFParams, *, label: str | None = None, enabled: object = None) -> None:
-        size = len(range(*columns.indices(connections[0].size_in)))
-        super().__init__(output=np.zeros(size), label=label)
-        self.grad_connections, self.grad_ensembles, self.columns, self.lif = connections, ensembles, columns, lif
-        self.enabled = enabled  # optional callable: skip the work (output 0) while it returns False
-
-
-class SimInputGradient(Operator):
-    """Sets ``out = (dy/dx)[:, columns]^T 1`` for a LIF network with scalar output ``y``.
-
-    Notes
-    -----
-    1. sets ``[out]``
-    2. incs ``[]``
-    3. reads ``[weights..., currents...]``
-    4. updates ``[]``
-    """
-
-    def __init__(self, weights: list[Signal], currents: list[Signal], out: Signal, columns: slice,  # noqa: PLR0917
-                 lif: LIFParams, enabled: object = None, tag: str | None = None, step: Signal | None = None,
-                 memos: list[DerivativeMemo] | None = None) -> None:
-        super().__init__(tag=tag)
-        self.columns, self.lif, self.n_weights, self.enabled = columns, lif, len(weights), enabled
-        self.memos = memos
-        self.sets, self.incs, self.updates = [out], [], []
-        self.reads = [*weights, *currents] + ([step] if memos is not None else [])
-
-    def make_step(self, signals: object, dt: float, rng: object) -> object:
-        weights = [signals[s] for s in self.reads[: self.n_weights]]
-        currents = [signals[s] for s in self.reads[self.n_weights:2 * self.n_weights - 1]]
-        out, cols, lif, enabled = signals[self.sets[0]], self.columns, self.lif, self.enabled
-        if self.memos is not None:
-            step, memos = signals[self.reads[-1]], self.memos
-
-            def step_siminputgradient_shared() -> None:
-                if enabled is not None and not enabled():
-                    out[...] = 0.0
-                    return
-                err = np.ones((1, weights[-1].shape[0]))
-                for w, j, memo in zip(weights[:0:-1], currents[::-1], memos[::-1]):
-                    err = (err @ w) * memo(j, step)
-                out[...] = (err @ weights[0][:, cols])[0]
-
-            return step_siminputgradient_shared
-
-        def step_siminputgradient() -> None:
-            if enabled is not None and not enabled():
-                out[...] = 0.0
-                return
-            err = np.ones((1, weights[-1].shape[0]))
-            for w, j in zip(weights[:0:-1], currents[::-1]):
-                err = send_back(err, w, j[None, :], lif)
-            out[...] = (err @ weights[0][:, cols])[0]
-
-        return step_siminputgradient
-
-
-@Builder.register(InputGradient)
-def build_input_gradient(model: object, node: InputGradient) -> None:
-    """Build an :class:`InputGradient`: an output signal set by :class:`SimInputGradient`.
-
-    The network's connections must be built already (put the node in a later sub-network).
-    """
-    for c in node.grad_connections:
-        if c not in model.sig or "weights" not in model.sig[c]:
-            raise BuildError(f"{node}: connection {c} is not built yet; put the node in a later sub-network")
-    compile_kernels()
-    out = Signal(shape=(node.size_out,), name=f"{node}.out")
-    model.sig[node]["in"] = None
-    model.sig[node]["out"] = out
-    model.params[node] = None
-    weights = [model.sig[c]["weights"] for c in node.grad_connections]
-    currents = [model.sig[e.neurons]["in"] for e in node.grad_ensembles]
-    memos = [derivative_memo(model, e, node.lif) for e in node.grad_ensembles]
-    model.add_op(SimInputGradient(weights, currents, out, node.columns, node.lif, node.enabled,
-                                  tag=f"{node}.input_gradient", step=model.step, memos=memos))
-
-
-__all__ = ["InputGradient", "SimFeedbackError", "SimInputGradient", "SimLocalDelta", "SimPerturbationDelta",
-           "build_feedback_delta", "build_input_gradient", "build_local_delta", "build_perturbation_delta",
-           "lif_rate_derivative"]
+__all__ = ["add_perturbation_ops", "build_lif_network", "build_lif_ops", "build_perturbation_delta",
+           "build_spiking_sac"]

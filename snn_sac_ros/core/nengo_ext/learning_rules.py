@@ -15,106 +15,51 @@ import numpy as np
 from nengo.connection import ConnectionLearningRuleTypeParam
 from nengo.exceptions import ValidationError
 from nengo.learning_rules import LearningRuleType, LearningRuleTypeParam
-from nengo.params import Default, IntParam, NumberParam, Parameter
-from nengo.synapses import SynapseParam
+from nengo.params import Default, FrozenObject, IntParam, NumberParam, Parameter
 
-from snn_sac_ros.core.learning.lif import LIFParams
+from snn_sac_ros.core.learning.modes import FeedbackMode, feedback_mode
 
 # --- Nengo rule types -----------------------------------------------------------------------------
 
 
-class LocalDelta(LearningRuleType):
-    """Error-driven local rule on a connection's full weight matrix (biases: connections from a constant 1).
-
-    Like PES, the error arrives on ``connection.learning_rule`` (size ``post``), but the rule is applied
-    in the post neurons' current space (no encoders), with per-synapse Adam moments, via
-    :func:`apply_local_rule`. Use it on output layers, whose error the network computes (TD error,
-    actor error). Hidden layers use :class:`FeedbackDelta`, which computes its own error.
+class LocalLearning(FrozenObject):
+    """How a :class:`~snn_sac_ros.core.nengo_ext.networks.LIFNetwork`'s connections learn: every synapse by the
+    local rule ``dW = -eta e a^T`` from its pre activity and its post error, the hidden layers' errors by a feedback
+    mode (:data:`~snn_sac_ros.core.learning.feedback.FEEDBACK_MODES`: ``exact`` is backprop, ``kp`` and the
+    feedback-alignment modes read no forward weight).
 
     Parameters
     ----------
     learning_rate : float
-        Step size of the normalised update.
-    pre_synapse : Synapse or None
-        Filter on the presynaptic activities (None: use them as they are).
-    adaptive : bool
-        Normalise steps by per-synapse running moments (Adam, as replay training does); False: plain
-        ``-eta e a^T`` (PES-like, cheap enough for every tick).
-    anchor_tau : float
-        Time constant [s] of the pull back toward ``reference`` (:func:`anchor_pull`) while the rule
-        learns; 0: no pull.
-    reference : array or None
-        The weights to be pulled toward (None: the connection's weights at build time).
-    """
-
-    modifies = "weights"
-    probeable = ("error", "pre_filtered", "delta")
-
-    learning_rate = NumberParam("learning_rate", low=0, readonly=True, default=1e-4)
-    pre_synapse = SynapseParam("pre_synapse", default=None, optional=True, readonly=True)
-    adaptive = Parameter("adaptive", default=False, readonly=True)
-    anchor_tau = NumberParam("anchor_tau", low=0, readonly=True, default=0.0)
-    reference = Parameter("reference", default=None, optional=True, readonly=True)
-
-    def __init__(self, learning_rate: float = Default, pre_synapse: object = Default, adaptive: bool = Default,
-                 anchor_tau: float = Default, reference: np.ndarray | None = Default) -> None:
-        super().__init__(learning_rate, size_in="post")
-        self.pre_synapse = pre_synapse
-        self.adaptive = adaptive
-        self.anchor_tau = anchor_tau
-        self.reference = reference
-
-
-class FeedbackDelta(LearningRuleType):
-    """:class:`LocalDelta` on a hidden layer whose error reaches it back through the network.
-
-    The builder computes the post neurons' error with :func:`~snn_sac_ros.core.learning.feedback.send_back` from
-    the error of the downstream learning rule (``downstream``, the rule of the connection these neurons drive), the
-    feedback matrix (``"exact"``: the downstream connection's live weights; ``"random"``: a fixed random
-    matrix, feedback alignment), and the neurons' input current with the bounded LIF derivative.
-    No error connection is needed (``size_in`` 0).
-
-    Parameters
-    ----------
-    downstream : LearningRule
-        The learning rule of the connection that reads this connection's post neurons.
+        Step size of the plain per-step update (no moments: cheap enough for every 1 ms step).
     feedback : str
-        ``"exact"`` or ``"random"``.
-    lif : LIFParams
-        Neuron constants of the post ensemble (for the derivative).
-    seed : int
-        Seed of the random feedback matrix.
-    anchor_tau, reference
-        As for :class:`LocalDelta`.
+        The feedback mode's name.
+    pre_synapse : float or None
+        Time constant [s] of the low-pass filter on spiking pre activities (connections from neurons); None: none.
+    anchor_tau : float
+        Time constant [s] of every learning weight's pull back toward its reference (0: no pull).
+    weight_decay : float
+        Decay per step of forward and learned feedback matrices alike (Kolen-Pollack), 0: none.
     """
 
-    modifies = "weights"
-    probeable = ("error", "pre_filtered", "delta")
-
     learning_rate = NumberParam("learning_rate", low=0, readonly=True, default=1e-4)
-    pre_synapse = SynapseParam("pre_synapse", default=None, optional=True, readonly=True)
-    adaptive = Parameter("adaptive", default=False, readonly=True)
-    downstream = Parameter("downstream", default=None, readonly=True)
     feedback = Parameter("feedback", default="exact", readonly=True)
-    lif = Parameter("lif", default=LIFParams(), readonly=True)
-    seed = IntParam("seed", default=0, readonly=True)
+    pre_synapse = NumberParam("pre_synapse", low=0, low_open=True, optional=True, readonly=True, default=None)
     anchor_tau = NumberParam("anchor_tau", low=0, readonly=True, default=0.0)
-    reference = Parameter("reference", default=None, optional=True, readonly=True)
+    weight_decay = NumberParam("weight_decay", low=0, high=1, high_open=True, readonly=True, default=0.0)
 
-    def __init__(self, downstream: object, learning_rate: float = Default, *, pre_synapse: object = Default,
-                 adaptive: bool = Default, feedback: str = Default, lif: LIFParams = Default,
-                 seed: int = Default, anchor_tau: float = Default, reference: np.ndarray | None = Default) -> None:
-        super().__init__(learning_rate, size_in=0)
-        if feedback not in (Default, "exact", "random"):
-            raise ValueError(f"feedback must be 'exact' or 'random', got {feedback!r}")
-        self.downstream = downstream
+    def __init__(self, learning_rate: float = 1e-4, feedback: str = "exact", pre_synapse: float | None = None,
+                 anchor_tau: float = 0.0, weight_decay: float = 0.0) -> None:
+        super().__init__()
+        self.learning_rate = learning_rate
+        self.feedback = feedback_mode(feedback).name
         self.pre_synapse = pre_synapse
-        self.adaptive = adaptive
-        self.feedback = feedback
-        self.lif = lif
-        self.seed = seed
         self.anchor_tau = anchor_tau
-        self.reference = reference
+        self.weight_decay = weight_decay
+
+    @property
+    def mode(self) -> FeedbackMode:
+        return feedback_mode(self.feedback)
 
 
 class PerturbationDelta(LearningRuleType):
@@ -166,7 +111,7 @@ class _LocalRuleTypeParam(ConnectionLearningRuleTypeParam):
     """Nengo's checks, except that our rules may learn a transform from a node or onto a node."""
 
     def check_rule(self, conn: nengo.Connection, rule: LearningRuleType) -> None:
-        if not isinstance(rule, LocalDelta | FeedbackDelta | PerturbationDelta):
+        if not isinstance(rule, PerturbationDelta):
             super().check_rule(conn, rule)
             return
         LearningRuleTypeParam.check_rule(self, conn, rule)
@@ -175,12 +120,10 @@ class _LocalRuleTypeParam(ConnectionLearningRuleTypeParam):
 
 
 class LearnedConnection(nengo.Connection):
-    """A ``nengo.Connection`` whose weights our local rules may learn even when ``pre`` is a node.
+    """A ``nengo.Connection`` whose transform :class:`PerturbationDelta` may learn between nodes.
 
-    Nengo only lets ``weights``/``decoders`` rules learn connections out of neurons (and ``weights``
-    ones only into neurons). Our networks also learn the input layer (observation node -> neurons), the
-    biases (constant-1 node -> neurons) and the linear readout (neurons -> output node): for those, the
-    presynaptic activity is the node's output, and the rule math is the same.
+    Nengo only lets ``weights`` rules learn connections out of neurons into neurons; weight perturbation needs no
+    neurons at either end (a gain from a node to a node, as the joint damping is).
     """
 
     learning_rule_type = _LocalRuleTypeParam("learning_rule_type", default=None, optional=True)

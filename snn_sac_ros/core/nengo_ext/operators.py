@@ -1,0 +1,560 @@
+"""Operators of the fused LIF networks and of the SAC head: a few large operators instead of one per connection.
+
+A layered LIF network runs as three operators per step: :class:`SimLIFForward` (currents, neurons, synapses,
+output), :class:`SimLIFBackward` (the hidden layers' errors, and a critic's action gradient) and
+:class:`SimLIFUpdate` (every synapse's local update, the anchor, the learning rule's filtered pre activities).
+The SAC head adds :class:`SimPolicyHead`, :class:`SimTDError` and :class:`SimActorError`. Each declares its data
+flow like Nengo's own operators (``sets``, ``incs``, ``reads``, ``updates``), so Nengo orders them, and each calls
+the shared learning math of :mod:`snn_sac_ros.core.learning`. Operators that only serve learning return at once
+while learning is off: then only the actor and the policy head do work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import nengo
+import numpy as np
+from nengo.builder import Operator, Signal
+
+from snn_sac_ros.core.learning.feedback import hidden_errors, send_back
+from snn_sac_ros.core.learning.lif import LIFParams, lif_rate_derivative
+from snn_sac_ros.core.learning.perturbation import PerturbationState, add_trial_cost, end_perturbation_trial
+from snn_sac_ros.core.learning.policy import actor_output_error, gaussian_head, sample_action
+from snn_sac_ros.core.learning.rules import anchor_pull, decay
+from snn_sac_ros.core.nengo_ext.learning_rules import PerturbationDelta
+
+ANCHOR_EVERY = 16
+"""Learning steps between two applications of the anchor pull (each pulls 16 steps' worth): a pull over the agent's
+~200k weights costs about 1 ms, so every 16th step it averages ~70 us per step."""
+
+
+@dataclass
+class LIFNetworkSignals:
+    """The signals of one built LIF network: inputs, parameters, state, and (when it learns) errors.
+
+    Layer ``l`` maps the activity of layer ``l - 1`` (the input for ``l = 0``) to currents ``J_l``; the last
+    layer is the linear output. ``synapse[l]`` is the filter state of ``W_l a_{l-1}`` where connections from
+    neurons are filtered; ``pre[l]`` the filtered pre activity a learning rule reads (None: the activity itself).
+    """
+
+    inputs: list[Signal]
+    x: Signal
+    weights: list[Signal]
+    biases: list[Signal]
+    currents: list[Signal]
+    activities: list[Signal]
+    output: Signal
+    voltage: list[Signal | None]
+    refractory: list[Signal | None]
+    synapse: list[Signal | None]
+    pre: list[Signal | None] = field(default_factory=list)
+    errors: list[Signal] = field(default_factory=list)
+    paths: list[Signal] = field(default_factory=list)
+    input_feedback: Signal | None = None
+    references: list[Signal] = field(default_factory=list)
+
+
+def _lowpass(tau: float | None, dt: float) -> tuple[float, float] | None:
+    """``(a, b)`` of Nengo's discretised ``Lowpass(tau)``: ``x <- a x + b u`` (None: no filter)."""
+    if tau is None:
+        return None
+    a, b, c, _ = nengo.Lowpass(tau)._get_ss(dt)
+    return float(a.item()), float(c.item() * b.item())
+
+
+class FusedOperator(Operator):
+    """An operator whose signals come in named groups; ``make_step`` finds each group again by name.
+
+    Nengo's optimiser may replace signals in an operator's ``sets``/``incs``/``reads``/``updates`` lists (when it
+    merges the operators around them), so an operator must look its signals up in those lists, never keep its own
+    references: :meth:`declare` records where each group lies, :meth:`group` reads it back. A signal declared twice
+    under one kind is listed once.
+    """
+
+    def __init__(self, tag: str | None = None) -> None:
+        super().__init__(tag=tag)
+        self.sets, self.incs, self.reads, self.updates = [], [], [], []
+        self._groups: dict[str, tuple[str, list[int | None]]] = {}
+
+    def declare(self, kind: str, name: str, signals: list[Signal | None]) -> None:
+        """List ``signals`` (None: an absent member, kept as None) under ``kind`` as the group ``name``."""
+        listed = getattr(self, kind)
+        positions = []
+        for signal in signals:
+            if signal is None:
+                positions.append(None)
+                continue
+            known = next((i for i, s in enumerate(listed) if s is signal), None)
+            if known is None:
+                known = len(listed)
+                listed.append(signal)
+            positions.append(known)
+        self._groups[name] = (kind, positions)
+
+    def group(self, signals: object, name: str) -> list[np.ndarray | None]:
+        """The arrays of the group ``name`` in the simulator's ``signals``."""
+        kind, positions = self._groups[name]
+        listed = getattr(self, kind)
+        return [None if p is None else signals[listed[p]] for p in positions]
+
+    def one(self, signals: object, name: str) -> np.ndarray | None:
+        """The array of a group of one signal."""
+        return self.group(signals, name)[0]
+
+
+class SimLIFForward(FusedOperator):
+    """One step of a layered LIF network: ``J_l = W_l a_{l-1} + b_l``, the neurons, the synapses, the output.
+
+    Connections from neurons may be filtered (``synapse``): then layer ``l`` receives the filter's value from the
+    step before, as Nengo's filtered connections deliver it, and the filter takes this step's ``W_l a_{l-1}``.
+    The neurons are Nengo's own neuron types, stepped by their own ``step``. ``enabled`` (a signal, or None for
+    always): a network whose values only serve learning (a critic) skips its step while learning is off.
+
+    Notes
+    -----
+    1. sets ``[x (if several inputs), currents..., activities..., output]``
+    2. incs ``[]``
+    3. reads ``[inputs..., weights..., biases..., (enabled)]``
+    4. updates ``[voltages..., refractory times..., synapse states...]``
+    """
+
+    def __init__(self, net: LIFNetworkSignals, neuron: nengo.neurons.NeuronType, synapse: float | None,
+                 enabled: Signal | None = None, tag: str | None = None) -> None:
+        super().__init__(tag=tag)
+        self.neuron, self.synapse, self.several_inputs = neuron, synapse, len(net.inputs) > 1
+        self.declare("sets", "x", [net.x] if self.several_inputs else [None])
+        for name in ("currents", "activities"):
+            self.declare("sets", name, getattr(net, name))
+        self.declare("sets", "output", [net.output])
+        for name in ("inputs", "weights", "biases"):
+            self.declare("reads", name, getattr(net, name))
+        self.declare("reads", "enabled", [enabled])
+        for name in ("voltage", "refractory", "synapse"):
+            self.declare("updates", name, getattr(net, name))
+
+    def make_step(self, signals: object, dt: float, rng: object) -> object:
+        parts = self.group(signals, "inputs")
+        x = self.one(signals, "x") if self.several_inputs else parts[0]
+        weights, biases = self.group(signals, "weights"), self.group(signals, "biases")
+        currents, activities = self.group(signals, "currents"), self.group(signals, "activities")
+        output = self.one(signals, "output")
+        states = [{} if v is None else {"voltage": v, "refractory_time": r}
+                  for v, r in zip(self.group(signals, "voltage"), self.group(signals, "refractory"))]
+        filters = self.group(signals, "synapse")
+        enabled = self.one(signals, "enabled")
+        coefficients = _lowpass(self.synapse, dt)
+        neuron_step, last = self.neuron.step, len(weights) - 1
+
+        def drive(layer: int, out: np.ndarray) -> None:
+            """``out = W_l a_{l-1} + b_l``, or the filter's value ``+ b_l`` where the connection is filtered."""
+            if filters[layer] is not None:
+                out[...] = filters[layer]
+            else:
+                np.dot(weights[layer], x if layer == 0 else activities[layer - 1], out=out)
+            out += biases[layer]
+
+        def step_simlifforward() -> None:
+            if enabled is not None and not enabled[0]:
+                return
+            if len(parts) > 1:
+                np.concatenate(parts, out=x)
+            for layer, (current, activity) in enumerate(zip(currents, activities)):
+                drive(layer, current)
+                neuron_step(dt, current, activity, **states[layer])
+            drive(last, output)
+            if coefficients is not None:
+                a, b = coefficients
+                for layer in range(1, last + 1):
+                    state = filters[layer]
+                    if state is not None:
+                        state *= a
+                        state += b * np.dot(weights[layer], activities[layer - 1])
+
+        return step_simlifforward
+
+
+class SimLIFBackward(FusedOperator):
+    """The errors of a LIF network's hidden layers from its output error, by its feedback path, and (a critic)
+    its action gradient ``dQ/da`` through the transposed forward weights or its own input feedback.
+
+    ``paths`` are what the feedback mode sends errors through: the forward matrices above each hidden layer for
+    backprop (weight transport: the only case in which this operator reads a forward weight), else feedback
+    matrices of the network's own. The bounded LIF derivative of each hidden layer is computed once and serves
+    both. Nothing is computed while learning is off.
+
+    Notes
+    -----
+    1. sets ``[hidden errors..., (action gradient)]``
+    2. incs ``[]``
+    3. reads ``[output error, learning, paths..., currents..., (action-gradient paths...)]``
+    4. updates ``[]``
+    """
+
+    def __init__(self, net: LIFNetworkSignals, hidden: str, lif: LIFParams, learning: Signal, *,
+                 action_gradient: Signal | None = None, action_paths: list[Signal] | None = None,
+                 action_columns: slice | None = None, tag: str | None = None) -> None:
+        super().__init__(tag=tag)
+        self.hidden, self.lif, self.action_columns = hidden, lif, action_columns
+        self.declare("sets", "hidden_errors", net.errors[:-1])
+        self.declare("sets", "action_gradient", [action_gradient])
+        self.declare("reads", "error_out", [net.errors[-1]])
+        self.declare("reads", "learning", [learning])
+        self.declare("reads", "paths", net.paths)
+        self.declare("reads", "currents", net.currents)
+        self.declare("reads", "action_paths", action_paths or [])
+
+    def make_step(self, signals: object, dt: float, rng: object) -> object:
+        hidden, lif, columns = self.hidden, self.lif, self.action_columns
+        error_out, learning = self.one(signals, "error_out"), self.one(signals, "learning")
+        hidden_out, gradient = self.group(signals, "hidden_errors"), self.one(signals, "action_gradient")
+        paths, currents = self.group(signals, "paths"), self.group(signals, "currents")
+        action_paths = self.group(signals, "action_paths")
+
+        def step_simlifbackward() -> None:
+            if not learning[0]:
+                return
+            derivative = [lif_rate_derivative(j[None, :], lif) for j in currents]
+            if hidden == "frozen":  # fixed hidden layers: their errors stay zero
+                pass
+            elif error_out.any():
+                for out, err in zip(hidden_out, hidden_errors(hidden, error_out[None, :], paths, derivative)):
+                    out[...] = err[0]
+            else:  # no error (a TD error only comes with a reward): no plasticity this step
+                for out in hidden_out:
+                    out[...] = 0.0
+            if gradient is not None:
+                gradient[...] = self._action_gradient(np.ones((1, error_out.size)), action_paths, derivative, columns)
+
+        return step_simlifbackward
+
+    def _action_gradient(self, error: np.ndarray, paths: list[np.ndarray], derivative: list[np.ndarray],
+                         columns: slice | None) -> np.ndarray:
+        """``dQ/da`` for a unit output error (the sum of the outputs): through ``W_L ... W_1`` and
+        ``W_0[:, columns]``, or through the feedback path and C."""
+        if columns is not None:  # transposed forward weights: paths are W_0 ... W_L
+            for w, d in zip(paths[-1:0:-1], derivative[::-1]):
+                error = (error @ w) * d
+            return (error @ paths[0][:, columns])[0]
+        *hidden_paths, input_feedback = paths
+        if self.hidden == "direct":
+            return (send_back(error, hidden_paths[0], derivative[0]) @ input_feedback)[0]
+        return (hidden_errors(self.hidden, error, hidden_paths, derivative)[0] @ input_feedback)[0]
+
+
+class SimLIFUpdate(FusedOperator):
+    """Every learning synapse of a LIF network, by its local rule: ``dW_l = -eta e_l a_{l-1}^T``, in place.
+
+    Each matrix (and bias) changes only on steps its post error is not zero; every ``ANCHOR_EVERY``-th such step it
+    is also pulled toward its reference (``anchor_tau`` > 0). Feedback matrices that learn (Kolen-Pollack) take the
+    very update of their forward twin: the same pre activity and post error meet at them. The rule reads spiking
+    pre activities through a low-pass filter that includes this step's spikes (as Nengo's rules filter them),
+    advanced every step, learning or not.
+
+    Notes
+    -----
+    1. sets ``[]``
+    2. incs ``[]``
+    3. reads ``[learning, x, activities..., errors..., references...]``
+    4. updates ``[weights..., biases..., learned feedback..., pre filters...]``
+    """
+
+    def __init__(self, net: LIFNetworkSignals, *, learning_rate: float, learning: Signal,
+                 pre_synapse: float | None, anchor_tau: float, weight_decay: float,
+                 mirrored: list[tuple[int, Signal, slice | None]], tag: str | None = None) -> None:
+        super().__init__(tag=tag)
+        self.learning_rate, self.pre_synapse = learning_rate, pre_synapse
+        self.anchor_tau, self.weight_decay = anchor_tau, weight_decay
+        self.mirrored = [(layer, columns) for layer, _, columns in mirrored]
+        self.declare("reads", "learning", [learning])
+        self.declare("reads", "x", [net.x])
+        self.declare("reads", "activities", net.activities)
+        self.declare("reads", "errors", net.errors)
+        self.declare("reads", "references", net.references)
+        self.declare("updates", "weights", net.weights)
+        self.declare("updates", "biases", net.biases)
+        self.declare("updates", "feedback", [signal for _, signal, _ in mirrored])
+        self.declare("updates", "pre", net.pre)
+
+    def make_step(self, signals: object, dt: float, rng: object) -> object:
+        learning, x = self.one(signals, "learning"), self.one(signals, "x")
+        activities, errors = self.group(signals, "activities"), self.group(signals, "errors")
+        matrices, biases = self.group(signals, "weights"), self.group(signals, "biases")
+        feedback, references = self.group(signals, "feedback"), self.group(signals, "references")
+        pre_filters = self.group(signals, "pre")
+        mirrored = [(layer, matrix, columns) for (layer, columns), matrix in zip(self.mirrored, feedback)]
+        coefficients = _lowpass(self.pre_synapse, dt)
+        neg_lr = -self.learning_rate
+        anchored = self.anchor_tau > 0
+        pull_rate = ANCHOR_EVERY * dt / self.anchor_tau if anchored else 0.0
+        targets = [*matrices, *biases, *feedback]
+        learning_steps = [0] * len(targets)
+        deltas = [np.empty_like(t) for t in targets]
+        n_layers = len(matrices)
+
+        def pre_activity(layer: int) -> np.ndarray:
+            if layer == 0:
+                return x
+            return activities[layer - 1] if pre_filters[layer] is None else pre_filters[layer]
+
+        def apply(k: int, target: np.ndarray, change: np.ndarray) -> None:
+            if anchored:
+                learning_steps[k] += 1
+                if learning_steps[k] % ANCHOR_EVERY == 0:
+                    anchor_pull(target, references[k], pull_rate, change)
+            target += change
+
+        def step_simlifupdate() -> None:
+            if coefficients is not None:  # the rule's filtered pre activities, this step's activity included
+                a, b = coefficients
+                for layer, pre_filter in enumerate(pre_filters):
+                    if pre_filter is not None:
+                        np.multiply(pre_filter, a, out=pre_filter)
+                        np.add(pre_filter, b * activities[layer - 1], out=pre_filter)
+            if not learning[0]:
+                return
+            for layer in range(n_layers):
+                error = errors[layer]
+                if not error.any():
+                    continue
+                scaled = error * neg_lr
+                np.multiply.outer(scaled, pre_activity(layer), out=deltas[layer])
+                apply(layer, matrices[layer], deltas[layer])
+                np.multiply(scaled, 1.0, out=deltas[n_layers + layer])
+                apply(n_layers + layer, biases[layer], deltas[n_layers + layer])
+            for k, (layer, matrix, columns) in enumerate(mirrored, start=2 * n_layers):
+                if not errors[layer].any():
+                    continue
+                pre = pre_activity(layer) if columns is None else pre_activity(layer)[columns]
+                np.multiply.outer(errors[layer] * neg_lr, pre, out=deltas[k])
+                apply(k, matrix, deltas[k])
+            if self.weight_decay > 0:
+                for matrix in (*matrices, *feedback):
+                    decay(matrix, self.weight_decay)
+
+        return step_simlifupdate
+
+
+@dataclass
+class HeadSignals:
+    """The SAC head's signals: the agent's inputs, the action it takes, the errors it computes."""
+
+    observation: Signal
+    learning: Signal
+    reward: Signal
+    has_reward: Signal
+    actor_output: Signal
+    damping_weights: Signal
+    action: Signal
+    eps: Signal
+    logp: Signal
+    episode_steps: Signal
+    q: list[Signal] = field(default_factory=list)
+    td: Signal | None = None
+    previous_q: Signal | None = None
+    has_previous_q: Signal | None = None
+    td_updates: Signal | None = None
+    action_gradients: list[Signal] = field(default_factory=list)
+    actor_error: Signal | None = None
+
+
+class SimPolicyHead(FusedOperator):
+    """The actor's squashed Gaussian as the action: ``clip(tanh(mean + std eps) + damping, -1, 1)`` and ``log pi``.
+
+    ``eps`` is 0 (the deterministic ``tanh(mean)``) unless the head explores while learning: then a new sample
+    every ``hold`` steps (one trained control period). ``damping`` is the learned joint damping, ``D dq_obs``.
+
+    Notes
+    -----
+    1. sets ``[action, eps, logp]``
+    2. incs ``[]``
+    3. reads ``[actor output, damping weights, observation, learning]``
+    4. updates ``[episode steps]``
+    """
+
+    def __init__(self, head: HeadSignals, velocity_columns: list[int], *, explore: bool, hold: int,
+                 rng: np.random.Generator, tag: str | None = None) -> None:
+        super().__init__(tag=tag)
+        self.velocity_columns, self.explore, self.hold, self.rng = np.array(velocity_columns), explore, hold, rng
+        for kind, names in (("sets", ("action", "eps", "logp")),
+                            ("reads", ("actor_output", "damping_weights", "observation", "learning")),
+                            ("updates", ("episode_steps",))):
+            for name in names:
+                self.declare(kind, name, [getattr(head, name)])
+
+    def make_step(self, signals: object, dt: float, rng: object) -> object:
+        out, damping, obs, learning = (self.one(signals, n) for n in ("actor_output", "damping_weights",
+                                                                       "observation", "learning"))
+        action, eps, logp, steps = (self.one(signals, n) for n in ("action", "eps", "logp", "episode_steps"))
+        columns, n, hold, explore, sample = self.velocity_columns, action.size, self.hold, self.explore, self.rng
+
+        def step_simpolicyhead() -> None:
+            if explore:
+                if not learning[0]:
+                    eps[...] = 0.0
+                elif steps[0] % hold == 0:
+                    eps[...] = sample.standard_normal(n)
+            mean, log_std, _ = gaussian_head(out[None], n)
+            a, log_prob = sample_action(mean, log_std, eps[None])
+            action[...] = np.clip(a[0] + np.dot(damping, obs[columns]), -1.0, 1.0)
+            logp[...] = log_prob[0]
+            steps[...] += 1
+
+        return step_simpolicyhead
+
+
+class SimTDError(FusedOperator):
+    """Per-step soft TD error of each critic: ``Q_prev - (r k + gamma_step (min Q - alpha log pi k))``.
+
+    ``k`` is the share of a trained control step that one simulator step stands for (``dt * control_hz``), so the
+    discount and the reward are per step; the critics bootstrap from themselves. No error without a reward, a
+    previous value (the start of an episode) or learning.
+
+    Notes
+    -----
+    1. sets ``[td]``
+    2. incs ``[]``
+    3. reads ``[q..., logp, reward, has reward, learning]``
+    4. updates ``[previous q, has previous q, td updates]``
+    """
+
+    def __init__(self, head: HeadSignals, *, alpha: float, gamma_step: float, step_fraction: float,
+                 tag: str | None = None) -> None:
+        super().__init__(tag=tag)
+        self.alpha, self.gamma_step, self.step_fraction = alpha, gamma_step, step_fraction
+        self.declare("sets", "td", [head.td])
+        self.declare("reads", "q", head.q)
+        for name in ("logp", "reward", "has_reward", "learning"):
+            self.declare("reads", name, [getattr(head, name)])
+        for name in ("previous_q", "has_previous_q", "td_updates"):
+            self.declare("updates", name, [getattr(head, name)])
+
+    def make_step(self, signals: object, dt: float, rng: object) -> object:
+        q1, q2 = self.group(signals, "q")
+        logp, reward, has_reward, learning = (self.one(signals, n) for n in ("logp", "reward", "has_reward",
+                                                                              "learning"))
+        td, previous, has_previous, count = (self.one(signals, n) for n in ("td", "previous_q", "has_previous_q",
+                                                                             "td_updates"))
+        alpha, gamma, k = self.alpha, self.gamma_step, self.step_fraction
+
+        def step_simtderror() -> None:
+            if not learning[0]:
+                td[...] = 0.0
+                return
+            if has_previous[0] and has_reward[0]:
+                target = float(reward[0]) * k + gamma * (min(q1[0], q2[0]) - alpha * logp[0] * k)
+                np.subtract(previous, target, out=td)
+                count[...] += 1
+            else:
+                td[...] = 0.0
+            previous[0], previous[1] = q1[0], q2[0]
+            has_previous[...] = 1.0
+
+        return step_simtderror
+
+
+class SimActorError(FusedOperator):
+    """``d(alpha log pi - min Q) / d(actor output)`` for the action just taken (0 while not learning).
+
+    Through the reparameterised sample, with the action gradient of the critic whose value is the smaller. Acting
+    with ``tanh(mean)`` (no exploration) it is a deterministic-policy-gradient step on the mean only: an entropy push
+    on an unused log-std would only drift the shared hidden layers.
+
+    Notes
+    -----
+    1. sets ``[actor error]``
+    2. incs ``[]``
+    3. reads ``[actor output, action, eps, action gradients..., q..., learning]``
+    4. updates ``[]``
+    """
+
+    def __init__(self, head: HeadSignals, *, alpha: float, explore: bool, tag: str | None = None) -> None:
+        super().__init__(tag=tag)
+        self.alpha, self.explore = alpha, explore
+        self.declare("sets", "actor_error", [head.actor_error])
+        for name in ("actor_output", "action", "eps", "learning"):
+            self.declare("reads", name, [getattr(head, name)])
+        self.declare("reads", "action_gradients", head.action_gradients)
+        self.declare("reads", "q", head.q)
+
+    def make_step(self, signals: object, dt: float, rng: object) -> object:
+        out, action, eps, learning = (self.one(signals, n) for n in ("actor_output", "action", "eps", "learning"))
+        dq1, dq2 = self.group(signals, "action_gradients")
+        q1, q2 = self.group(signals, "q")
+        error = self.one(signals, "actor_error")
+        n, alpha, explore = action.size, self.alpha, self.explore
+
+        def step_simactorerror() -> None:
+            if not learning[0]:
+                error[...] = 0.0
+                return
+            dq = dq1 if q1[0] <= q2[0] else dq2
+            _, log_std, dlogstd = gaussian_head(out[None], n)
+            error[...] = actor_output_error(action[None], log_std, dlogstd, eps[None], dq[None], alpha=alpha)[0]
+            if not explore:
+                error[n:] = 0.0
+
+        return step_simactorerror
+
+
+class SimPerturbationDelta(Operator):
+    """Weight perturbation trials of one connection (:func:`end_perturbation_trial`), driven by its modulatory input.
+
+    Every tick with learning on it adds the tick's cost to the running trial; on a trial's last tick it
+    closes the trial and moves the weights to the next trial's ``mean +- sigma xi``, clipped to the rule's
+    bounds (a perturbed damping gain never turns negative). When learning turns
+    off it puts the weights back to their means (no perturbation is left in a policy that stops learning).
+
+    Notes
+    -----
+    1. sets ``[]``
+    2. incs ``[]``
+    3. reads ``[modulation, weights]``
+    4. updates ``[delta, mean, xi, trial, phase, spread]``
+    """
+
+    def __init__(self, modulation: Signal, weights: Signal, delta: Signal, state: list[Signal],  # noqa: PLR0917
+                 rule_type: PerturbationDelta, tag: str | None = None) -> None:
+        super().__init__(tag=tag)
+        self.rule_type = rule_type
+        self.sets, self.incs = [], []
+        self.reads = [modulation, weights]
+        self.updates = [delta, *state]
+
+    def make_step(self, signals: object, dt: float, rng: object) -> object:
+        modulation, weights = (signals[s] for s in self.reads)
+        delta = signals[self.updates[0]]
+        state = PerturbationState(*(signals[s] for s in self.updates[1:]))
+        r = self.rule_type
+        sigma = np.asarray(r.sigma, dtype=float)
+        low, high = np.asarray(r.low, dtype=float), np.asarray(r.high, dtype=float)
+        perturbation_rng = np.random.default_rng(r.seed)
+        recency = min(1.0, dt / r.cost_tau) if r.cost_tau > 0 else 0.0
+        was_on, dirty = [False], [False]
+
+        def move_to(target: np.ndarray) -> None:
+            np.subtract(target, weights, out=delta)
+            dirty[0] = True
+
+        def start_trial() -> None:  # the running trial's perturbed weights, within the bounds
+            move_to(np.clip(state.weights(sigma), low, high))
+
+        def step_simperturbationdelta() -> None:
+            if dirty[0]:
+                delta[...] = 0.0
+                dirty[0] = False
+            on = modulation[2] > 0.5
+            if on:
+                if not was_on[0]:  # (re)start: a fresh + trial
+                    state.trial[:2] = 0.0
+                    state.phase[0] = 0.0
+                    start_trial()
+                add_trial_cost(state, float(modulation[0]), recency)
+                if modulation[1] > 0.5 and end_perturbation_trial(state, sigma, r.learning_rate, low=low, high=high,
+                                                                  rng=perturbation_rng, filtered=recency > 0):
+                    start_trial()
+            elif was_on[0]:
+                move_to(state.mean)
+            was_on[0] = on
+
+        return step_simperturbationdelta
