@@ -60,6 +60,8 @@ class SACConfig:
     """how errors reach hidden layers and dQ/da is formed (``feedback.FEEDBACK_MODES``): "exact" is backprop"""
     feedback_weight_decay: float = 1e-4
     """per update, for feedback that learns (Kolen-Pollack): forward and feedback matrices decay alike"""
+    feedback_scale: float = 1.0
+    """learned feedback (Kolen-Pollack) starts as random matrices times this (0: at zero)"""
     update_every: int = 1
     """env steps per gradient update"""
     lif: LIFParams = field(default_factory=LIFParams)
@@ -82,6 +84,7 @@ class SACConfig:
         d["lif"] = LIFParams(**d["lif"])
         d.setdefault("target_entropy_per_action", -1.0)  # what checkpoints from before the field trained with
         d.setdefault("feedback_weight_decay", 0.0)
+        d.setdefault("feedback_scale", 1.0)
         return cls(**d)
 
 
@@ -95,13 +98,14 @@ class SpikingSAC:
         self.config = c = config or SACConfig()
         self.obs_dim, self.act_dim, self.seed = obs_dim, act_dim, seed
         self.rng = np.random.default_rng(seed)
-        decay, action = c.feedback_weight_decay, (obs_dim, obs_dim + act_dim)
+        action = (obs_dim, obs_dim + act_dim)
+        learned = {"weight_decay": c.feedback_weight_decay, "feedback_scale": c.feedback_scale}
         self.actor = LIFRateNet((obs_dim, *c.hidden, 2 * act_dim), c.lif, c.feedback, seed=seed * 10 + 1,
-                                out_scale=0.01, weight_decay=decay)
+                                out_scale=0.01, **learned)
         self.q1 = LIFRateNet((obs_dim + act_dim, *c.hidden, 1), c.lif, c.feedback, seed=seed * 10 + 2,
-                             input_columns=action, weight_decay=decay)
+                             input_columns=action, **learned)
         self.q2 = LIFRateNet((obs_dim + act_dim, *c.hidden, 1), c.lif, c.feedback, seed=seed * 10 + 3,
-                             input_columns=action, weight_decay=decay)
+                             input_columns=action, **learned)
         # the critics' slow weights (forward only: they never learn, so they carry no feedback)
         self.q1_target = LIFRateNet(self.q1.sizes, c.lif, "exact", seed=seed * 10 + 2)
         self.q2_target = LIFRateNet(self.q2.sizes, c.lif, "exact", seed=seed * 10 + 3)

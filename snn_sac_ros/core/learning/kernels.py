@@ -81,3 +81,76 @@ def adam_step(grad: np.ndarray, m: np.ndarray, v: np.ndarray, delta: np.ndarray,
         m[i] = m[i] * beta1 + g * one_minus_beta1
         ratio = m[i] / (np.sqrt(v[i]) + eps)
         delta[i] = ratio * neg_step
+
+
+@kernel
+def rank1_update(weights: np.ndarray, error: np.ndarray, pre: np.ndarray, neg_rate: float) -> None:
+    """``W += outer(error * neg_rate, pre)`` in one pass, rounding as the two NumPy steps do."""
+    rows, cols = weights.shape
+    for i in range(rows):
+        scaled = error[i] * neg_rate
+        if scaled == 0.0:
+            continue  # adds +0.0 (or -0.0) to every weight: no change
+        for j in range(cols):
+            weights[i, j] = weights[i, j] + scaled * pre[j]
+
+
+@kernel
+def rank1_update_anchored(weights: np.ndarray, error: np.ndarray, pre: np.ndarray, neg_rate: float,  # noqa: PLR0917
+                          reference: np.ndarray, neg_pull: float) -> None:
+    """``W += outer(error * neg_rate, pre) + neg_pull * (W - reference)``, rounding as the NumPy steps do."""
+    rows, cols = weights.shape
+    for i in range(rows):
+        scaled = error[i] * neg_rate
+        for j in range(cols):
+            change = scaled * pre[j] + (weights[i, j] - reference[i, j]) * neg_pull
+            weights[i, j] = weights[i, j] + change
+
+
+@kernel
+def backward_update(weights: np.ndarray, update_error: np.ndarray, pre: np.ndarray, neg_rate: float,  # noqa: PLR0917
+                    path: np.ndarray, back_error: np.ndarray, back: np.ndarray, mirror: bool) -> None:
+    """One pass over a layer: ``back = back_error @ path`` with the path's values from before this step, and
+    ``weights += outer(update_error * neg_rate, pre)`` (``path`` too, when it mirrors the weights).
+
+    ``path`` is the matrix errors go back through: the weights themselves (backprop) or a feedback matrix; each
+    matrix is read once for both the error and the update, the most a layer's learning step costs in memory.
+    """
+    rows, cols = weights.shape
+    back[:] = 0.0
+    for i in range(rows):
+        carried = back_error[i]
+        scaled = update_error[i] * neg_rate
+        if scaled == 0.0:
+            for j in range(cols):
+                back[j] += carried * path[i, j]
+        elif mirror:
+            for j in range(cols):
+                value = path[i, j]
+                back[j] += carried * value
+                weights[i, j] = weights[i, j] + scaled * pre[j]
+                path[i, j] = value + scaled * pre[j]
+        else:
+            for j in range(cols):
+                back[j] += carried * path[i, j]
+                weights[i, j] = weights[i, j] + scaled * pre[j]
+
+
+@kernel
+def backward_update_anchored(weights: np.ndarray, update_error: np.ndarray, pre: np.ndarray,  # noqa: PLR0917
+                             neg_rate: float, path: np.ndarray, back_error: np.ndarray, back: np.ndarray,
+                             mirror: bool, reference: np.ndarray, path_reference: np.ndarray,
+                             neg_pull: float) -> None:
+    """:func:`backward_update` on a step that also pulls every updated synapse toward its reference."""
+    rows, cols = weights.shape
+    back[:] = 0.0
+    for i in range(rows):
+        carried = back_error[i]
+        scaled = update_error[i] * neg_rate
+        for j in range(cols):
+            value = path[i, j]
+            back[j] += carried * value
+            w = weights[i, j]
+            weights[i, j] = w + (scaled * pre[j] + (w - reference[i, j]) * neg_pull)
+            if mirror:
+                path[i, j] = value + (scaled * pre[j] + (value - path_reference[i, j]) * neg_pull)

@@ -17,9 +17,8 @@ from snn_sac_ros.core.nengo_ext.operators import (
     HeadSignals,
     LIFNetworkSignals,
     SimActorError,
-    SimLIFBackward,
     SimLIFForward,
-    SimLIFUpdate,
+    SimLIFLearn,
     SimPerturbationDelta,
     SimPolicyHead,
     SimTDError,
@@ -38,8 +37,8 @@ def build_lif_ops(model: object, net: LIFNetwork, inputs: list[Signal], *, learn
     1. Parameters: ``W_l``, ``b_l`` (float64 signals) and the feedback matrices its mode uses.
     2. State: currents, activities, the spiking neurons' voltages (uniform in [0, 1), from the network's seed) and
        refractory times, the filter states of connections from neurons.
-    3. :class:`SimLIFForward`; with learning, the post errors (``error_out`` is the output error, e.g. a TD error),
-       :class:`SimLIFBackward` (and a critic's ``action_gradient``) and :class:`SimLIFUpdate`.
+    3. :class:`SimLIFForward`; with learning, the post errors (``error_out`` is the output error, e.g. a TD error)
+       and :class:`SimLIFLearn` (which also forms a critic's ``action_gradient``).
 
     The signals are named in ``model.sig[net]`` (see :func:`_expose`).
     """
@@ -82,32 +81,22 @@ def build_lif_ops(model: object, net: LIFNetwork, inputs: list[Signal], *, learn
             raise ValueError(f"{label}: {mode.name} feedback needs {n_hidden} feedback matrices, got "
                              f"{len(signals.paths)}")
     columns = net.action_columns
-    action_paths, action_slice = None, None
-    if action_gradient is not None:
-        if mode.action == "transpose":
-            action_paths, action_slice = signals.weights, slice(*columns)
-        else:
-            if layers.input_feedback is None:
-                raise ValueError(f"{label}: {mode.name} feedback needs an input feedback matrix C")
-            signals.input_feedback = _signal(layers.input_feedback, f"{label}.C")
-            action_paths = [*signals.paths, signals.input_feedback]
-    model.add_op(SimLIFBackward(signals, mode.hidden, net.lif, learning, action_gradient=action_gradient,
-                                action_paths=action_paths, action_columns=action_slice, tag=f"{label}.backward"))
-    mirrored = []
-    if mode.learns_feedback:
-        mirrored = [(i + 1, path, None) for i, path in enumerate(signals.paths)]
-        if signals.input_feedback is not None:
-            mirrored.append((0, signals.input_feedback, slice(*columns)))
+    if action_gradient is not None and mode.action != "transpose":
+        if layers.input_feedback is None:
+            raise ValueError(f"{label}: {mode.name} feedback needs an input feedback matrix C")
+        signals.input_feedback = _signal(layers.input_feedback, f"{label}.C")
     reference = net.reference
     if rule.anchor_tau > 0:
         targets = [*reference.weights, *reference.biases]
-        targets += [*reference.feedback[: len(mirrored) - (signals.input_feedback is not None)]]
-        if signals.input_feedback is not None:
-            targets.append(reference.input_feedback)
+        if mode.learns_feedback:
+            targets += [*reference.feedback]
+            if signals.input_feedback is not None:
+                targets.append(reference.input_feedback)
         signals.references = [_signal(r, f"{label}.reference{k}", readonly=True) for k, r in enumerate(targets)]
-    model.add_op(SimLIFUpdate(signals, learning_rate=rule.learning_rate, learning=learning, pre_synapse=pre_synapse,
-                              anchor_tau=rule.anchor_tau, weight_decay=rule.weight_decay, mirrored=mirrored,
-                              tag=f"{label}.update"))
+    model.add_op(SimLIFLearn(signals, mode, net.lif, learning=learning, learning_rate=rule.learning_rate,
+                             pre_synapse=pre_synapse, anchor_tau=rule.anchor_tau, weight_decay=rule.weight_decay,
+                             rate_neurons=not spiking, action_gradient=action_gradient,
+                             action_columns=None if columns is None else slice(*columns), tag=f"{label}.learn"))
     _expose(model, net, signals)
     return signals
 

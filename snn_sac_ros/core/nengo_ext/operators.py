@@ -1,12 +1,12 @@
 """Operators of the fused LIF networks and of the SAC head: a few large operators instead of one per connection.
 
-A layered LIF network runs as three operators per step: :class:`SimLIFForward` (currents, neurons, synapses,
-output), :class:`SimLIFBackward` (the hidden layers' errors, and a critic's action gradient) and
-:class:`SimLIFUpdate` (every synapse's local update, the anchor, the learning rule's filtered pre activities).
-The SAC head adds :class:`SimPolicyHead`, :class:`SimTDError` and :class:`SimActorError`. Each declares its data
-flow like Nengo's own operators (``sets``, ``incs``, ``reads``, ``updates``), so Nengo orders them, and each calls
-the shared learning math of :mod:`snn_sac_ros.core.learning`. Operators that only serve learning return at once
-while learning is off: then only the actor and the policy head do work.
+A layered LIF network runs as two operators per step: :class:`SimLIFForward` (currents, neurons, synapses,
+output) and, when it learns, :class:`SimLIFLearn` (every layer's error by the feedback mode's path and every
+synapse's local update, in one sweep that reads each weight matrix once). The SAC head adds
+:class:`SimPolicyHead`, :class:`SimTDError` and :class:`SimActorError`. Each declares its data flow like Nengo's
+own operators (``sets``, ``incs``, ``reads``, ``updates``), so Nengo orders them, and each calls the shared
+learning math of :mod:`snn_sac_ros.core.learning`. Operators that only serve learning return at once while
+learning is off: then only the actor and the policy head do work.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ import nengo
 import numpy as np
 from nengo.builder import Operator, Signal
 
-from snn_sac_ros.core.learning.feedback import hidden_errors, send_back
+from snn_sac_ros.core.learning import kernels
 from snn_sac_ros.core.learning.lif import LIFParams, lif_rate_derivative
+from snn_sac_ros.core.learning.modes import FeedbackMode
 from snn_sac_ros.core.learning.perturbation import PerturbationState, add_trial_cost, end_perturbation_trial
 from snn_sac_ros.core.learning.policy import actor_output_error, gaussian_head, sample_action
-from snn_sac_ros.core.learning.rules import anchor_pull, decay
+from snn_sac_ros.core.learning.rules import decay
 from snn_sac_ros.core.nengo_ext.learning_rules import PerturbationDelta
 
 ANCHOR_EVERY = 16
@@ -174,137 +175,160 @@ class SimLIFForward(FusedOperator):
         return step_simlifforward
 
 
-class SimLIFBackward(FusedOperator):
-    """The errors of a LIF network's hidden layers from its output error, by its feedback path, and (a critic)
-    its action gradient ``dQ/da`` through the transposed forward weights or its own input feedback.
+class SimLIFLearn(FusedOperator):
+    """A LIF network's learning step: every layer's post error by the feedback mode's path, and every synapse's
+    local update ``dW_l = -eta e_l a_{l-1}^T``, in one sweep from the output layer down.
 
-    ``paths`` are what the feedback mode sends errors through: the forward matrices above each hidden layer for
-    backprop (weight transport: the only case in which this operator reads a forward weight), else feedback
-    matrices of the network's own. The bounded LIF derivative of each hidden layer is computed once and serves
-    both. Nothing is computed while learning is off.
+    Each layer's matrix is read once for both: the error carried down through it (its values from before this
+    step) and its update (:func:`~snn_sac_ros.core.learning.kernels.backward_update`). ``paths`` are what the mode
+    sends errors through: the forward matrices above each hidden layer for backprop (weight transport: the only case
+    in which a forward weight carries an error), else feedback matrices of the network's own, which Kolen-Pollack
+    updates with their forward twin (the same pre activity and post error meet at them). A critic also forms its
+    action gradient dQ/da for a unit output error; its TD error scales the same errors for its own updates. Every
+    ``ANCHOR_EVERY``-th step with an error, each learning matrix is also pulled toward its reference. The rule reads
+    spiking pre activities through a low-pass filter that includes this step's spikes (as Nengo's rules filter
+    them), advanced every step, learning or not. Nothing else runs while learning is off.
 
     Notes
     -----
     1. sets ``[hidden errors..., (action gradient)]``
     2. incs ``[]``
-    3. reads ``[output error, learning, paths..., currents..., (action-gradient paths...)]``
-    4. updates ``[]``
+    3. reads ``[learning, output error, x, activities..., currents..., references...]``
+    4. updates ``[weights..., biases..., feedback paths..., (input feedback), pre filters...]``
     """
 
-    def __init__(self, net: LIFNetworkSignals, hidden: str, lif: LIFParams, learning: Signal, *,
-                 action_gradient: Signal | None = None, action_paths: list[Signal] | None = None,
-                 action_columns: slice | None = None, tag: str | None = None) -> None:
+    def __init__(self, net: LIFNetworkSignals, mode: FeedbackMode, lif: LIFParams, *, learning: Signal,
+                 learning_rate: float, pre_synapse: float | None, anchor_tau: float, weight_decay: float,
+                 rate_neurons: bool, action_gradient: Signal | None = None, action_columns: slice | None = None,
+                 tag: str | None = None) -> None:
         super().__init__(tag=tag)
-        self.hidden, self.lif, self.action_columns = hidden, lif, action_columns
+        self.mode, self.lif, self.learning_rate, self.pre_synapse = mode, lif, learning_rate, pre_synapse
+        self.anchor_tau, self.weight_decay, self.action_columns = anchor_tau, weight_decay, action_columns
+        self.critic = action_gradient is not None
         self.declare("sets", "hidden_errors", net.errors[:-1])
         self.declare("sets", "action_gradient", [action_gradient])
+        self.declare("reads", "learning", [learning])
         self.declare("reads", "error_out", [net.errors[-1]])
-        self.declare("reads", "learning", [learning])
-        self.declare("reads", "paths", net.paths)
-        self.declare("reads", "currents", net.currents)
-        self.declare("reads", "action_paths", action_paths or [])
-
-    def make_step(self, signals: object, dt: float, rng: object) -> object:
-        hidden, lif, columns = self.hidden, self.lif, self.action_columns
-        error_out, learning = self.one(signals, "error_out"), self.one(signals, "learning")
-        hidden_out, gradient = self.group(signals, "hidden_errors"), self.one(signals, "action_gradient")
-        paths, currents = self.group(signals, "paths"), self.group(signals, "currents")
-        action_paths = self.group(signals, "action_paths")
-
-        def step_simlifbackward() -> None:
-            if not learning[0]:
-                return
-            derivative = [lif_rate_derivative(j[None, :], lif) for j in currents]
-            if hidden == "frozen":  # fixed hidden layers: their errors stay zero
-                pass
-            elif error_out.any():
-                for out, err in zip(hidden_out, hidden_errors(hidden, error_out[None, :], paths, derivative)):
-                    out[...] = err[0]
-            else:  # no error (a TD error only comes with a reward): no plasticity this step
-                for out in hidden_out:
-                    out[...] = 0.0
-            if gradient is not None:
-                gradient[...] = self._action_gradient(np.ones((1, error_out.size)), action_paths, derivative, columns)
-
-        return step_simlifbackward
-
-    def _action_gradient(self, error: np.ndarray, paths: list[np.ndarray], derivative: list[np.ndarray],
-                         columns: slice | None) -> np.ndarray:
-        """``dQ/da`` for a unit output error (the sum of the outputs): through ``W_L ... W_1`` and
-        ``W_0[:, columns]``, or through the feedback path and C."""
-        if columns is not None:  # transposed forward weights: paths are W_0 ... W_L
-            for w, d in zip(paths[-1:0:-1], derivative[::-1]):
-                error = (error @ w) * d
-            return (error @ paths[0][:, columns])[0]
-        *hidden_paths, input_feedback = paths
-        if self.hidden == "direct":
-            return (send_back(error, hidden_paths[0], derivative[0]) @ input_feedback)[0]
-        return (hidden_errors(self.hidden, error, hidden_paths, derivative)[0] @ input_feedback)[0]
-
-
-class SimLIFUpdate(FusedOperator):
-    """Every learning synapse of a LIF network, by its local rule: ``dW_l = -eta e_l a_{l-1}^T``, in place.
-
-    Each matrix (and bias) changes only on steps its post error is not zero; every ``ANCHOR_EVERY``-th such step it
-    is also pulled toward its reference (``anchor_tau`` > 0). Feedback matrices that learn (Kolen-Pollack) take the
-    very update of their forward twin: the same pre activity and post error meet at them. The rule reads spiking
-    pre activities through a low-pass filter that includes this step's spikes (as Nengo's rules filter them),
-    advanced every step, learning or not.
-
-    Notes
-    -----
-    1. sets ``[]``
-    2. incs ``[]``
-    3. reads ``[learning, x, activities..., errors..., references...]``
-    4. updates ``[weights..., biases..., learned feedback..., pre filters...]``
-    """
-
-    def __init__(self, net: LIFNetworkSignals, *, learning_rate: float, learning: Signal,
-                 pre_synapse: float | None, anchor_tau: float, weight_decay: float,
-                 mirrored: list[tuple[int, Signal, slice | None]], tag: str | None = None) -> None:
-        super().__init__(tag=tag)
-        self.learning_rate, self.pre_synapse = learning_rate, pre_synapse
-        self.anchor_tau, self.weight_decay = anchor_tau, weight_decay
-        self.mirrored = [(layer, columns) for layer, _, columns in mirrored]
-        self.declare("reads", "learning", [learning])
         self.declare("reads", "x", [net.x])
         self.declare("reads", "activities", net.activities)
-        self.declare("reads", "errors", net.errors)
+        self.declare("reads", "currents", net.currents)
         self.declare("reads", "references", net.references)
         self.declare("updates", "weights", net.weights)
         self.declare("updates", "biases", net.biases)
-        self.declare("updates", "feedback", [signal for _, signal, _ in mirrored])
+        transpose = mode.hidden == "transpose"
+        # backprop's paths are the weights themselves (already listed); feedback matrices are the network's own
+        self.declare("updates", "paths", [] if transpose else net.paths)
+        self.declare("updates", "input_feedback", [net.input_feedback])
         self.declare("updates", "pre", net.pre)
+        self.rate_neurons = rate_neurons
+
+    def _listed(self, name: str) -> list[Signal]:
+        kind, positions = self._groups[name]
+        return [getattr(self, kind)[p] for p in positions if p is not None]
+
+    def error_paths(self) -> list[Signal]:
+        """The signals errors are carried through: to the hidden layers (the forward weights above them for backprop,
+        else feedback matrices), and for a critic's dQ/da (its forward weights, or its own feedback and C)."""
+        weights = self._listed("weights")
+        hidden = weights[1:] if self.mode.hidden == "transpose" else self._listed("paths")
+        if not self.critic:
+            return hidden
+        action = weights if self.mode.action == "transpose" else [*self._listed("paths"),
+                                                                   *self._listed("input_feedback")]
+        return [*hidden, *action]
 
     def make_step(self, signals: object, dt: float, rng: object) -> object:
-        learning, x = self.one(signals, "learning"), self.one(signals, "x")
-        activities, errors = self.group(signals, "activities"), self.group(signals, "errors")
+        mode, lif, hidden = self.mode, self.lif, self.mode.hidden
+        learning, error_out, x = (self.one(signals, n) for n in ("learning", "error_out", "x"))
+        activities, currents = self.group(signals, "activities"), self.group(signals, "currents")
+        hidden_out, gradient = self.group(signals, "hidden_errors"), self.one(signals, "action_gradient")
         matrices, biases = self.group(signals, "weights"), self.group(signals, "biases")
-        feedback, references = self.group(signals, "feedback"), self.group(signals, "references")
+        feedback, input_feedback = self.group(signals, "paths"), self.one(signals, "input_feedback")
         pre_filters = self.group(signals, "pre")
-        mirrored = [(layer, matrix, columns) for (layer, columns), matrix in zip(self.mirrored, feedback)]
-        coefficients = _lowpass(self.pre_synapse, dt)
-        neg_lr = -self.learning_rate
+        n_layers, critic, columns = len(matrices), self.critic, self.action_columns
+        paths = matrices[1:] if hidden == "transpose" else feedback
+        learned = mode.learns_feedback
+        # targets in reference order: weights, biases (as n x 1 weights from a constant 1), learned feedback
+        targets = [*matrices, *(b[:, None] for b in biases)]
+        mirror_of = {}
+        if learned:
+            for i, path in enumerate(feedback):
+                mirror_of[i + 1] = len(targets)
+                targets.append(path)
+            if input_feedback is not None:
+                mirror_of[0] = len(targets)
+                targets.append(input_feedback)
+        references = [r.reshape(t.shape) for r, t in zip(self.group(signals, "references"), targets)]
         anchored = self.anchor_tau > 0
-        pull_rate = ANCHOR_EVERY * dt / self.anchor_tau if anchored else 0.0
-        targets = [*matrices, *biases, *feedback]
+        neg_pull = -ANCHOR_EVERY * dt / self.anchor_tau if anchored else 0.0
         learning_steps = [0] * len(targets)
-        deltas = [np.empty_like(t) for t in targets]
-        n_layers = len(matrices)
+        neg_lr, one = -self.learning_rate, np.ones(1)
+        coefficients = _lowpass(self.pre_synapse, dt)
+        rates = activities if self.rate_neurons else [None] * len(activities)
+        back = [np.zeros(m.shape[1]) for m in matrices]
+        unit = np.ones(error_out.size)
+        # a critic's TD error is a scalar: its errors are that scalar times the unit error's, which then also gives
+        # dQ/da in the same sweep, where dQ/da takes the hidden errors' path
+        chained = hidden in ("transpose", "random", "learned")  # errors go down layer by layer
+        shared = critic and error_out.size == 1 and chained and (mode.action == "transpose") == (hidden == "transpose")
+        separate_gradient = critic and not shared
 
         def pre_activity(layer: int) -> np.ndarray:
             if layer == 0:
                 return x
             return activities[layer - 1] if pre_filters[layer] is None else pre_filters[layer]
 
-        def apply(k: int, target: np.ndarray, change: np.ndarray) -> None:
-            if anchored:
-                learning_steps[k] += 1
-                if learning_steps[k] % ANCHOR_EVERY == 0:
-                    anchor_pull(target, references[k], pull_rate, change)
-            target += change
+        def anchor_now(k: int) -> bool:
+            learning_steps[k] += 1
+            return anchored and learning_steps[k] % ANCHOR_EVERY == 0
 
-        def step_simlifupdate() -> None:
+        def update(k: int, error: np.ndarray, pre: np.ndarray) -> None:
+            if anchor_now(k):
+                kernels.rank1_update_anchored(targets[k], error, pre, neg_lr, references[k], neg_pull)
+            else:
+                kernels.rank1_update(targets[k], error, pre, neg_lr)
+
+        def sweep(layer: int, update_error: np.ndarray, back_error: np.ndarray, path: np.ndarray | None
+                  ) -> np.ndarray | None:
+            """Update layer ``layer`` (weights, bias, mirrored feedback) and carry ``back_error`` through ``path``."""
+            pre = pre_activity(layer)
+            changes = update_error.any()
+            if path is None:
+                if changes:
+                    update(layer, update_error, pre)
+            else:
+                mirrored = mirror_of.get(layer)
+                if changes and anchor_now(layer):
+                    reference = references[mirrored] if mirrored is not None else references[layer]
+                    if mirrored is not None:
+                        learning_steps[mirrored] += 1
+                    kernels.backward_update_anchored(matrices[layer], update_error, pre, neg_lr, path, back_error,
+                                                     back[layer], mirrored is not None, references[layer],
+                                                     reference, neg_pull)
+                else:
+                    kernels.backward_update(matrices[layer], update_error, pre, neg_lr, path, back_error, back[layer],
+                                            changes and mirrored is not None)
+                    if changes and mirrored is not None:
+                        learning_steps[mirrored] += 1
+            if changes:
+                update(n_layers + layer, update_error, one)
+            return back[layer] if path is not None else None
+
+        def input_gradient(derivative: list[np.ndarray]) -> np.ndarray:
+            """d (sum of outputs) / d input at the action columns, through the action path, weights unchanged."""
+            if mode.action == "transpose":
+                error = unit
+                for w, d in zip(matrices[:0:-1], derivative[::-1]):
+                    error = (error @ w) * d
+                return error @ matrices[0][:, columns]
+            if hidden == "direct":
+                return ((unit @ feedback[0]) * derivative[0]) @ input_feedback
+            error = unit
+            for path, d in zip(feedback[::-1], derivative[::-1]):
+                error = (error @ path) * d
+            return error @ input_feedback
+
+        def step_simliflearn() -> None:
             if coefficients is not None:  # the rule's filtered pre activities, this step's activity included
                 a, b = coefficients
                 for layer, pre_filter in enumerate(pre_filters):
@@ -313,26 +337,38 @@ class SimLIFUpdate(FusedOperator):
                         np.add(pre_filter, b * activities[layer - 1], out=pre_filter)
             if not learning[0]:
                 return
-            for layer in range(n_layers):
-                error = errors[layer]
-                if not error.any():
-                    continue
-                scaled = error * neg_lr
-                np.multiply.outer(scaled, pre_activity(layer), out=deltas[layer])
-                apply(layer, matrices[layer], deltas[layer])
-                np.multiply(scaled, 1.0, out=deltas[n_layers + layer])
-                apply(n_layers + layer, biases[layer], deltas[n_layers + layer])
-            for k, (layer, matrix, columns) in enumerate(mirrored, start=2 * n_layers):
-                if not errors[layer].any():
-                    continue
-                pre = pre_activity(layer) if columns is None else pre_activity(layer)[columns]
-                np.multiply.outer(errors[layer] * neg_lr, pre, out=deltas[k])
-                apply(k, matrix, deltas[k])
-            if self.weight_decay > 0:
-                for matrix in (*matrices, *feedback):
+            derivative = [lif_rate_derivative(j, lif, r) for j, r in zip(currents, rates)]
+            if separate_gradient:
+                gradient[...] = input_gradient(derivative)
+            carried = unit if shared else error_out
+            scale = error_out[0] if shared else 1.0
+            top = n_layers - 1
+            if hidden == "direct":
+                errors = [(error_out @ d_path) * d for d_path, d in zip(feedback, derivative)]
+                for layer, error in enumerate(errors):
+                    hidden_out[layer][...] = error
+                sweep(top, error_out, error_out, None)
+                for layer in range(top - 1, -1, -1):
+                    sweep(layer, errors[layer], errors[layer], None)
+                return
+            if hidden == "frozen":
+                sweep(top, error_out, error_out, None)
+                return
+            for layer in range(top, 0, -1):
+                down = sweep(layer, carried * scale if shared else carried, carried, paths[layer - 1])
+                carried = down * derivative[layer - 1]
+                hidden_out[layer - 1][...] = carried * scale if shared else carried
+            if shared:
+                gradient[...] = carried @ (matrices[0][:, columns] if mode.action == "transpose" else input_feedback)
+            first_error = carried * scale if shared else carried
+            if first_error.any() and 0 in mirror_of:  # Kolen-Pollack's input feedback mirrors the action columns
+                update(mirror_of[0], first_error, x[columns])
+            sweep(0, first_error, first_error, None)
+            if self.weight_decay > 0 and learned:
+                for matrix in (*matrices, *feedback, *([input_feedback] if input_feedback is not None else [])):
                     decay(matrix, self.weight_decay)
 
-        return step_simlifupdate
+        return step_simliflearn
 
 
 @dataclass
