@@ -52,23 +52,23 @@ def test_bench_learn_reevaluates_finished_runs_without_retraining(tmp_path) -> N
               "--out", str(tmp_path), "--json"]
     first = _cli(*common, "--episodes", "2")
     assert first.returncode == 0, first.stderr
-    trained = json.loads((tmp_path / "ours-seed0.json").read_text())
+    trained = json.loads((tmp_path / "ours-exact-seed0.json").read_text())
     # the checkpoint names the `train` command that reproduces it, not the bench's own command line
     recorded = load_checkpoint(trained["checkpoint"]).metadata["train_command"]
     assert recorded.startswith("snn-sac-ros train --arm planar2 --steps 300 --seed 0 "), recorded
     same = _cli(*common, "--episodes", "2", "--eval-seed", "100000", "--reevaluate")
     assert same.returncode == 0, same.stderr
-    again = json.loads((tmp_path / "eval-2x100000" / "ours-seed0.json").read_text())
+    again = json.loads((tmp_path / "eval-2x100000" / "ours-exact-seed0.json").read_text())
     for mode in ("rate", "spiking"):
         assert again[mode]["mean_final_distance_m"] == trained[mode]["mean_final_distance_m"]
     more = _cli(*common, "--episodes", "3", "--eval-seed", "7", "--reevaluate")
     assert more.returncode == 0, more.stderr
-    assert "from seed 7" in more.stdout and "evaluating ours-seed0 on 3 targets" in more.stdout
-    wider = json.loads((tmp_path / "eval-3x7" / "ours-seed0.json").read_text())
+    assert "from seed 7" in more.stdout and "evaluating ours-exact-seed0 on 3 targets" in more.stdout
+    wider = json.loads((tmp_path / "eval-3x7" / "ours-exact-seed0.json").read_text())
     assert wider["rate"]["episodes"] == 3 and wider["train_wall_s"] == trained["train_wall_s"]
-    assert json.loads((tmp_path / "ours-seed0.json").read_text()) == trained  # the original result is kept
+    assert json.loads((tmp_path / "ours-exact-seed0.json").read_text()) == trained  # the original result is kept
     rows = json.loads(more.stdout.strip().splitlines()[-1])["rows"]
-    assert {r["agent"] for r in rows} == {"ours rate", "ours spiking"}
+    assert {r["agent"] for r in rows} == {"ours exact rate", "ours exact spiking"}
 
 
 def test_train_defaults_are_the_agents_defaults() -> None:
@@ -88,3 +88,16 @@ def test_train_defaults_are_the_agents_defaults() -> None:
     for name in shared:
         default = tuple(args[name]) if name == "hidden" else args[name]
         assert default == getattr(config, name), name
+
+
+def test_bench_learn_ladder_puts_every_rung_beside_backprop(tmp_path) -> None:
+    """Two rungs in one run: the ladder names what each transports and gives its ratio to backprop (exact)."""
+    result = _cli("bench", "learn", "--arm", "planar2", "--steps", "300", "--seeds", "0", "--agents", "ours",
+                  "--feedback", "exact", "kp", "--episodes", "2", "--out", str(tmp_path), "--json")
+    assert result.returncode == 0, result.stderr
+    ladder = {r["rung"]: r for r in json.loads(result.stdout.strip().splitlines()[-1])["ladder"]}
+    assert set(ladder) == {"exact", "kp"}
+    assert ladder["kp"]["transports"] == "none" and ladder["exact"]["transports"].startswith("forward weights")
+    assert ladder["exact"]["vs_exact"] == (1.0 if ladder["exact"]["success_2cm"] > 0 else None)
+    assert load_checkpoint(tmp_path / "ours-kp-seed0" / "checkpoint.npz").metadata["sac_config"]["feedback"] == "kp"
+    assert "the ladder" in result.stdout and "Kolen" not in result.stdout  # the table, not the help text

@@ -1,8 +1,11 @@
-"""``snn-sac-ros bench learn``: our spiking SAC against Stable-Baselines3 SAC, same env, same step budget.
+"""``snn-sac-ros bench learn``: our spiking SAC, rung by rung of the feedback ladder, against Stable-Baselines3 SAC.
 
-For each seed: train ours (``train`` command, rate-mode replay), evaluate its checkpoint in the Nengo
-simulator with LIF-rate and with spiking LIF neurons; train SB3 SAC with its defaults (MlpPolicy 256x256,
-lr 3e-4, batch 256, auto entropy) and evaluate its deterministic policy. Every agent is evaluated on the
+For each seed and each ``--feedback`` rung (how errors reach the hidden layers and dQ/da: ``exact`` is backprop,
+``kp``, ``fa`` and ``dfa`` transport no weight, see ``train --help``): train ours (``train`` command, rate-mode
+replay), evaluate its checkpoint in the Nengo simulator with LIF-rate and with spiking LIF neurons; train SB3 SAC
+with its defaults (MlpPolicy 256x256, lr 3e-4, batch 256, auto entropy) and evaluate its deterministic policy.
+The ladder table puts every rung beside ``exact`` and SB3: what it transports, spiking success at 2 / 5 cm, mean
+final distance, training time. Every agent is evaluated on the
 same targets (episode ``k`` seeded ``--eval-seed + k``). One BLAS thread per run (``OMP_NUM_THREADS=1``,
 ``torch.set_num_threads(1)``). Each finished run writes ``<out>/<agent>-seed<S>.json``; a re-run skips runs
 whose file exists (``--fresh`` to redo), so a long benchmark can be resumed or collected later with
@@ -22,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from snn_sac_ros.core.learning.modes import FEEDBACK_MODES
+
 AGENTS = ("ours", "sb3")
 
 
@@ -32,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--episodes", type=int, default=100, help="evaluation targets")
     parser.add_argument("--eval-seed", type=int, default=100_000)
     parser.add_argument("--agents", nargs="+", choices=AGENTS, default=list(AGENTS))
-    parser.add_argument("--feedback", choices=["exact", "random"], default="exact", help="our hidden-layer errors")
+    parser.add_argument("--feedback", nargs="+", choices=list(FEEDBACK_MODES), default=["exact"], metavar="RUNG",
+                        help=f"feedback modes to train ours with, one run per seed each ({', '.join(FEEDBACK_MODES)})")
     parser.add_argument("--out", default=None, help="results folder (default: runs/bench-learn-<arm>-<steps>)")
     parser.add_argument("--fresh", action="store_true", help="redo runs whose results exist")
     parser.add_argument("--collect", action="store_true", help="only print the table of finished runs")
@@ -59,9 +65,15 @@ def _evaluate_sb3(args: argparse.Namespace, model: object) -> dict:
     return {"deterministic": result}
 
 
+def _run_name(result: dict) -> str:
+    """``ours-<rung>-seed<S>`` or ``sb3-seed<S>``: a result's file stem, and its checkpoint folder's name."""
+    rung = f"-{result['feedback']}" if result["agent"] == "ours" else ""
+    return f"{result['agent']}{rung}-seed{result['seed']}"
+
+
 def _reevaluate(args: argparse.Namespace, trained: dict, out: Path) -> dict:
     """``trained``'s result with its evaluation redone (its training time kept); paths relative to ``out``."""
-    name = f"{trained['agent']}-seed{trained['seed']}"
+    name = _run_name(trained)
     if trained["agent"] == "ours":
         evaluation = _evaluate_ours(args, str(out / name / "checkpoint.npz"))
     else:
@@ -73,16 +85,16 @@ def _reevaluate(args: argparse.Namespace, trained: dict, out: Path) -> dict:
     return {**trained, **evaluation}
 
 
-def _ours(args: argparse.Namespace, seed: int, out: Path) -> dict:
+def _ours(args: argparse.Namespace, seed: int, out: Path, rung: str) -> dict:
     from snn_sac_ros.commands.train import add_arguments, train_run
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)  # train's own defaults, so the bench trains exactly what `train` does
     argv = ["--arm", args.arm, "--steps", str(args.steps), "--seed", str(seed), "--no-progress",
-            "--out", str(out / f"ours-seed{seed}"), "--feedback", args.feedback]
+            "--out", str(out / _run_name({"agent": "ours", "feedback": rung, "seed": seed})), "--feedback", rung]
     trained = train_run(parser.parse_args(argv), ["train", *argv])
-    return {"agent": "ours", "seed": seed, "train_wall_s": trained["train_wall_s"], "checkpoint": trained["checkpoint"],
-            **_evaluate_ours(args, trained["checkpoint"])}
+    return {"agent": "ours", "feedback": rung, "seed": seed, "train_wall_s": trained["train_wall_s"],
+            "checkpoint": trained["checkpoint"], **_evaluate_ours(args, trained["checkpoint"])}
 
 
 def _sb3(args: argparse.Namespace, seed: int, out: Path) -> dict:
@@ -113,35 +125,64 @@ def _write_json(path: Path, result: dict) -> None:
 def _rows(results: list[dict]) -> list[dict]:
     rows = []
     for r in results:
-        modes = [("ours rate", r["rate"]), ("ours spiking", r["spiking"])] if r["agent"] == "ours" else [
-            ("SB3 SAC", r["deterministic"])]
+        modes = [(f"ours {r['feedback']} rate", r["rate"]), (f"ours {r['feedback']} spiking", r["spiking"])] if (
+            r["agent"] == "ours") else [("SB3 SAC", r["deterministic"])]
         for name, m in modes:
-            rows.append({"agent": name, "seed": r["seed"], "success_2cm": m["success_2cm"],
-                         "success_5cm": m["success_5cm"], "mean_final_distance_m": m["mean_final_distance_m"],
-                         "train_wall_s": r["train_wall_s"]})
+            rows.append({"agent": name, "feedback": r.get("feedback"), "seed": r["seed"],
+                         "success_2cm": m["success_2cm"], "success_5cm": m["success_5cm"],
+                         "mean_final_distance_m": m["mean_final_distance_m"], "train_wall_s": r["train_wall_s"]})
     return rows
 
 
 def print_table(rows: list[dict], title: str) -> list[dict]:
     """Per-seed rows and a mean row per agent; returns the mean rows."""
-    header = (f"{'agent':<18} {'seed':>5} {'success 2cm':>12} {'success 5cm':>12} {'final dist [cm]':>16} "
+    header = (f"{'agent':<24} {'seed':>5} {'success 2cm':>12} {'success 5cm':>12} {'final dist [cm]':>16} "
               f"{'train [s]':>10}")
     print(title)
     print(header)
     print("-" * len(header))
     means = []
-    for name in ("ours rate", "ours spiking", "SB3 SAC"):
+    names = list(dict.fromkeys(r["agent"] for r in sorted(rows, key=lambda r: r["agent"] == "SB3 SAC")))
+    for name in names:
         group = [r for r in rows if r["agent"] == name]
         for r in sorted(group, key=lambda r: r["seed"]):
-            print(f"{name:<18} {r['seed']:>5} {r['success_2cm']:>12.0%} {r['success_5cm']:>12.0%} "
+            print(f"{name:<24} {r['seed']:>5} {r['success_2cm']:>12.0%} {r['success_5cm']:>12.0%} "
                   f"{r['mean_final_distance_m'] * 100:>16.2f} {r['train_wall_s']:>10.0f}")
-        if group:
-            m = {k: float(np.mean([r[k] for r in group]))
-                 for k in ("success_2cm", "success_5cm", "mean_final_distance_m", "train_wall_s")}
-            means.append({"agent": name, "seeds": len(group), **m})
-            print(f"{name + ' mean':<18} {len(group):>5} {m['success_2cm']:>12.0%} {m['success_5cm']:>12.0%} "
-                  f"{m['mean_final_distance_m'] * 100:>16.2f} {m['train_wall_s']:>10.0f}")
+        m = {k: float(np.mean([r[k] for r in group]))
+             for k in ("success_2cm", "success_5cm", "mean_final_distance_m", "train_wall_s")}
+        means.append({"agent": name, "feedback": group[0]["feedback"], "seeds": sorted(r["seed"] for r in group), **m})
+        print(f"{name + ' mean':<24} {len(group):>5} {m['success_2cm']:>12.1%} {m['success_5cm']:>12.1%} "
+              f"{m['mean_final_distance_m'] * 100:>16.2f} {m['train_wall_s']:>10.0f}")
     return means
+
+
+def ladder(means: list[dict]) -> list[dict]:
+    """One row per rung (spiking), beside backprop (``exact``) and SB3 SAC: the answer to "can local rules do it?"."""
+    by_name = {m["agent"]: m for m in means}
+    exact, sb3 = by_name.get("ours exact spiking"), by_name.get("SB3 SAC")
+    rows = []
+    for m in means:
+        if not m["agent"].endswith("spiking"):
+            continue
+        mode = FEEDBACK_MODES[m["feedback"]]
+        rows.append({"rung": mode.name, "transports": mode.transports, "seeds": m["seeds"],
+                     "success_2cm": m["success_2cm"], "success_5cm": m["success_5cm"],
+                     "mean_final_distance_m": m["mean_final_distance_m"], "train_wall_s": m["train_wall_s"],
+                     "vs_exact": m["success_2cm"] / exact["success_2cm"] if exact and exact["success_2cm"] else None,
+                     "vs_sb3": m["success_2cm"] / sb3["success_2cm"] if sb3 and sb3["success_2cm"] else None})
+    header = (f"{'rung':<10} {'weight transport':<44} {'2 cm':>7} {'5 cm':>7} {'dist [cm]':>10} {'train [s]':>10} "
+              f"{'/ exact':>8} {'/ SB3':>7}")
+    print("\nthe ladder: spiking success, means over seeds (2 cm ratios to backprop and to SB3 SAC)")
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        ratios = "".join(f"{v:>8.2f}" if v is not None else f"{'-':>8}" for v in (r["vs_exact"], r["vs_sb3"]))
+        print(f"{r['rung']:<10} {r['transports']:<44} {r['success_2cm']:>7.1%} {r['success_5cm']:>7.1%} "
+              f"{r['mean_final_distance_m'] * 100:>10.2f} {r['train_wall_s']:>10.0f}{ratios}")
+    if sb3:
+        print(f"{'SB3 SAC':<10} {'(autograd, not a spiking network)':<44} {sb3['success_2cm']:>7.1%} "
+              f"{sb3['success_5cm']:>7.1%} {sb3['mean_final_distance_m'] * 100:>10.2f} {sb3['train_wall_s']:>10.0f}")
+    return rows
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -149,13 +190,17 @@ def run(args: argparse.Namespace) -> dict:
     out = Path(args.out or f"runs/bench-learn-{Path(args.arm).stem}-{args.steps}")
     out.mkdir(parents=True, exist_ok=True)
     results_dir = out / f"eval-{args.episodes}x{args.eval_seed}" if args.reevaluate else out
+
+    def wanted(result: dict) -> bool:
+        return (result.get("steps") == args.steps and result.get("arm") == args.arm and result["agent"] in args.agents
+                and result["seed"] in args.seeds
+                and (result["agent"] == "sb3" or result.get("feedback", "exact") in args.feedback))
+
     if args.reevaluate and not args.collect:
         results_dir.mkdir(exist_ok=True)
         for path in sorted(out.glob("*-seed*.json")):
             trained = json.loads(path.read_text())
-            wanted = (trained.get("steps") == args.steps and trained.get("arm") == args.arm
-                      and trained["agent"] in args.agents and trained["seed"] in args.seeds)
-            if not wanted:
+            if not wanted(trained):
                 continue
             target = results_dir / path.name
             if target.exists() and not args.fresh:
@@ -165,27 +210,26 @@ def run(args: argparse.Namespace) -> dict:
                   flush=True)
             _write_json(target, {**_reevaluate(args, trained, out), "episodes": args.episodes})
     elif not args.collect:
-        for seed in args.seeds:
-            for agent in args.agents:
-                path = out / f"{agent}-seed{seed}.json"
-                if path.exists() and not args.fresh:
-                    print(f"{path} exists: skipping (--fresh to redo)")
-                    continue
-                print(f"bench learn: {agent} seed {seed}, {args.steps} steps on {args.arm} ...", flush=True)
-                result = (_ours if agent == "ours" else _sb3)(args, seed, out)
-                result.update({"arm": args.arm, "steps": args.steps, "episodes": args.episodes})
-                _write_json(path, result)
-    results = [json.loads(p.read_text()) for p in sorted(results_dir.glob("*-seed*.json"))]
-    results = [r for r in results if r.get("steps") == args.steps and r.get("arm") == args.arm]
+        runs = [(seed, agent, rung) for seed in args.seeds for agent in args.agents
+                for rung in (args.feedback if agent == "ours" else [None])]
+        for seed, agent, rung in runs:
+            path = out / f"{_run_name({'agent': agent, 'feedback': rung, 'seed': seed})}.json"
+            if path.exists() and not args.fresh:
+                print(f"{path} exists: skipping (--fresh to redo)")
+                continue
+            print(f"bench learn: {agent}{f' {rung}' if rung else ''} seed {seed}, {args.steps} steps on {args.arm} ...",
+                  flush=True)
+            result = _ours(args, seed, out, rung) if agent == "ours" else _sb3(args, seed, out)
+            result.update({"arm": args.arm, "steps": args.steps, "episodes": args.episodes})
+            _write_json(path, result)
+    results = [r for r in (json.loads(p.read_text()) for p in sorted(results_dir.glob("*-seed*.json"))) if wanted(r)]
     rows = _rows(results)
     means = print_table(rows, f"bench learn: {args.arm}, {args.steps} env steps, {args.episodes} evaluation targets "
                               f"from seed {args.eval_seed} (results in {results_dir})")
     summary = {m["agent"]: m for m in means}
-    if "ours spiking" in summary and "ours rate" in summary:
-        gap = summary["ours rate"]["success_2cm"] - summary["ours spiking"]["success_2cm"]
-        print(f"rate - spiking gap at 2 cm: {gap * 100:+.1f} percentage points")
-    if "ours spiking" in summary and "SB3 SAC" in summary and summary["SB3 SAC"]["success_2cm"] > 0:
-        ratio = summary["ours spiking"]["success_2cm"] / summary["SB3 SAC"]["success_2cm"]
-        print(f"ours spiking / SB3 success at 2 cm: {ratio:.2f}x; training time ratio "
-              f"{summary['ours spiking']['train_wall_s'] / summary['SB3 SAC']['train_wall_s']:.2f}x")
-    return {"out_dir": str(out), "rows": rows, "means": means}
+    for rung in args.feedback:
+        rate, spiking = summary.get(f"ours {rung} rate"), summary.get(f"ours {rung} spiking")
+        if rate and spiking:
+            gap = rate["success_2cm"] - spiking["success_2cm"]
+            print(f"{rung}: rate - spiking gap at 2 cm {gap * 100:+.1f} percentage points")
+    return {"out_dir": str(out), "rows": rows, "means": means, "ladder": ladder(means)}

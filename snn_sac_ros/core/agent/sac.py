@@ -60,6 +60,8 @@ class SACConfig:
     """how errors reach hidden layers and dQ/da is formed (``feedback.FEEDBACK_MODES``): "exact" is backprop"""
     feedback_weight_decay: float = 1e-4
     """per update, for feedback that learns (Kolen-Pollack): forward and feedback matrices decay alike"""
+    input_feedback_decay: float | None = None
+    """the same for the critics' input feedback C and the action columns it mirrors (None: feedback_weight_decay)"""
     feedback_scale: float = 1.0
     """learned feedback (Kolen-Pollack) starts as random matrices times this (0: at zero)"""
     update_every: int = 1
@@ -85,6 +87,7 @@ class SACConfig:
         d.setdefault("target_entropy_per_action", -1.0)  # what checkpoints from before the field trained with
         d.setdefault("feedback_weight_decay", 0.0)
         d.setdefault("feedback_scale", 1.0)
+        d.setdefault("input_feedback_decay", None)
         return cls(**d)
 
 
@@ -100,12 +103,13 @@ class SpikingSAC:
         self.rng = np.random.default_rng(seed)
         action = (obs_dim, obs_dim + act_dim)
         learned = {"weight_decay": c.feedback_weight_decay, "feedback_scale": c.feedback_scale}
+        critic = {**learned, "input_decay": c.input_feedback_decay}
         self.actor = LIFRateNet((obs_dim, *c.hidden, 2 * act_dim), c.lif, c.feedback, seed=seed * 10 + 1,
                                 out_scale=0.01, **learned)
         self.q1 = LIFRateNet((obs_dim + act_dim, *c.hidden, 1), c.lif, c.feedback, seed=seed * 10 + 2,
-                             input_columns=action, **learned)
+                             input_columns=action, **critic)
         self.q2 = LIFRateNet((obs_dim + act_dim, *c.hidden, 1), c.lif, c.feedback, seed=seed * 10 + 3,
-                             input_columns=action, **learned)
+                             input_columns=action, **critic)
         # the critics' slow weights (forward only: they never learn, so they carry no feedback)
         self.q1_target = LIFRateNet(self.q1.sizes, c.lif, "exact", seed=seed * 10 + 2)
         self.q2_target = LIFRateNet(self.q2.sizes, c.lif, "exact", seed=seed * 10 + 3)

@@ -44,8 +44,9 @@ class LIFRateNet:
         FEEDBACK_MODES`). seed: initialisation and feedback-matrix seed. out_scale: initial output weights' scale.
     input_columns: ``(start, stop)`` of the inputs whose gradient :meth:`input_gradient` gives (a critic's
         action); they get an input feedback matrix ``C`` where the mode does not use the forward weights.
-    weight_decay: per update, for modes that learn their feedback (Kolen-Pollack): every forward and feedback
-        matrix shrinks by this factor, which makes ``W - B`` vanish.
+    weight_decay: per update, for modes that learn their feedback (Kolen-Pollack): every learned feedback matrix
+        and its forward twin shrink by this factor, which makes their difference vanish.
+    input_decay: the same for the input feedback ``C`` and the input columns it mirrors (default: ``weight_decay``).
     feedback_scale: learned feedback starts as the random matrices times this (0: at zero).
 
     Attributes
@@ -57,11 +58,12 @@ class LIFRateNet:
 
     def __init__(self, sizes: tuple[int, ...], lif: LIFParams, feedback: str = "exact", seed: int = 0,
                  out_scale: float = 0.1, *, input_columns: tuple[int, int] | None = None,
-                 weight_decay: float = 0.0, feedback_scale: float = 1.0) -> None:
+                 weight_decay: float = 0.0, input_decay: float | None = None, feedback_scale: float = 1.0) -> None:
         self.mode = feedback_mode(feedback)
         self.sizes, self.lif, self.feedback, self.seed = tuple(sizes), lif, self.mode.name, seed
         self.input_columns = input_columns
         self.weight_decay = float(weight_decay) if self.mode.learns_feedback else 0.0
+        self.input_decay = self.weight_decay if input_decay is None or not self.mode.learns_feedback else input_decay
         rng = np.random.default_rng(seed)
         self.W: list[np.ndarray] = []
         self.b: list[np.ndarray] = []
@@ -164,9 +166,14 @@ class LIFRateNet:
                                               np.empty(self.W[i].shape, np.float32))
             self.b[i] += apply_local_rule(cache.inputs[i], err, self.states_b[i], learning_rate,
                                           np.empty(self.b[i].shape, np.float32), bias=True)
-        if self.weight_decay > 0:
-            for matrix in self.feedback_and_weights():
-                decay(matrix, self.weight_decay)
+        if self.weight_decay > 0:  # each learned feedback matrix and its forward twin, alike
+            for i, path in enumerate(self.B):
+                decay(self.W[i + 1], self.weight_decay)
+                decay(path, self.weight_decay)
+        if self.input_decay > 0 and self.C is not None:
+            start, stop = self.input_columns
+            self.W[0][:, start:stop] *= np.float32(1.0 - self.input_decay)
+            decay(self.C, self.input_decay)
 
     def _learn_mirrored(self, i: int, pre: np.ndarray, error: np.ndarray, learning_rate: float) -> None:
         """Layer ``i``'s forward update and the same update at its feedback synapses (Kolen-Pollack).
