@@ -17,19 +17,29 @@ def test_hidden_sizes_hold_the_total() -> None:
     assert hidden_sizes(4000, 2) == (667, 667)
 
 
-def test_floor_acts_and_learns(tmp_path) -> None:
+def test_the_floor_computes_the_agents_tick(tmp_path) -> None:
+    """The floor is the yardstick only if it does the agent's work: from the same start it acts and learns as the
+    Nengo agent does, to the rounding of the C library's transcendental functions against NumPy's."""
     from snn_sac_ros.core.agent.checkpoint import load_checkpoint
+    from snn_sac_ros.core.agent.online import OnlineAgent
     from snn_sac_ros.core.realtime_floor import FloorAgent
 
     ckpt = load_checkpoint(make_checkpoint("planar2", (60, 60), tmp_path / "c.npz"))
-    floor = FloorAgent(ckpt, learning=True)
-    before = [w.copy() for w in floor.aw + floor.cw]
-    obs = np.full(floor.obs_dim, 0.3)
-    for _ in range(20):
-        action = floor.step(obs, -1.0)
+    floor = FloorAgent(ckpt, learning=True, online_lr=1e-3)
+    agent = OnlineAgent(ckpt, learning=True, dt=0.001, online_lr=1e-3)
+    actor = agent.sim.model.sig[agent.actor]
+    for layer, voltage in enumerate(floor.voltage):
+        agent.sim.signals[actor[f"voltage{layer}"]][...] = voltage
+    rng = np.random.default_rng(0)
+    for tick in range(60):
+        obs, reward = rng.uniform(-0.5, 0.5, floor.obs_dim), -rng.uniform() if tick else None
+        np.testing.assert_allclose(floor.step(obs, reward), agent.step(obs, reward), atol=1e-8)
     assert floor.n_neurons == 6 * 60
-    assert action.shape == (floor.act_dim,) and np.all(np.abs(action) <= 1.0)
-    assert any(not np.array_equal(a, b) for a, b in zip(before, floor.aw + floor.cw))
+    for name, net in [("actor", agent.actor), *zip(("q1", "q2"), agent.critics)]:
+        for i, weights in enumerate(floor.nets[name]["W"]):
+            learned = agent.sim.signals[agent.sim.model.sig[net][f"W{i}"]]
+            assert not np.array_equal(learned, ckpt.arrays[f"{name}/W{i}"])
+            np.testing.assert_allclose(weights, learned, atol=1e-9)
 
 
 @pytest.mark.parametrize("on_state", [False, True], ids=["timer", "tick_on_state"])
