@@ -35,7 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                     for m in FEEDBACK_MODES.values())
                         + "; random: the old name of fa-hidden")
     parser.add_argument("--feedback-weight-decay", type=float, default=1e-4,
-                        help="weight decay per update of forward and feedback matrices alike, for kp feedback")
+                        help="kp: weight decay per update of each feedback matrix and its forward twin alike")
+    parser.add_argument("--input-feedback-decay", type=float, default=1e-3,
+                        help="kp: the same for the critics' input feedback and the action columns it mirrors")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--learning-starts", type=int, default=1000)
     parser.add_argument("--actor-lr", type=float, default=3e-4)
@@ -81,7 +83,8 @@ def train_run(args: argparse.Namespace, command: list[str] | None = None) -> dic
     config = SACConfig(hidden=tuple(args.hidden), feedback=args.feedback, batch_size=args.batch_size,
                        learning_starts=args.learning_starts, actor_lr=args.actor_lr, critic_lr=args.critic_lr,
                        update_every=args.update_every, target_entropy_per_action=args.target_entropy_per_action,
-                       feedback_weight_decay=args.feedback_weight_decay)
+                       feedback_weight_decay=args.feedback_weight_decay,
+                       input_feedback_decay=args.input_feedback_decay)
     agent = SpikingSAC(env.observation_space.shape[0], env.action_space.shape[0], config, seed=args.seed)
     ckpt_path = out / "checkpoint.npz"
     bar = tqdm(total=steps, desc=f"train {Path(args.arm).stem} seed {args.seed}", unit="step",

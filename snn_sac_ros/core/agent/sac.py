@@ -60,10 +60,9 @@ class SACConfig:
     """how errors reach hidden layers and dQ/da is formed (``feedback.FEEDBACK_MODES``): "exact" is backprop"""
     feedback_weight_decay: float = 1e-4
     """per update, for feedback that learns (Kolen-Pollack): forward and feedback matrices decay alike"""
-    input_feedback_decay: float | None = None
-    """the same for the critics' input feedback C and the action columns it mirrors (None: feedback_weight_decay)"""
-    feedback_scale: float = 1.0
-    """learned feedback (Kolen-Pollack) starts as random matrices times this (0: at zero)"""
+    input_feedback_decay: float = 1e-3
+    """the same for the critics' input feedback C and the action columns it mirrors: these start far apart (C is
+    random, the action columns of a small input layer are large), and dQ/da needs them aligned early"""
     update_every: int = 1
     """env steps per gradient update"""
     lif: LIFParams = field(default_factory=LIFParams)
@@ -71,8 +70,9 @@ class SACConfig:
 
     def __post_init__(self) -> None:
         self.feedback = feedback_mode(self.feedback).name
-        if not 0.0 <= self.feedback_weight_decay < 1.0:
-            raise ValueError(f"feedback_weight_decay must be in [0, 1), got {self.feedback_weight_decay}")
+        for name in ("feedback_weight_decay", "input_feedback_decay"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -86,8 +86,8 @@ class SACConfig:
         d["lif"] = LIFParams(**d["lif"])
         d.setdefault("target_entropy_per_action", -1.0)  # what checkpoints from before the field trained with
         d.setdefault("feedback_weight_decay", 0.0)
-        d.setdefault("feedback_scale", 1.0)
-        d.setdefault("input_feedback_decay", None)
+        d.setdefault("input_feedback_decay", 0.0)
+        d.pop("feedback_scale", None)
         return cls(**d)
 
 
@@ -102,7 +102,7 @@ class SpikingSAC:
         self.obs_dim, self.act_dim, self.seed = obs_dim, act_dim, seed
         self.rng = np.random.default_rng(seed)
         action = (obs_dim, obs_dim + act_dim)
-        learned = {"weight_decay": c.feedback_weight_decay, "feedback_scale": c.feedback_scale}
+        learned = {"weight_decay": c.feedback_weight_decay}
         critic = {**learned, "input_decay": c.input_feedback_decay}
         self.actor = LIFRateNet((obs_dim, *c.hidden, 2 * act_dim), c.lif, c.feedback, seed=seed * 10 + 1,
                                 out_scale=0.01, **learned)

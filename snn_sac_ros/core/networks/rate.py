@@ -47,7 +47,6 @@ class LIFRateNet:
     weight_decay: per update, for modes that learn their feedback (Kolen-Pollack): every learned feedback matrix
         and its forward twin shrink by this factor, which makes their difference vanish.
     input_decay: the same for the input feedback ``C`` and the input columns it mirrors (default: ``weight_decay``).
-    feedback_scale: learned feedback starts as the random matrices times this (0: at zero).
 
     Attributes
     ----------
@@ -58,7 +57,7 @@ class LIFRateNet:
 
     def __init__(self, sizes: tuple[int, ...], lif: LIFParams, feedback: str = "exact", seed: int = 0,
                  out_scale: float = 0.1, *, input_columns: tuple[int, int] | None = None,
-                 weight_decay: float = 0.0, input_decay: float | None = None, feedback_scale: float = 1.0) -> None:
+                 weight_decay: float = 0.0, input_decay: float | None = None) -> None:
         self.mode = feedback_mode(feedback)
         self.sizes, self.lif, self.feedback, self.seed = tuple(sizes), lif, self.mode.name, seed
         self.input_columns = input_columns
@@ -84,9 +83,6 @@ class LIFRateNet:
             # like the action columns of W_0 it stands for (fan-in: every input)
             self.C = random_feedback((sizes[1], input_columns[1] - input_columns[0]), seed + 3000,
                                      fan_in=sizes[0]).astype(np.float32)
-        if self.mode.learns_feedback and feedback_scale != 1.0:  # learned feedback may start smaller, or at zero
-            self.B = [None if m is None else m * np.float32(feedback_scale) for m in self.B]
-            self.C = None if self.C is None else self.C * np.float32(feedback_scale)
         self.states_W = [RuleState.zeros(w.shape) for w in self.W]
         self.states_b = [RuleState.zeros(b.shape) for b in self.b]
         learned = self.mode.learns_feedback
