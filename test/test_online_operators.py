@@ -22,7 +22,8 @@ from snn_sac_ros.core.agent.checkpoint import load_checkpoint, save_checkpoint
 from snn_sac_ros.core.agent.online import DampingLearning, OnlineAgent
 from snn_sac_ros.core.agent.sac import SACConfig, SpikingSAC
 from snn_sac_ros.core.learning.feedback import FEEDBACK_MODES
-from snn_sac_ros.core.nengo_ext.operators import SimActorError, SimLIFLearn, SimTDError
+from snn_sac_ros.core.nengo_ext.operators import SimLIFLearn
+from snn_sac_ros.core.nengo_ext.sac_operators import SimActorError, SimTDError
 
 REFERENCE = Path(__file__).parent / "data" / "online_reference.npz"
 TICKS, EPISODE, OFF = 240, 60, range(100, 140)

@@ -13,12 +13,10 @@ from snn_sac_ros.core.learning.perturbation import PerturbationState
 from snn_sac_ros.core.learning.rules import compile_kernels
 from snn_sac_ros.core.nengo_ext.learning_rules import PerturbationDelta
 from snn_sac_ros.core.nengo_ext.networks import LIFNetwork, SpikingSACNetwork
-from snn_sac_ros.core.nengo_ext.operators import (
+from snn_sac_ros.core.nengo_ext.operators import LIFNetworkSignals, SimLIFForward, SimLIFLearn
+from snn_sac_ros.core.nengo_ext.sac_operators import (
     HeadSignals,
-    LIFNetworkSignals,
     SimActorError,
-    SimLIFForward,
-    SimLIFLearn,
     SimPerturbationDelta,
     SimPolicyHead,
     SimTDError,
