@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from snn_sac_ros.core.learning.feedback import FEEDBACK_MODES
-from snn_sac_ros.core.learning.lif import LIFParams, lif_rate, lif_rate_derivative
+from snn_sac_ros.core.learning.lif import LIFParams, LIFSpikes, lif_rate, lif_rate_derivative
 from snn_sac_ros.core.learning.perturbation import PerturbationState, add_trial_cost, end_perturbation_trial
 from snn_sac_ros.core.learning.rules import RuleState, anchor_pull, apply_local_rule
 from snn_sac_ros.core.nengo_ext.learning_rules import LearnedConnection, LocalLearning, PerturbationDelta
@@ -331,3 +331,24 @@ def test_a_trial_is_scored_by_its_mean_or_by_its_recent_cost() -> None:
         rng = np.random.default_rng(0)
         assert end_perturbation_trial(state, 0.1, 0.2, low=-1, high=1, rng=rng, filtered=recency > 0)
         assert state.trial[2] == pytest.approx(expected, abs=0.01)  # the + trial's cost, kept for its pair
+
+
+def test_fused_lif_step_is_nengos_bit_for_bit() -> None:
+    """The spiking neurons' fused step computes nengo.LIF.step's voltages, refractory times and spikes exactly."""
+    lif, dt, n = LIFParams(), 0.001, 500
+    nengo_lif = nengo.LIF(tau_rc=lif.tau_rc, tau_ref=lif.tau_ref, amplitude=lif.amplitude)
+    fused = LIFSpikes(n, lif, dt)
+    rng = np.random.default_rng(0)
+    theirs = {"voltage": rng.uniform(0, 1, n), "refractory_time": np.zeros(n)}
+    ours = {k: v.copy() for k, v in theirs.items()}
+    out_theirs, out_ours = np.zeros(n), np.zeros(n)
+    spikes = 0
+    for _ in range(400):
+        current = rng.normal(1.2, 1.0, n)
+        nengo_lif.step(dt, current, out_theirs, **theirs)
+        fused.step(current, out_ours, ours["voltage"], ours["refractory_time"])
+        np.testing.assert_array_equal(out_ours, out_theirs)
+        for key in theirs:
+            np.testing.assert_array_equal(ours[key], theirs[key])
+        spikes += int(np.count_nonzero(out_ours))
+    assert spikes > 1000

@@ -154,3 +154,42 @@ def backward_update_anchored(weights: np.ndarray, update_error: np.ndarray, pre:
             path_ref = path_reference[i]
             for j in range(cols):
                 path_row[j] = path_row[j] + (scaled * pre[j] + (path_row[j] - path_ref[j]) * neg_pull)
+
+
+@kernel
+def lif_voltage_argument(refractory: np.ndarray, out: np.ndarray, dt: float, tau_rc: float) -> None:
+    """Refractory times count down by ``dt``; ``out = -clip(dt - refractory, 0, dt) / tau_rc`` (for NumPy's expm1)."""
+    for i in range(refractory.size):
+        refractory[i] -= dt
+        delta_t = min(max(dt - refractory[i], 0.0), dt)
+        out[i] = -delta_t / tau_rc
+
+
+@kernel
+def lif_integrate(current: np.ndarray, voltage: np.ndarray, expm1: np.ndarray, out: np.ndarray,  # noqa: PLR0917
+                  spiked: np.ndarray, spike_argument: np.ndarray, spike: float) -> int:
+    """``v -= (J - v) expm1``; neurons over threshold emit ``spike`` (others 0) and are listed in ``spiked``, their
+    ``-(v - 1) / (J - 1)`` in ``spike_argument`` (for NumPy's log1p); returns how many spiked."""
+    count = 0
+    for i in range(current.size):
+        voltage[i] -= (current[i] - voltage[i]) * expm1[i]
+        if voltage[i] > 1.0:
+            out[i] = spike
+            spiked[count] = i
+            spike_argument[count] = -(voltage[i] - 1.0) / (current[i] - 1.0)
+            count += 1
+        else:
+            out[i] = 0.0
+    return count
+
+
+@kernel
+def lif_reset(voltage: np.ndarray, refractory: np.ndarray, spiked: np.ndarray, log1p: np.ndarray,  # noqa: PLR0917
+              count: int, dt: float, tau_rc: float, tau_ref: float, min_voltage: float) -> None:
+    """Voltages below ``min_voltage`` rise to it; spiking neurons reset to 0, refractory from their spike time."""
+    for i in range(voltage.size):
+        voltage[i] = max(voltage[i], min_voltage)
+    for k in range(count):
+        i = spiked[k]
+        voltage[i] = 0.0
+        refractory[i] = tau_ref + (dt + tau_rc * log1p[k])

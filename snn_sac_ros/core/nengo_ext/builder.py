@@ -60,7 +60,8 @@ def build_lif_ops(model: object, net: LIFNetwork, inputs: list[Signal], *, learn
                     for i, n in enumerate(sizes[1:-1])],
         synapse=[None] + [Signal(shape=(n,), name=f"{label}.synapse{i}") if filtered else None
                           for i, n in enumerate(sizes[2:], start=1)])
-    model.add_op(SimLIFForward(signals, net.neuron_type, net.synapse, enabled, tag=f"{label}.forward"))
+    model.add_op(SimLIFForward(signals, net.lif, spiking=spiking, synapse=net.synapse, enabled=enabled,
+                               tag=f"{label}.forward"))
     _expose(model, net, signals)
     rule = net.learning
     if rule is None:

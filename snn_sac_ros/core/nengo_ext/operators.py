@@ -16,7 +16,7 @@ import numpy as np
 from nengo.builder import Operator, Signal
 
 from snn_sac_ros.core.learning import kernels
-from snn_sac_ros.core.learning.lif import LIFParams, lif_rate_derivative
+from snn_sac_ros.core.learning.lif import LIFParams, LIFSpikes, lif_rate, lif_rate_derivative
 from snn_sac_ros.core.learning.modes import FeedbackMode
 from snn_sac_ros.core.learning.rules import decay
 
@@ -104,8 +104,10 @@ class SimLIFForward(FusedOperator):
 
     Connections from neurons may be filtered (``synapse``): then layer ``l`` receives the filter's value from the
     step before, as Nengo's filtered connections deliver it, and the filter takes this step's ``W_l a_{l-1}``.
-    The neurons are Nengo's own neuron types, stepped by their own ``step``. ``enabled`` (a signal, or None for
-    always): a network whose values only serve learning (a critic) skips its step while learning is off.
+    The neurons are Nengo's ``LIF`` or ``LIFRate``, stepped by fused kernels that compute Nengo's numbers bit for
+    bit (:class:`~snn_sac_ros.core.learning.lif.LIFSpikes`, :func:`~snn_sac_ros.core.learning.lif.lif_rate`).
+    ``enabled`` (a signal, or None for always): a network whose values only serve learning (a critic) skips its
+    step while learning is off.
 
     Notes
     -----
@@ -115,10 +117,10 @@ class SimLIFForward(FusedOperator):
     4. updates ``[voltages..., refractory times..., synapse states...]``
     """
 
-    def __init__(self, net: LIFNetworkSignals, neuron: nengo.neurons.NeuronType, synapse: float | None,
+    def __init__(self, net: LIFNetworkSignals, lif: LIFParams, *, spiking: bool, synapse: float | None,
                  enabled: Signal | None = None, tag: str | None = None) -> None:
         super().__init__(tag=tag)
-        self.neuron, self.synapse, self.several_inputs = neuron, synapse, len(net.inputs) > 1
+        self.lif, self.spiking, self.synapse, self.several_inputs = lif, spiking, synapse, len(net.inputs) > 1
         self.declare("sets", "x", [net.x] if self.several_inputs else [None])
         for name in ("currents", "activities"):
             self.declare("sets", name, getattr(net, name))
@@ -135,12 +137,20 @@ class SimLIFForward(FusedOperator):
         weights, biases = self.group(signals, "weights"), self.group(signals, "biases")
         currents, activities = self.group(signals, "currents"), self.group(signals, "activities")
         output = self.one(signals, "output")
-        states = [{} if v is None else {"voltage": v, "refractory_time": r}
+        states = [{} if v is None else {"voltage": v, "refractory": r}
                   for v, r in zip(self.group(signals, "voltage"), self.group(signals, "refractory"))]
         filters = self.group(signals, "synapse")
         enabled = self.one(signals, "enabled")
         coefficients = _lowpass(self.synapse, dt)
-        neuron_step, last = self.neuron.step, len(weights) - 1
+        lif, last = self.lif, len(weights) - 1
+        if self.spiking:
+            steps = [LIFSpikes(c.size, lif, dt).step for c in currents]
+
+            def neuron_step(layer: int, current: np.ndarray, activity: np.ndarray) -> None:
+                steps[layer](current, activity, **states[layer])
+        else:
+            def neuron_step(layer: int, current: np.ndarray, activity: np.ndarray) -> None:
+                activity[...] = lif_rate(current, lif)
 
         def drive(layer: int, out: np.ndarray) -> None:
             """``out = W_l a_{l-1} + b_l``, or the filter's value ``+ b_l`` where the connection is filtered."""
@@ -157,7 +167,7 @@ class SimLIFForward(FusedOperator):
                 np.concatenate(parts, out=x)
             for layer, (current, activity) in enumerate(zip(currents, activities)):
                 drive(layer, current)
-                neuron_step(dt, current, activity, **states[layer])
+                neuron_step(layer, current, activity)
             drive(last, output)
             if coefficients is not None:
                 a, b = coefficients
