@@ -348,7 +348,7 @@ def test_fused_lif_step_is_nengos_bit_for_bit() -> None:
         nengo_lif.step(dt, current, out_theirs, **theirs)
         fused.step(current, out_ours, ours["voltage"], ours["refractory_time"])
         np.testing.assert_array_equal(out_ours, out_theirs)
-        for key in theirs:
-            np.testing.assert_array_equal(ours[key], theirs[key])
+        for key, value in theirs.items():
+            np.testing.assert_array_equal(ours[key], value)
         spikes += int(np.count_nonzero(out_ours))
     assert spikes > 1000

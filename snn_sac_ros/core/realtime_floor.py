@@ -77,25 +77,18 @@ def _sweep(weights: tuple, biases: tuple, paths: tuple, pre: tuple, error: np.nd
         update = carried * scale
         if layer > 0:
             if anchored:
-                kernels.backward_update_anchored(weights[layer], update, pre[layer], neg_lr, paths[layer - 1],
-                                                 carried, backs[layer], mirror, references[layer],
-                                                 path_references[layer - 1], neg_pull)
+                kernels.backward_update_anchored(weights[layer], biases[layer], update, pre[layer], neg_lr,
+                                                 paths[layer - 1], carried, backs[layer], mirror, references[layer],
+                                                 bias_references[layer], path_references[layer - 1], neg_pull)
             else:
-                kernels.backward_update(weights[layer], update, pre[layer], neg_lr, paths[layer - 1], carried,
-                                        backs[layer], mirror)
-        elif anchored:
-            kernels.rank1_update_anchored(weights[0], update, pre[0], neg_lr, references[0], neg_pull)
-        else:
-            kernels.rank1_update(weights[0], update, pre[0], neg_lr)
-        bias = biases[layer]
-        for i in range(bias.size):
-            value = bias[i]
-            change = update[i] * neg_lr
-            if anchored:
-                change = change + (value - bias_references[layer][i]) * neg_pull
-            bias[i] = value + change
-        if layer > 0:
+                kernels.backward_update(weights[layer], biases[layer], update, pre[layer], neg_lr, paths[layer - 1],
+                                        carried, backs[layer], mirror)
             carried = backs[layer] * derivative[layer - 1]
+        elif anchored:
+            kernels.rank1_update_anchored(weights[0], biases[0], update, pre[0], neg_lr, references[0],
+                                          bias_references[0], neg_pull)
+        else:
+            kernels.rank1_update(weights[0], biases[0], update, pre[0], neg_lr)
     return carried
 
 

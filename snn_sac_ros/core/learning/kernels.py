@@ -84,34 +84,41 @@ def adam_step(grad: np.ndarray, m: np.ndarray, v: np.ndarray, delta: np.ndarray,
 
 
 @kernel
-def rank1_update(weights: np.ndarray, error: np.ndarray, pre: np.ndarray, neg_rate: float) -> None:
-    """``W += outer(error * neg_rate, pre)`` in one pass, rounding as the two NumPy steps do."""
+def rank1_update(weights: np.ndarray, bias: np.ndarray, error: np.ndarray, pre: np.ndarray, neg_rate: float) -> None:
+    """``W += outer(error * neg_rate, pre)`` and ``b += error * neg_rate`` (a bias: weights from a constant 1) in one
+    pass, rounding as the NumPy steps do; ``bias`` may be empty (a matrix without one)."""
     rows, cols = weights.shape
     for i in range(rows):
         scaled = error[i] * neg_rate
         if scaled == 0.0:
             continue  # adds +0.0 (or -0.0) to every weight: no change
+        row = weights[i]
         for j in range(cols):
-            weights[i, j] = weights[i, j] + scaled * pre[j]
+            row[j] = row[j] + scaled * pre[j]
+        if bias.size:
+            bias[i] = bias[i] + scaled * 1.0
 
 
 @kernel
-def rank1_update_anchored(weights: np.ndarray, error: np.ndarray, pre: np.ndarray, neg_rate: float,  # noqa: PLR0917
-                          reference: np.ndarray, neg_pull: float) -> None:
-    """``W += outer(error * neg_rate, pre) + neg_pull * (W - reference)``, rounding as the NumPy steps do."""
+def rank1_update_anchored(weights: np.ndarray, bias: np.ndarray, error: np.ndarray, pre: np.ndarray,  # noqa: PLR0917
+                          neg_rate: float, reference: np.ndarray, bias_reference: np.ndarray, neg_pull: float) -> None:
+    """:func:`rank1_update` plus ``neg_pull * (W - reference)`` (and the bias's), rounding as the NumPy steps do."""
     rows, cols = weights.shape
     for i in range(rows):
         scaled = error[i] * neg_rate
+        row, ref = weights[i], reference[i]
         for j in range(cols):
-            change = scaled * pre[j] + (weights[i, j] - reference[i, j]) * neg_pull
-            weights[i, j] = weights[i, j] + change
+            row[j] = row[j] + (scaled * pre[j] + (row[j] - ref[j]) * neg_pull)
+        if bias.size:
+            bias[i] = bias[i] + (scaled * 1.0 + (bias[i] - bias_reference[i]) * neg_pull)
 
 
 @kernel
-def backward_update(weights: np.ndarray, update_error: np.ndarray, pre: np.ndarray, neg_rate: float,  # noqa: PLR0917
-                    path: np.ndarray, back_error: np.ndarray, back: np.ndarray, mirror: bool) -> None:
+def backward_update(weights: np.ndarray, bias: np.ndarray, update_error: np.ndarray, pre: np.ndarray,  # noqa: PLR0917
+                    neg_rate: float, path: np.ndarray, back_error: np.ndarray, back: np.ndarray, mirror: bool) -> None:
     """One pass over a layer: ``back = back_error @ path`` with the path's values from before this step, and
-    ``weights += outer(update_error * neg_rate, pre)`` (``path`` too, when it mirrors the weights).
+    ``weights += outer(update_error * neg_rate, pre)``, ``bias += update_error * neg_rate`` (``path`` too, when it
+    mirrors the weights).
 
     ``path`` is the matrix errors go back through: the weights themselves (backprop) or a feedback matrix; each
     row is read once for both the error and the update (the inner loops over a row that is still in cache
@@ -129,16 +136,17 @@ def backward_update(weights: np.ndarray, update_error: np.ndarray, pre: np.ndarr
             row = weights[i]
             for j in range(cols):
                 row[j] = row[j] + scaled * pre[j]
+            bias[i] = bias[i] + scaled * 1.0
             if mirror:
                 for j in range(cols):
                     path_row[j] = path_row[j] + scaled * pre[j]
 
 
 @kernel
-def backward_update_anchored(weights: np.ndarray, update_error: np.ndarray, pre: np.ndarray,  # noqa: PLR0917
-                             neg_rate: float, path: np.ndarray, back_error: np.ndarray, back: np.ndarray,
-                             mirror: bool, reference: np.ndarray, path_reference: np.ndarray,
-                             neg_pull: float) -> None:
+def backward_update_anchored(weights: np.ndarray, bias: np.ndarray, update_error: np.ndarray,  # noqa: PLR0917
+                             pre: np.ndarray, neg_rate: float, path: np.ndarray, back_error: np.ndarray,
+                             back: np.ndarray, mirror: bool, reference: np.ndarray, bias_reference: np.ndarray,
+                             path_reference: np.ndarray, neg_pull: float) -> None:
     """:func:`backward_update` on a step that also pulls every updated synapse toward its reference."""
     rows, cols = weights.shape
     back[:] = 0.0
@@ -150,6 +158,7 @@ def backward_update_anchored(weights: np.ndarray, update_error: np.ndarray, pre:
             back[j] += carried * path_row[j]
         for j in range(cols):
             row[j] = row[j] + (scaled * pre[j] + (row[j] - ref[j]) * neg_pull)
+        bias[i] = bias[i] + (scaled * 1.0 + (bias[i] - bias_reference[i]) * neg_pull)
         if mirror:
             path_ref = path_reference[i]
             for j in range(cols):

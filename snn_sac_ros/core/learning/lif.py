@@ -95,6 +95,33 @@ def lif_rate_derivative(current: np.ndarray, p: LIFParams, rate: np.ndarray | No
     return out
 
 
+class LIFDerivative:
+    """:func:`lif_rate_derivative` of one layer's current, with its constants and buffers made once (an operator
+    calls it every step): the same kernels, the same numbers."""
+
+    def __init__(self, size: int, p: LIFParams) -> None:
+        self.p = p
+        self.at_sigma, self.scale = _constants(p)
+        self.rate_at_sigma = _rate_at_sigma(p, np.dtype(np.float64))
+        self.floor, self.inv_sigma = SILENT_EXPONENT_FLOOR * p.sigma, 1.0 / p.sigma
+        self._rate, self._decay = np.empty(size), np.empty(size)
+
+    def __call__(self, current: np.ndarray, out: np.ndarray, rate: np.ndarray | None = None) -> np.ndarray:
+        """``out`` = the derivative at ``current`` (float64, 1-D); ``rate`` (the LIF rate there, if known) saves a
+        logarithm."""
+        p = self.p
+        if rate is None:
+            rate = self._rate
+            kernels.rate_log1p_argument(current, rate, 1.0, 1e-30)
+            np.log1p(rate, out=rate)
+            kernels.rate_from_log1p(rate, p.amplitude, p.tau_ref, p.tau_rc)
+        kernels.derivative_parts(current, rate, out, self._decay, 1.0, p.sigma, self.rate_at_sigma, self.scale,
+                                 self.floor, self.inv_sigma)
+        np.exp(self._decay, out=self._decay)
+        kernels.add_decay(out, self._decay, self.at_sigma)
+        return out
+
+
 def _held_rate(jc: np.ndarray, p: LIFParams) -> np.ndarray:
     """The LIF rate at ``jc = J - 1 > 0``, in NumPy (for the one constant the kernels need)."""
     out = np.log1p(1.0 / jc)

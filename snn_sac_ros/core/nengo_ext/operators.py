@@ -16,7 +16,7 @@ import numpy as np
 from nengo.builder import Operator, Signal
 
 from snn_sac_ros.core.learning import kernels
-from snn_sac_ros.core.learning.lif import LIFParams, LIFSpikes, lif_rate, lif_rate_derivative
+from snn_sac_ros.core.learning.lif import LIFDerivative, LIFParams, LIFSpikes, lif_rate
 from snn_sac_ros.core.learning.modes import FeedbackMode
 from snn_sac_ros.core.learning.rules import decay
 
@@ -253,28 +253,24 @@ class SimLIFLearn(FusedOperator):
         n_layers, critic, columns = len(matrices), self.critic, self.action_columns
         paths = matrices[1:] if hidden == "transpose" else feedback
         learned = mode.learns_feedback
-        # targets in reference order: weights, biases (as n x 1 weights from a constant 1), learned feedback
-        targets = [*matrices, *(b[:, None] for b in biases)]
-        mirror_of = {}
-        if learned:
-            for i, path in enumerate(feedback):
-                mirror_of[i + 1] = len(targets)
-                targets.append(path)
-            if input_feedback is not None:
-                mirror_of[0] = len(targets)
-                targets.append(input_feedback)
-        references = [r.reshape(t.shape) for r, t in zip(self.group(signals, "references"), targets)]
+        references = self.group(signals, "references")
         anchored = self.anchor_tau > 0
+        if anchored:  # in the builder's order: weights, biases, learned feedback (paths, then C)
+            weight_refs, bias_refs = references[:n_layers], references[n_layers:2 * n_layers]
+            path_refs = references[2 * n_layers:2 * n_layers + len(feedback)] if learned else paths
+            input_ref = references[-1] if learned and input_feedback is not None else None
         neg_pull = -ANCHOR_EVERY * dt / self.anchor_tau if anchored else 0.0
-        learning_steps = [0] * len(targets)
-        neg_lr, one = -self.learning_rate, np.ones(1)
+        learning_steps = [0] * n_layers  # steps with an error, per layer (its feedback twin counts with it)
+        neg_lr, no_bias = -self.learning_rate, np.zeros(0)
         coefficients = _lowpass(self.pre_synapse, dt)
         rates = activities if self.rate_neurons else [None] * len(activities)
+        derivative_of = [LIFDerivative(j.size, lif) for j in currents]
+        derivative = [np.empty(j.size) for j in currents]
         back = [np.zeros(m.shape[1]) for m in matrices]
         unit = np.ones(error_out.size)
+        chained = hidden in ("transpose", "random", "learned")  # errors go down layer by layer
         # a critic's TD error is a scalar: its errors are that scalar times the unit error's, which then also gives
         # dQ/da in the same sweep, where dQ/da takes the hidden errors' path
-        chained = hidden in ("transpose", "random", "learned")  # errors go down layer by layer
         shared = critic and error_out.size == 1 and chained and (mode.action == "transpose") == (hidden == "transpose")
         separate_gradient = critic and not shared
 
@@ -283,43 +279,44 @@ class SimLIFLearn(FusedOperator):
                 return x
             return activities[layer - 1] if pre_filters[layer] is None else pre_filters[layer]
 
-        def anchor_now(k: int) -> bool:
-            learning_steps[k] += 1
-            return anchored and learning_steps[k] % ANCHOR_EVERY == 0
+        def anchor_now(layer: int) -> bool:
+            learning_steps[layer] += 1
+            return anchored and learning_steps[layer] % ANCHOR_EVERY == 0
 
-        def update(k: int, error: np.ndarray, pre: np.ndarray) -> None:
-            if anchor_now(k):
-                kernels.rank1_update_anchored(targets[k], error, pre, neg_lr, references[k], neg_pull)
+        def update(layer: int, error: np.ndarray) -> None:
+            """Layer ``layer``'s weights and bias, without carrying an error down."""
+            if not error.any():
+                return
+            if anchor_now(layer):
+                kernels.rank1_update_anchored(matrices[layer], biases[layer], error, pre_activity(layer), neg_lr,
+                                              weight_refs[layer], bias_refs[layer], neg_pull)
             else:
-                kernels.rank1_update(targets[k], error, pre, neg_lr)
+                kernels.rank1_update(matrices[layer], biases[layer], error, pre_activity(layer), neg_lr)
 
-        def sweep(layer: int, update_error: np.ndarray, back_error: np.ndarray, path: np.ndarray | None
-                  ) -> np.ndarray | None:
-            """Update layer ``layer`` (weights, bias, mirrored feedback) and carry ``back_error`` through ``path``."""
-            pre = pre_activity(layer)
-            changes = update_error.any()
-            if path is None:
-                if changes:
-                    update(layer, update_error, pre)
+        def sweep(layer: int, update_error: np.ndarray, back_error: np.ndarray) -> np.ndarray:
+            """Update layer ``layer`` (and its mirrored feedback), carrying ``back_error`` down through its path."""
+            path, mirror = paths[layer - 1], learned
+            if update_error.any() and anchor_now(layer):
+                kernels.backward_update_anchored(matrices[layer], biases[layer], update_error, pre_activity(layer),
+                                                 neg_lr, path, back_error, back[layer], mirror, weight_refs[layer],
+                                                 bias_refs[layer], path_refs[layer - 1], neg_pull)
             else:
-                mirrored = mirror_of.get(layer)
-                if changes and anchor_now(layer):
-                    reference = references[mirrored] if mirrored is not None else references[layer]
-                    if mirrored is not None:
-                        learning_steps[mirrored] += 1
-                    kernels.backward_update_anchored(matrices[layer], update_error, pre, neg_lr, path, back_error,
-                                                     back[layer], mirrored is not None, references[layer],
-                                                     reference, neg_pull)
-                else:
-                    kernels.backward_update(matrices[layer], update_error, pre, neg_lr, path, back_error, back[layer],
-                                            changes and mirrored is not None)
-                    if changes and mirrored is not None:
-                        learning_steps[mirrored] += 1
-            if changes:
-                update(n_layers + layer, update_error, one)
-            return back[layer] if path is not None else None
+                kernels.backward_update(matrices[layer], biases[layer], update_error, pre_activity(layer), neg_lr,
+                                        path, back_error, back[layer], mirror)
+            return back[layer]
 
-        def input_gradient(derivative: list[np.ndarray]) -> np.ndarray:
+        def mirror_input(error: np.ndarray) -> None:
+            """Kolen-Pollack's input feedback takes the update of the action columns it mirrors (with their anchor)."""
+            if input_feedback is None or not learned or not error.any():
+                return
+            pre = x[columns]
+            if anchored and learning_steps[0] % ANCHOR_EVERY == 0:
+                kernels.rank1_update_anchored(input_feedback, no_bias, error, pre, neg_lr, input_ref, no_bias,
+                                              neg_pull)
+            else:
+                kernels.rank1_update(input_feedback, no_bias, error, pre, neg_lr)
+
+        def input_gradient() -> np.ndarray:
             """d (sum of outputs) / d input at the action columns, through the action path, weights unchanged."""
             if mode.action == "transpose":
                 error = unit
@@ -342,35 +339,37 @@ class SimLIFLearn(FusedOperator):
                         np.add(pre_filter, b * activities[layer - 1], out=pre_filter)
             if not learning[0]:
                 return
-            derivative = [lif_rate_derivative(j, lif, r) for j, r in zip(currents, rates)]
+            for layer, (j, r) in enumerate(zip(currents, rates)):
+                derivative_of[layer](j, derivative[layer], r)
             if separate_gradient:
-                gradient[...] = input_gradient(derivative)
-            carried = unit if shared else error_out
-            scale = error_out[0] if shared else 1.0
+                gradient[...] = input_gradient()
             top = n_layers - 1
             if hidden == "direct":
-                errors = [(error_out @ d_path) * d for d_path, d in zip(feedback, derivative)]
-                for layer, error in enumerate(errors):
-                    hidden_out[layer][...] = error
-                sweep(top, error_out, error_out, None)
+                for layer, (d_path, d) in enumerate(zip(feedback, derivative)):
+                    hidden_out[layer][...] = (error_out @ d_path) * d
+                update(top, error_out)
                 for layer in range(top - 1, -1, -1):
-                    sweep(layer, errors[layer], errors[layer], None)
+                    update(layer, hidden_out[layer])
                 return
             if hidden == "frozen":
-                sweep(top, error_out, error_out, None)
+                update(top, error_out)
                 return
+            carried = unit if shared else error_out
+            scale = error_out[0] if shared else 1.0
             for layer in range(top, 0, -1):
-                down = sweep(layer, carried * scale if shared else carried, carried, paths[layer - 1])
-                carried = down * derivative[layer - 1]
+                carried = sweep(layer, carried * scale if shared else carried, carried) * derivative[layer - 1]
                 hidden_out[layer - 1][...] = carried * scale if shared else carried
             if shared:
                 gradient[...] = carried @ (matrices[0][:, columns] if mode.action == "transpose" else input_feedback)
-            first_error = carried * scale if shared else carried
-            if first_error.any() and 0 in mirror_of:  # Kolen-Pollack's input feedback mirrors the action columns
-                update(mirror_of[0], first_error, x[columns])
-            sweep(0, first_error, first_error, None)
+            first = hidden_out[0]
+            update(0, first)
+            mirror_input(first)
             if self.weight_decay > 0 and learned:
-                for matrix in (*matrices, *feedback, *([input_feedback] if input_feedback is not None else [])):
-                    decay(matrix, self.weight_decay)
+                for layer, path in enumerate(feedback):
+                    decay(matrices[layer + 1], self.weight_decay)
+                    decay(path, self.weight_decay)
+                if input_feedback is not None:
+                    matrices[0][:, columns] *= 1.0 - self.weight_decay
+                    decay(input_feedback, self.weight_decay)
 
         return step_simliflearn

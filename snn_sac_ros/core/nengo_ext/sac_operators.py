@@ -13,7 +13,14 @@ import numpy as np
 from nengo.builder import Operator, Signal
 
 from snn_sac_ros.core.learning.perturbation import PerturbationState, add_trial_cost, end_perturbation_trial
-from snn_sac_ros.core.learning.policy import actor_output_error, gaussian_head, sample_action
+from snn_sac_ros.core.learning.policy import (
+    actor_output_error,
+    gaussian_head,
+    log_prob,
+    mean_error,
+    sample_action,
+    squash_log_std,
+)
 from snn_sac_ros.core.nengo_ext.learning_rules import PerturbationDelta
 from snn_sac_ros.core.nengo_ext.operators import FusedOperator
 
@@ -71,16 +78,23 @@ class SimPolicyHead(FusedOperator):
         action, eps, logp, steps = (self.one(signals, n) for n in ("action", "eps", "logp", "episode_steps"))
         columns, n, hold, explore, sample = self.velocity_columns, action.size, self.hold, self.explore, self.rng
 
+        zeros = np.zeros(n)
+
         def step_simpolicyhead() -> None:
             if explore:
                 if not learning[0]:
                     eps[...] = 0.0
                 elif steps[0] % hold == 0:
                     eps[...] = sample.standard_normal(n)
-            mean, log_std, _ = gaussian_head(out[None], n)
-            a, log_prob = sample_action(mean, log_std, eps[None])
-            action[...] = np.clip(a[0] + np.dot(damping, obs[columns]), -1.0, 1.0)
-            logp[...] = log_prob[0]
+            if explore and learning[0]:
+                mean, log_std, _ = gaussian_head(out[None], n)
+                a, log_prob_ = sample_action(mean, log_std, eps[None])
+                a, logp[...] = a[0], log_prob_[0]
+            else:  # tanh(mean + std * 0) is tanh(mean): no exp, and log pi only where learning reads it
+                a = np.tanh(out[:n])
+                if learning[0]:
+                    logp[...] = log_prob(a, squash_log_std(out[n:]), zeros)
+            np.clip(a + np.dot(damping, obs[columns]), -1.0, 1.0, out=action)
             steps[...] += 1
 
         return step_simpolicyhead
@@ -172,10 +186,11 @@ class SimActorError(FusedOperator):
                 error[...] = 0.0
                 return
             dq = dq1 if q1[0] <= q2[0] else dq2
-            _, log_std, dlogstd = gaussian_head(out[None], n)
-            error[...] = actor_output_error(action[None], log_std, dlogstd, eps[None], dq[None], alpha=alpha)[0]
-            if not explore:
-                error[n:] = 0.0
+            if explore:
+                _, log_std, dlogstd = gaussian_head(out[None], n)
+                error[...] = actor_output_error(action[None], log_std, dlogstd, eps[None], dq[None], alpha=alpha)[0]
+            else:  # acting with tanh(mean): only the mean's error (the log-std's would only drift the hidden layers)
+                error[:n] = mean_error(action, dq, alpha=alpha)
 
         return step_simactorerror
 
