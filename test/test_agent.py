@@ -276,3 +276,26 @@ def test_exploration_holds_each_sample_for_one_trained_control_period(tiny_check
         agent.learning = False  # not learning: the deterministic tanh(mean), no sample
         agent.step(obs)
         assert not np.any(agent.exploration_noise)
+
+
+def test_with_learning_off_only_the_actor_computes_and_switching_needs_no_rebuild(tiny_checkpoint: Path) -> None:
+    """Learning off: the critics and every learning operator do no work (their signals stand still) while the actor
+    acts; learning on again, in the same simulator, they resume and the weights change."""
+    agent = OnlineAgent(load_checkpoint(tiny_checkpoint), spiking=True, learning=False, dt=0.001, seed=0)
+    sim, critic = agent.sim, agent.sim.model.sig[agent.critics[0]]
+    obs = np.full(agent.obs_dim, 0.2)
+
+    def critic_state() -> list[np.ndarray]:
+        return [sim.signals[critic[k]].copy() for k in ("J0", "a0", "output")]
+
+    agent.step(obs, -0.5)
+    still, digest = critic_state(), agent.weights_digest()
+    actions = [agent.step(obs + 0.01 * k, -0.5) for k in range(20)]
+    assert all(np.array_equal(a, b) for a, b in zip(still, critic_state()))
+    assert agent.weights_digest() == digest and not np.allclose(actions[0], actions[-1])
+    built = sim
+    agent.learning = True
+    for k in range(20):
+        agent.step(obs + 0.01 * k, -0.5)
+    assert agent.sim is built and agent.updates > 0 and agent.weights_digest() != digest
+    assert not all(np.array_equal(a, b) for a, b in zip(still, critic_state()))

@@ -7,6 +7,7 @@ import nengo
 import numpy as np
 import pytest
 
+from snn_sac_ros.core.learning import kernels
 from snn_sac_ros.core.learning.feedback import FEEDBACK_MODES
 from snn_sac_ros.core.learning.lif import LIFParams, LIFSpikes, lif_rate, lif_rate_derivative
 from snn_sac_ros.core.learning.perturbation import PerturbationState, add_trial_cost, end_perturbation_trial
@@ -352,3 +353,29 @@ def test_fused_lif_step_is_nengos_bit_for_bit() -> None:
             np.testing.assert_array_equal(ours[key], value)
         spikes += int(np.count_nonzero(out_ours))
     assert spikes > 1000
+
+
+def test_the_pes_rung_rule_is_nengos_pes() -> None:
+    """The output rule of every rung (and all the `pes` rung learns) is PES in neuron space: one step of it on a
+    connection from neurons changes the decoders as nengo.PES does, at learning rate ``eta = kappa dt / n``."""
+    n, dt, kappa = 40, 0.001, 1e-2
+    rng = np.random.default_rng(5)
+    x, error = rng.uniform(-1, 1, 3), rng.normal(size=2)
+    decoders = rng.normal(scale=0.1, size=(2, n))
+    with nengo.Network(seed=3) as model:
+        ens = nengo.Ensemble(n, 3, neuron_type=nengo.LIFRate())
+        nengo.Connection(nengo.Node(x), ens, synapse=None)
+        out = nengo.Node(size_in=2)
+        conn = nengo.Connection(ens.neurons, out, transform=decoders, synapse=None,
+                                learning_rule_type=nengo.PES(learning_rate=kappa, pre_synapse=None))
+        nengo.Connection(nengo.Node(error), conn.learning_rule, synapse=None)
+        activities = nengo.Probe(ens.neurons, synapse=None)
+    with nengo.Simulator(model, dt=dt, progress_bar=False) as sim:
+        sim.step()
+        sim.step()  # the first step's change is applied at the second
+        changed = sim.signals[sim.model.sig[conn]["weights"]] - decoders
+        first = sim.data[activities][0]
+    ours = decoders.copy()
+    kernels.rank1_update(ours, np.zeros(0), error, first, -kappa * dt / n)
+    np.testing.assert_allclose(changed, ours - decoders, rtol=1e-10, atol=1e-15)
+    assert np.abs(changed).max() > 1e-6
