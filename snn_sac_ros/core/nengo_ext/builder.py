@@ -33,7 +33,8 @@ def build_lif_ops(model: object, net: LIFNetwork, inputs: list[Signal], *, learn
     """Add a :class:`LIFNetwork`'s signals and operators to ``model``, reading its input from ``inputs``.
 
     1. Parameters: ``W_l``, ``b_l`` (float64 signals) and the feedback matrices its mode uses.
-    2. State: currents, activities, the spiking neurons' voltages (uniform in [0, 1), from the network's seed) and
+    2. State: currents, activities, the spiking neurons' voltages (uniform in [0, 1), from the network's seed, or the
+       one Nengo gave it) and
        refractory times, the filter states of connections from neurons.
     3. :class:`SimLIFForward`; with learning, the post errors (``error_out`` is the output error, e.g. a TD error)
        and :class:`SimLIFLearn` (which also forms a critic's ``action_gradient``).
@@ -45,7 +46,7 @@ def build_lif_ops(model: object, net: LIFNetwork, inputs: list[Signal], *, learn
     n_hidden = len(sizes) - 2
     spiking = net.spiking
     filtered = net.synapse is not None
-    rng = np.random.default_rng(net.seed)
+    rng = np.random.default_rng(net.seed if net.seed is not None else model.seeds.get(net))
     x = inputs[0] if len(inputs) == 1 else Signal(shape=(sizes[0],), name=f"{label}.x")
     signals = LIFNetworkSignals(
         inputs=list(inputs), x=x,
