@@ -7,6 +7,8 @@ rule as the forward ones, so no synapse ever reads another's weight. Runs in a f
     python examples/hidden_layer_learns.py
 """
 
+from itertools import pairwise
+
 import nengo
 import numpy as np
 
@@ -17,7 +19,7 @@ from snn_sac_ros.core.nengo_ext.networks import Layers, LIFNetwork
 
 rng = np.random.default_rng(0)
 sizes = (2, 100, 100, 1)
-weights = tuple(rng.uniform(-1, 1, (n_out, n_in)) * np.sqrt(3 / n_in) for n_in, n_out in zip(sizes, sizes[1:]))
+weights = tuple(rng.uniform(-1, 1, (n_out, n_in)) * np.sqrt(3 / n_in) for n_in, n_out in pairwise(sizes))
 biases = (np.full(100, 1.2), np.full(100, 1.0), np.zeros(1))
 feedback = tuple(random_feedback(w.shape, seed=i) for i, w in enumerate(weights[1:]))  # one per hidden layer
 
