@@ -299,3 +299,14 @@ def test_with_learning_off_only_the_actor_computes_and_switching_needs_no_rebuil
         agent.step(obs + 0.01 * k, -0.5)
     assert agent.sim is built and agent.updates > 0 and agent.weights_digest() != digest
     assert not all(np.array_equal(a, b) for a, b in zip(still, critic_state()))
+
+
+def test_activity_reports_the_actors_spikes_and_the_critics_rates(tiny_checkpoint: Path) -> None:
+    agent = OnlineAgent(load_checkpoint(tiny_checkpoint), spiking=True, learning=True, dt=0.001, seed=0)
+    for _ in range(30):
+        agent.step(np.full(agent.obs_dim, 0.3), -0.5)
+    activity = agent.activity()
+    assert set(activity) == {"actor", "q1", "q2"} and [a.size for a in activity["actor"]] == [32, 32]
+    spikes = np.concatenate(activity["actor"])
+    assert set(np.unique(spikes)) <= {0.0, agent.lif.amplitude / agent.dt} and np.any(spikes)
+    assert np.all(activity["q1"][0] >= 0) and np.any(activity["q1"][0] > 0)

@@ -306,6 +306,14 @@ class OnlineAgent:
         """The policy's current exploration sample (zeros while it acts with ``tanh(mean)``)."""
         return self._io["eps"].copy()
 
+    def activity(self) -> dict[str, list[np.ndarray]]:
+        """The last simulator step's hidden-layer activities per network (``actor``, ``q1``, ``q2``; copies): the
+        actor's spikes (``amplitude / dt`` where a neuron spiked, else 0) or rates, the critics' rates (they stand
+        still while learning is off). What a cost model counts events from."""
+        nets = [("actor", self.actor), *zip(("q1", "q2"), self.critics)]
+        sig, signals = self.sim.model.sig, self.sim.signals
+        return {name: [signals[sig[net][f"a{i}"]].copy() for i in range(len(net.sizes) - 2)] for name, net in nets}
+
     def end_episode(self) -> None:
         """The target changed or the reach ended: no TD error across the boundary; new exploration sample;
         the damping's perturbation trial ends."""
