@@ -310,3 +310,17 @@ def test_activity_reports_the_actors_spikes_and_the_critics_rates(tiny_checkpoin
     spikes = np.concatenate(activity["actor"])
     assert set(np.unique(spikes)) <= {0.0, agent.lif.amplitude / agent.dt} and np.any(spikes)
     assert np.all(activity["q1"][0] >= 0) and np.any(activity["q1"][0] > 0)
+
+
+def test_the_spiking_start_depends_on_the_seed_alone(tiny_checkpoint: Path) -> None:
+    """The actor's initial voltages come from the agent's seed, not from how many other objects the model holds:
+    an evaluating agent (actor only) and a learning one with the same seed act the same until learning moves them."""
+    ckpt = load_checkpoint(tiny_checkpoint)
+    obs = np.full(ckpt.observation_contract.size, 0.2)
+    agents = [OnlineAgent(ckpt, spiking=True, learning=False, actor_only=True, seed=3),
+              OnlineAgent(ckpt, spiking=True, learning=False, seed=3, damping=DampingLearning())]
+    for _ in range(30):  # the spikes reach the output after two synapses: compare a while
+        np.testing.assert_array_equal(*(a.step(obs) for a in agents))
+    other = OnlineAgent(ckpt, spiking=True, learning=False, actor_only=True, seed=4)
+    starts = [a.sim.signals[a.sim.model.sig[a.actor]["voltage0"]] for a in (agents[0], other)]
+    assert not np.array_equal(*starts)
