@@ -8,6 +8,7 @@ holds and fails the test with a message when it does not in time.
 
 from __future__ import annotations
 
+import bisect
 import os
 import subprocess
 import sys
@@ -29,6 +30,14 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
 from snn_sac_ros.adapters.ros.common import CLOCK_SUB_QOS, COMMAND_QOS, STATE_QOS, time_to_seconds
+
+CONTROLLER = "snn_sac_ros.adapters.ros.controller_node"
+
+
+def controller_params(**params: Any) -> dict[str, Any]:
+    """The controller as the tests run it: the planar2 preset, configuring and activating itself, no forward
+    command controller to ask for its joints (there is none here); ``params`` add or override."""
+    return {"arm": "planar2", "autostart": True, "command_controller": "", **params}
 
 
 def planar2_target() -> np.ndarray:
@@ -98,6 +107,8 @@ def _ros_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_ros_value(v) for v in value) + "]"
+    if value == "":
+        return "''"
     return str(value)
 
 
@@ -116,23 +127,45 @@ class Probe:
         self.node.create_subscription(Clock, "/clock", lambda m: self.clock.append(time_to_seconds(m.clock)),
                                       CLOCK_SUB_QOS)
         self.commands = self.node.create_publisher(Float64MultiArray, "effort_controller/commands", COMMAND_QOS)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def every(self, period: float, publish: Callable[[], None]) -> None:
+        """Call ``publish`` every ``period`` seconds from a thread of its own until :meth:`close`: a fake robot
+        keeps its rate however busy the test is (an executor timer would wait for the test to spin)."""
+        def run() -> None:
+            next_time = time.monotonic()
+            while not self._stop.is_set():
+                publish()
+                next_time += period
+                self._stop.wait(max(0.0, next_time - time.monotonic()))
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        self._threads.append(thread)
 
     def record_commands(self) -> None:
         """Record every effort command: ``received`` (arrival time, values) and ``published_ns`` (DDS source stamp)."""
         self.received: list[tuple[float, np.ndarray]] = []
         self.published_ns: list[int] = []
+        self._arrivals: list[float] = []
 
         def command(msg: Float64MultiArray, info: MessageInfo) -> None:
-            self.received.append((time.monotonic(), np.array(msg.data)))
+            now = time.monotonic()
+            self.received.append((now, np.array(msg.data)))
+            self._arrivals.append(now)
             self.published_ns.append(info["source_timestamp"])
 
         self.node.create_subscription(Float64MultiArray, "effort_controller/commands", command, COMMAND_QOS)
 
     def commands_after(self, t: float) -> list[np.ndarray]:
         """Commands that arrived after monotonic time ``t`` (needs :meth:`record_commands`)."""
-        return [c for when, c in self.received if when > t]
+        return [c for _, c in self.received[bisect.bisect_right(self._arrivals, t):]]
 
     def close(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=2)
         self.executor.shutdown()
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
@@ -187,3 +220,25 @@ class Probe:
 
         response = self.call(GetParameters, f"/{node_name}/get_parameters", GetParameters.Request(names=[name]))
         return parameter_value_to_python(response.values[0])
+
+    def transition(self, node_name: str, transition: str) -> bool:
+        """Ask a lifecycle node for a transition by label (configure, cleanup, activate, deactivate, shutdown)."""
+        from lifecycle_msgs.msg import Transition
+        from lifecycle_msgs.srv import ChangeState
+
+        ids = {"configure": Transition.TRANSITION_CONFIGURE, "cleanup": Transition.TRANSITION_CLEANUP,
+               "activate": Transition.TRANSITION_ACTIVATE, "deactivate": Transition.TRANSITION_DEACTIVATE}
+        if transition == "shutdown":
+            state = self.lifecycle_state(node_name)
+            ids["shutdown"] = {"unconfigured": Transition.TRANSITION_UNCONFIGURED_SHUTDOWN,
+                               "inactive": Transition.TRANSITION_INACTIVE_SHUTDOWN,
+                               "active": Transition.TRANSITION_ACTIVE_SHUTDOWN}[state]
+        request = ChangeState.Request(transition=Transition(id=ids[transition]))
+        return self.call(ChangeState, f"/{node_name}/change_state", request, timeout=60.0).success
+
+    def lifecycle_state(self, node_name: str) -> str:
+        """A lifecycle node's current state label (unconfigured, inactive, active, finalized)."""
+        from lifecycle_msgs.srv import GetState
+
+        return self.call(GetState, f"/{node_name}/get_state", GetState.Request()).current_state.label
+
