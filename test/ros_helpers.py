@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
@@ -27,7 +28,7 @@ from rclpy.parameter import Parameter
 from rclpy.subscription import MessageInfo
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray
+from std_msgs.msg import Bool, Float64MultiArray
 
 from snn_sac_ros.adapters.ros.common import CLOCK_SUB_QOS, COMMAND_QOS, STATE_QOS, time_to_seconds
 
@@ -131,13 +132,14 @@ class Probe:
         self._threads: list[threading.Thread] = []
 
     def every(self, period: float, publish: Callable[[], None]) -> None:
-        """Call ``publish`` every ``period`` seconds from a thread of its own until :meth:`close`: a fake robot
-        keeps its rate however busy the test is (an executor timer would wait for the test to spin)."""
+        """Call ``publish`` every ``period`` seconds (or every ``self.period``, when the probe has one: it may
+        change) from a thread of its own until :meth:`close`: a fake robot keeps its rate however busy the
+        test is (an executor timer would wait for the test to spin); it catches up at most 20 ms."""
         def run() -> None:
             next_time = time.monotonic()
             while not self._stop.is_set():
                 publish()
-                next_time += period
+                next_time = max(next_time + getattr(self, "period", period), time.monotonic() - 0.02)
                 self._stop.wait(max(0.0, next_time - time.monotonic()))
 
         thread = threading.Thread(target=run, daemon=True)
@@ -241,4 +243,78 @@ class Probe:
         from lifecycle_msgs.srv import GetState
 
         return self.call(GetState, f"/{node_name}/get_state", GetState.Request()).current_state.label
+
+
+class RobotProbe(Probe):
+    """Plays a robot for a controller: joint states every ``period`` from a thread (valid, or broken in the way
+    ``mode`` says), the target every 50 ms, e-stops on demand; keeps the controller's last diagnostics.
+
+    Modes: valid, silent (no states), nan, missing_joint, stale (stamped 2 s ago), jumping (random positions
+    within the joint limits: a fake robot whose states teleport).
+    """
+
+    def __init__(self, name: str = "robot_probe", joints: Sequence[str] = ("shoulder", "elbow"),
+                 q: Sequence[float] = (0.0, 1.2), period: float = 0.002, namespace: str = "") -> None:
+        super().__init__(name)
+        node = self.node
+        self.joints, self.q, self.dq = list(joints), list(q), [0.0] * len(q)
+        self.record_commands()
+        self.diagnostics: dict[str, str] = {}
+        prefix = f"/{namespace}/" if namespace else ""
+        node.create_subscription(DiagnosticArray, "/diagnostics", self._diag, 10)
+        self.state_pub = node.create_publisher(JointState, f"{prefix}joint_states", STATE_QOS)
+        self.target_pub = node.create_publisher(PointStamped, f"{prefix}target", 10)
+        self.estop_pub = node.create_publisher(Bool, f"{prefix}estop", 10)
+        self.mode = "valid"
+        self.period = period
+        self.last_state_sent = 0.0
+        self.last_state_ns = 0
+        self.target: np.ndarray | None = None
+        self._rng = np.random.default_rng(3)
+        self.every(period, self._publish_state)
+        node.create_timer(0.05, self._publish_target)  # repeated, so a late subscription gets it too
+
+    def _diag(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name.startswith("snn_sac_controller"):
+                self.diagnostics = {kv.key: kv.value for kv in status.values}
+                self.diagnostics["_level"] = str(status.level)
+                self.diagnostics["_message"] = status.message
+
+    def _publish_state(self) -> None:
+        if self.mode == "silent":
+            return
+        msg = JointState(name=list(self.joints), position=list(self.q), velocity=list(self.dq))
+        msg.header.stamp = self.node.get_clock().now().to_msg()
+        if self.mode == "nan":
+            msg.position = [float("nan"), *self.q[1:]]
+        elif self.mode == "missing_joint":
+            msg.name, msg.position, msg.velocity = self.joints[:1], self.q[:1], [0.0]
+        elif self.mode == "stale":
+            msg.header.stamp.sec -= 2
+        elif self.mode == "jumping":
+            msg.position = self._rng.uniform(-2.5, 2.5, len(self.q)).tolist()
+        self.state_pub.publish(msg)
+        self.last_state_sent = time.monotonic()
+        self.last_state_ns = time.time_ns()
+
+    def send_target(self, point: np.ndarray) -> None:
+        self.target = point
+        self._publish_target()
+
+    def _publish_target(self) -> None:
+        if self.target is not None:
+            self.target_pub.publish(target_msg(self.target))
+
+    def run_mode(self, mode: str, ticks: int = 60, timeout: float = 30.0) -> list[np.ndarray]:
+        """Publish in ``mode`` until ``ticks`` more commands arrived; return the last half of them."""
+        self.mode = mode
+        start = time.monotonic()
+        self.spin_until(lambda: len(self.commands_after(start)) >= ticks, timeout, f"{ticks} commands in mode {mode}")
+        return self.commands_after(start)[ticks // 2:]
+
+    def wait_torque(self, what: str, timeout: float = 60.0) -> None:
+        """Spin until a non-zero command arrives (after now)."""
+        start = time.monotonic()
+        self.spin_until(lambda: any(np.any(c != 0) for c in self.commands_after(start)), timeout, what)
 

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped, PoseStamped
-from ros_helpers import CONTROLLER, NodeProcess, Probe, controller_params, planar2_target, target_msg
+from ros_helpers import CONTROLLER, NodeProcess, Probe, RobotProbe, controller_params, planar2_target, target_msg
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
@@ -26,64 +25,14 @@ from snn_sac_ros.core.arm import PyBulletArm
 from snn_sac_ros.core.resources import shipped_checkpoint
 
 SIM = "snn_sac_ros.adapters.ros.sim_node"
-JOINTS = ["shoulder", "elbow"]
 Q_START = [0.0, 1.2]
 
 
-class ControllerProbe(Probe):
-    """Plays the robot: publishes joint states (valid or broken, on demand), targets and e-stops."""
+class ControllerProbe(RobotProbe):
+    """Plays the planar2 robot for one controller (see ``RobotProbe``)."""
 
     def __init__(self) -> None:
         super().__init__("controller_probe")
-        node = self.node
-        self.record_commands()
-        self.diagnostics: dict[str, str] = {}
-        node.create_subscription(DiagnosticArray, "/diagnostics", self._diag, 10)
-        self.state_pub = node.create_publisher(JointState, "joint_states", STATE_QOS)
-        self.target_pub = node.create_publisher(PointStamped, "target", 10)
-        self.estop_pub = node.create_publisher(Bool, "estop", 10)
-        self.mode = "valid"
-        self.last_state_sent = 0.0
-        self.last_state_ns = 0
-        self.target: np.ndarray | None = None
-        self.every(0.002, self._publish_state)
-        node.create_timer(0.05, self._publish_target)  # repeated, so a late subscription gets it too
-
-    def _diag(self, msg: DiagnosticArray) -> None:
-        for status in msg.status:
-            if status.name.startswith("snn_sac_controller"):
-                self.diagnostics = {kv.key: kv.value for kv in status.values}
-
-    def _publish_state(self) -> None:
-        if self.mode == "silent":
-            return
-        msg = JointState(name=list(JOINTS), position=list(Q_START), velocity=[0.0, 0.0])
-        msg.header.stamp = self.node.get_clock().now().to_msg()
-        if self.mode == "nan":
-            msg.position = [float("nan"), 1.2]
-        elif self.mode == "missing_joint":
-            msg.name, msg.position, msg.velocity = ["shoulder"], [0.0], [0.0]
-        elif self.mode == "stale":
-            msg.header.stamp.sec -= 2
-        self.state_pub.publish(msg)
-        self.last_state_sent = time.monotonic()
-        self.last_state_ns = time.time_ns()
-
-    def send_target(self, point: np.ndarray) -> None:
-        self.target = point
-        self._publish_target()
-
-    def _publish_target(self) -> None:
-        if self.target is None:
-            return
-        self.target_pub.publish(target_msg(self.target))
-
-    def run_mode(self, mode: str, ticks: int = 60) -> list[np.ndarray]:
-        """Publish in ``mode`` until ``ticks`` more commands arrived; return the last half of them."""
-        self.mode = mode
-        start = time.monotonic()
-        self.spin_until(lambda: len(self.commands_after(start)) >= ticks, 30, f"{ticks} commands in mode {mode}")
-        return self.commands_after(start)[ticks // 2:]
 
 
 @pytest.fixture(scope="module")
