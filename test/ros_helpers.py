@@ -247,15 +247,18 @@ class Probe:
 
 class RobotProbe(Probe):
     """Plays a robot for a controller: joint states every ``period`` from a thread (valid, or broken in the way
-    ``mode`` says), the target every 50 ms, e-stops on demand; keeps the controller's last diagnostics.
+    ``mode`` says), the target every 50 ms, e-stops on demand; keeps the last diagnostics of the controller
+    node named ``controller``.
 
     Modes: valid, silent (no states), nan, missing_joint, stale (stamped 2 s ago), jumping (random positions
     within the joint limits: a fake robot whose states teleport).
     """
 
-    def __init__(self, name: str = "robot_probe", joints: Sequence[str] = ("shoulder", "elbow"),
-                 q: Sequence[float] = (0.0, 1.2), period: float = 0.002, namespace: str = "") -> None:
+    def __init__(self, name: str = "robot_probe", *, joints: Sequence[str] = ("shoulder", "elbow"),
+                 q: Sequence[float] = (0.0, 1.2), period: float = 0.002, namespace: str = "",
+                 controller: str = "snn_sac_controller") -> None:
         super().__init__(name)
+        self.controller = controller
         node = self.node
         self.joints, self.q, self.dq = list(joints), list(q), [0.0] * len(q)
         self.record_commands()
@@ -276,7 +279,7 @@ class RobotProbe(Probe):
 
     def _diag(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
-            if status.name.startswith("snn_sac_controller"):
+            if status.name.startswith(f"{self.controller}:"):
                 self.diagnostics = {kv.key: kv.value for kv in status.values}
                 self.diagnostics["_level"] = str(status.level)
                 self.diagnostics["_message"] = status.message
