@@ -29,7 +29,7 @@ LATCHED = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=Relia
 def _start(name: str, tmp_path: object, **params: object) -> NodeProcess:
     return NodeProcess(CONTROLLER, controller_params(
         autostart=False, checkpoint=str(shipped_checkpoint("planar2")), resume=False, learning=False,
-        state_timeout=0.006, save_path=str(tmp_path / f"{name}.npz"), **params), ["-r", f"__node:={name}"])
+        save_path=str(tmp_path / f"{name}.npz"), **params), ["-r", f"__node:={name}"])
 
 
 def _counts(probe: RobotProbe, name: str) -> dict[str, int]:
@@ -66,7 +66,7 @@ def test_every_transition_in_legal_orders_leaves_one_of_each_entity_and_a_live_n
     try:
         probe.send_target(planar2_target())
         for name in names:
-            probe.spin_until(lambda name=name: probe.lifecycle_state(name) == "unconfigured", 60, f"{name} up")
+            probe.wait_lifecycle(name)
         full, node = "lc_full", nodes["lc_full"]
         entities: set[str] = set()
         steps = [("configure", "inactive"), ("cleanup", "unconfigured"), ("configure", "inactive"),
@@ -114,7 +114,7 @@ def test_a_latched_estop_survives_transitions_and_a_silent_heartbeat_latches_it(
     name = "estop_ctl"
     try:
         probe.send_target(planar2_target())
-        probe.spin_until(lambda: probe.lifecycle_state(name) == "unconfigured", 60, "the controller up")
+        probe.wait_lifecycle(name)
         for _ in range(2):  # the latch outlives configure / cleanup
             assert probe.transition(name, "configure")
             assert not probe.transition(name, "activate"), "activated with the e-stop latched"

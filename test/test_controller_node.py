@@ -49,7 +49,7 @@ Running = tuple[NodeProcess, ControllerProbe]
 def controller(checkpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     save = tmp_path_factory.mktemp("controller") / "weights.npz"
     node = NodeProcess(CONTROLLER, controller_params(checkpoint=checkpoint, save_path=str(save), resume=False,
-                                                     learning=False, save_period_s=0.0, state_timeout=0.006))
+                                                     learning=False, save_period_s=0.0))
     probe = ControllerProbe()
     try:
         probe.spin_until(lambda: probe.state_pub.get_subscription_count() > 0 or node.process.poll() is not None,
@@ -97,22 +97,32 @@ def test_watchdog_zeroes_within_a_few_ticks_of_the_states_stopping(
         controller: Running) -> None:
     _, probe = controller
     probe.run_mode("valid")
-    probe.mode = "silent"
-    stopped_ns = probe.last_state_ns
-    # Ticks are counted by when the controller published them (DDS source stamps), so a probe that is slow
-    # to take messages off the wire does not count stale ones as late.
-    def after() -> list[np.ndarray]:
-        return [c for (_, c), ns in zip(probe.received, probe.published_ns) if ns > stopped_ns]
+    # the shortest state_timeout the controller accepts: 2.5 of the state periods it measured (2 ms, more
+    # when this fake robot is slowed by a loaded machine), a little over
+    probe.spin_until(lambda: float(probe.diagnostics.get("joint_state_period_ms", "nan")) > 0, 10, "the period")
+    timeout = max(0.005, 2.6e-3 * float(probe.diagnostics["joint_state_period_ms"]))
+    assert probe.set_parameter("snn_sac_controller", "state_timeout", timeout).successful
+    try:
+        probe.run_mode("valid")
+        probe.mode = "silent"
+        stopped_ns = probe.last_state_ns
 
-    probe.spin_until(lambda: len(after()) >= 20, 30, "commands after the states stopped")
-    commands = after()
-    nonzero = [i for i, c in enumerate(commands) if np.any(c != 0)]
-    # state_timeout (3 ticks at 500 Hz: the shortest the controller accepts for 2 ms states is 2.5 periods)
-    # after the last state arrives, plus the tick in flight and the last state's own way through DDS (a tick
-    # or two on a loaded machine)
-    assert len(nonzero) <= 6, f"{len(nonzero)} non-zero commands after the joint states stopped"
-    assert _all_zero(commands[(nonzero[-1] + 1) if nonzero else 0:])
-    assert any(np.any(c != 0) for c in probe.run_mode("valid"))
+        # Ticks are counted by when the controller published them (DDS source stamps), so a probe that is slow
+        # to take messages off the wire does not count stale ones as late.
+        def after() -> list[np.ndarray]:
+            return [c for (_, c), ns in zip(probe.received, probe.published_ns) if ns > stopped_ns]
+
+        probe.spin_until(lambda: len(after()) >= 20 + 500 * timeout, 30, "commands after the states stopped")
+        commands = after()
+        nonzero = [i for i, c in enumerate(commands) if np.any(c != 0)]
+        # state_timeout's ticks at 500 Hz after the last state arrives, plus the tick in flight and the last
+        # state's own way through DDS (a tick or two on a loaded machine)
+        bound = int(np.ceil(timeout * 500)) + 3
+        assert len(nonzero) <= bound, f"{len(nonzero)} non-zero commands after the joint states stopped ({bound})"
+        assert _all_zero(commands[(nonzero[-1] + 1) if nonzero else 0:])
+        assert any(np.any(c != 0) for c in probe.run_mode("valid"))
+    finally:
+        assert probe.set_parameter("snn_sac_controller", "state_timeout", 0.05).successful
 
 
 def test_estop_latches_until_reset_and_reactivation(controller: Running) -> None:
@@ -172,23 +182,26 @@ def test_learning_switch_service(controller: Running) -> None:
 def test_out_of_range_parameters_are_refused(controller: Running) -> None:
     _, probe = controller
     assert not probe.set_parameter("snn_sac_controller", "state_timeout", 5.0).successful
-    assert probe.get_parameter("snn_sac_controller", "state_timeout") == pytest.approx(0.006)
+    assert probe.get_parameter("snn_sac_controller", "state_timeout") == pytest.approx(0.05)
     assert not probe.set_parameter("snn_sac_controller", "max_torque", [1.0]).successful
     assert not probe.set_parameter("snn_sac_controller", "control_rate_hz", 100.0).successful  # read-only
 
 
 def test_reaches_a_target_with_the_arm_node(checkpoint: str, tmp_path: Path) -> None:
-    sim = NodeProcess(SIM, {"arm": "planar2", "real_time_factor": 1.0, "initial_positions": Q_START})
+    # a namespace of their own: the module's controller and fake robot still run beside them
+    ns = ["-r", "__ns:=/reach"]
+    sim = NodeProcess(SIM, {"arm": "planar2", "real_time_factor": 1.0, "initial_positions": Q_START}, ns)
     ctrl = NodeProcess(CONTROLLER, controller_params(checkpoint=checkpoint, save_path=str(tmp_path / "w.npz"),
-                                                     resume=False, learning=False, use_sim_time=True))
+                                                     resume=False, learning=False, use_sim_time=True), ns)
     probe = Probe("reach_probe")
     poses: list[np.ndarray] = []
-    probe.node.create_subscription(PoseStamped, "ee_pose", lambda m: poses.append(
+    probe.node.create_subscription(PoseStamped, "/reach/ee_pose", lambda m: poses.append(
         np.array([m.pose.position.x, m.pose.position.y, m.pose.position.z])), STATE_QOS)
-    target_pub = probe.node.create_publisher(PointStamped, "target", 10)
+    target_pub = probe.node.create_publisher(PointStamped, "/reach/target", 10)
     target = planar2_target()
     try:
         probe.spin_until(lambda: len(poses) > 0, 60, "ee_pose from the arm node")
+        probe.wait_lifecycle("reach/snn_sac_controller", "active")  # a loaded machine builds the model slowly
         start_distance = np.linalg.norm(poses[-1] - target)
         first = len(poses)
         msg = target_msg(target)
@@ -202,7 +215,8 @@ def test_reaches_a_target_with_the_arm_node(checkpoint: str, tmp_path: Path) -> 
         # The shipped policy gets within 5 cm of most targets (README); this one is an average reach. Only
         # the closest approach is asked: under heavy load the 4 ms watchdog zeroes many ticks and the
         # undamped planar arm can coast off the target afterwards.
-        assert closest < 0.05 < start_distance, f"start {start_distance:.3f} m, closest {closest:.3f} m"
+        assert closest < 0.05 < start_distance, (f"start {start_distance:.3f} m, closest {closest:.3f} m\n"
+                                                 + "\n".join(ctrl.lines[-6:]))
     finally:
         probe.close()
         assert ctrl.stop() == 0, ctrl.stderr

@@ -128,13 +128,15 @@ def test_state_period_comes_from_the_stamps_is_fixed_and_a_short_timeout_is_refu
     assert period.period() == pytest.approx(0.002)
     assert state_timeout_problem(0.004, period.period()) and not state_timeout_problem(0.005, period.period())
     assert period.fix() == pytest.approx(0.002)
-    for k in range(20, 70):  # a busy controller later sees every third state: the fixed period stays
+    for k in range(20, 70):  # the fixed period stays whatever comes later
         period.arrived(stamp=0.006 * k, now=0.006 * k)
     assert period.period() == pytest.approx(0.002)
     period.clear()
     for k in range(20):
         period.arrived(stamp=0.0, now=0.01 * k)  # no stamps: the arrivals give it
     assert period.period() == pytest.approx(0.01)
+
+
 def test_input_error_gives_zero() -> None:
     decision = _active_guard().filter(np.ones(2), now=0.001, input_error="joint_states lacks joint 'elbow'")
     assert decision.zeroed and "elbow" in decision.reasons[0]

@@ -139,12 +139,12 @@ class EStop:
 
 
 class JointStatePeriod:
-    """The joint states' period [s], measured over the last ``window`` states and then fixed.
+    """The joint states' period [s]: the median interval of the last ``window`` states, then fixed.
 
-    Measured from the header stamps where they increase, else from the arrival times: the median
-    interval. It is fixed (:meth:`fix`) while the controller does little else, at activation or in its
-    first ticks, before the policy runs: later, a controller that keeps only the newest state (depth 1)
-    sees arrivals at its own pace when busy, not the publisher's.
+    Intervals between header stamps where they increase (the publisher's clock), else between arrivals
+    (a driver that leaves stamps at zero). The caller feeds it every state, not only the newest one it
+    acts on (a busy controller keeping one state merges the rest away), and fixes it (:meth:`fix`) once
+    measured after an activation.
     """
 
     def __init__(self, window: int = 50) -> None:
@@ -294,6 +294,11 @@ class TorqueGuard:
         if age > self.state_timeout:
             reasons.append("no joint states" if np.isinf(age) else f"joint states stale ({age * 1e3:.1f} ms old)")
         return reasons
+
+    def zero_sent(self) -> None:
+        """Zero went out instead of the last decision (a stall inside a tick, the stall watchdog): a rate-limited
+        command rises from there, not from what was computed."""
+        self._last_output = np.zeros(self.n_joints)
 
     def restart(self) -> None:
         """At activation: arm (unless the e-stop is latched) and forget the last command and tick, so the

@@ -7,7 +7,8 @@ and :class:`~snn_sac_ros.core.safety.TorqueGuard`), this module does ROS I/O, li
   Nengo model, and creates the topics, services and timers; cleanup destroys every one of them;
 - activate: refused while the e-stop is latched or when the forward command controller's ``joints``
   differ from our command order; starts the control timer (steady clock) and the stall watchdog; torque
-  flows once the joint-state period is measured and ``state_timeout`` covers 2.5 of them;
+  flows once the first ticks measured the joint-state period and only while ``state_timeout`` covers 2.5
+  of those periods (else zero torque and an error until it is raised);
 - deactivate: commands zero torque once and stops; shutdown also waits for that zero to be acknowledged.
 
 The e-stop subscription (volatile and transient_local, so a latched ``true`` published before start is
@@ -47,8 +48,10 @@ from snn_sac_ros.core.joint_input import JointInputError, order_joint_state
 from snn_sac_ros.core.safety import STALL_REASON, EStop, state_timeout_problem
 
 NODE_NAME = params.NODE_NAME
-#: joint-state arrivals needed to measure their period before torque flows
-PERIOD_SAMPLES = 10
+#: joint-state intervals measured before torque flows, and the depth of the subscription that measures them
+PERIOD_SAMPLES = 20
+PERIOD_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=50, reliability=ReliabilityPolicy.RELIABLE,
+                        durability=DurabilityPolicy.VOLATILE)
 #: the e-stop's latched QoS: a transient_local publisher's last "true" reaches a subscriber that starts later
 ESTOP_LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
                                durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -106,6 +109,11 @@ class SnnSacController(LifecycleNode, ControllerSetup, params.ParameterHandling)
             self.get_logger().error(f"activation refused: {problem}")
             return TransitionCallbackReturn.FAILURE
         now = time.monotonic()
+        # the period of every state (the control subscription keeps only the newest), on a deep subscription
+        # of its own while it is measured, in the first ticks
+        self.state_period.clear()
+        self._period_sub = self.create_subscription(JointState, "joint_states", self._period_callback,
+                                                    PERIOD_QOS)
         self.guard.restart()
         self.guard.active = True
         self.estop.start_heartbeat(now)
@@ -121,11 +129,6 @@ class SnnSacController(LifecycleNode, ControllerSetup, params.ParameterHandling)
     def _activation_problem(self) -> str:
         if self.estop.latched:
             return f"e-stop latched ({self.estop.reason}): call ~/reset_estop once it is released"
-        self.state_period.fixed = None
-        if self.state_period.samples >= PERIOD_SAMPLES:  # states came while inactive: their period is known
-            problem = state_timeout_problem(self.guard.state_timeout, self.state_period.fix())
-            if problem:
-                return problem
         controller = self.get_parameter("command_controller").value
         if not controller:
             return ""
@@ -151,7 +154,7 @@ class SnnSacController(LifecycleNode, ControllerSetup, params.ParameterHandling)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_loop()
-        self.state_period.fixed = None  # measured again at the next activation
+        self.state_period.clear()  # measured again at the next activation
         self.get_logger().info("inactive: zero torque commanded, control stopped")
         return TransitionCallbackReturn.SUCCESS
 
@@ -164,6 +167,7 @@ class SnnSacController(LifecycleNode, ControllerSetup, params.ParameterHandling)
         return TransitionCallbackReturn.SUCCESS
 
     def _stop_loop(self) -> None:
+        self._end_period_measurement()
         if self.guard is not None:
             self.guard.active = False
         for timer in (self._timer, self._save_timer):
@@ -214,10 +218,18 @@ class SnnSacController(LifecycleNode, ControllerSetup, params.ParameterHandling)
         self._state_times = (stamp, now)
         self._q, self._dq, self._state_stamp = q, dq, stamp
         self.input_error = None
-        self.state_period.arrived(stamp, now)
         self.guard.state_received(now)
         if self._tick_on_state and self.guard.active:
             self._tick(from_state=True)
+
+    def _period_callback(self, msg: JointState) -> None:
+        if self._period_sub is not None and set(self.driver_names) <= set(msg.name):
+            self.state_period.arrived(time_to_seconds(msg.header.stamp), time.monotonic())
+
+    def _end_period_measurement(self) -> None:
+        if self._period_sub is not None:
+            self.destroy_subscription(self._period_sub)
+            self._period_sub = None
 
     def _check_stamp(self, stamp: float) -> None:
         max_age = self.get_parameter("max_stamp_age").value
@@ -272,6 +284,7 @@ class SnnSacController(LifecycleNode, ControllerSetup, params.ParameterHandling)
             if period.samples < PERIOD_SAMPLES or not self.guard.active:
                 return f"measuring the joint-state period ({period.samples} of {PERIOD_SAMPLES} states)"
             period.fix()
+            self._end_period_measurement()
         return state_timeout_problem(self.guard.state_timeout, period.fixed)
 
     # -- control -----------------------------------------------------------------------------------------
@@ -298,6 +311,7 @@ class SnnSacController(LifecycleNode, ControllerSetup, params.ParameterHandling)
         if not self._publish(decision.torque, computed_at=start):
             # stopped mid-tick (SIGSTOP, swapped out) after the guard's checks: the command was computed from a
             # state that is now old, so zero went out instead
+            guard.zero_sent()
             decision.reasons.append(f"{STALL_REASON} inside a tick ({(time.monotonic() - start) * 1e3:.1f} ms)")
         self._ticks_window += 1
         if decision.zeroed:
@@ -345,6 +359,7 @@ class SnnSacController(LifecycleNode, ControllerSetup, params.ParameterHandling)
         while not self._watchdog_stop.wait(timeout / 2):
             if time.monotonic() - self._last_publish > timeout and self.guard.active:
                 self._publish(np.zeros(self.guard.n_joints))
+                self.guard.zero_sent()
                 self.watchdog_zeroed += 1
                 self.errors.report("loop_stall", f"control loop published nothing for {timeout * 1e3:.0f} ms: "
                                    "zero torque commanded by the watchdog", level="warning")

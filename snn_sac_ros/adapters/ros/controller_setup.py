@@ -59,7 +59,7 @@ class ControllerSetup:
         self.last_save = "none yet"
         self._watchdog_stop = threading.Event()
         self._watchdog_thread: threading.Thread | None = None
-        self._timer = self._save_timer = None
+        self._timer = self._save_timer = self._period_sub = None
         self.watchdog_zeroed = self.stopped_ticks = self._stopped_window = self._ticks_window = 0
         self._trace: TickTrace | None = None
         self._tick_on_state, self._period, self._last_tick_start = False, 1.0, -1.0

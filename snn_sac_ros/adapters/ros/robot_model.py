@@ -58,7 +58,8 @@ def _mesh_path(uri: str) -> Path | None:
 
 
 def loadable_urdf(urdf_text: str) -> tuple[str, list[str]]:
-    """URDF text PyBullet can load: mesh URIs resolved to files, unresolvable visuals and collisions dropped.
+    """URDF text PyBullet can load: mesh URIs resolved to files, unresolvable visuals and collisions dropped,
+    and continuous joints without position limits (so the model wraps their angles).
 
     Returns the text and the mesh URIs that were dropped. Raises ``ValueError`` for text that is not URDF.
     """
@@ -68,6 +69,11 @@ def loadable_urdf(urdf_text: str) -> tuple[str, list[str]]:
         raise ValueError(f"robot description is not valid XML: {error}") from None
     if root.tag != "robot":
         raise ValueError(f"robot description's root element is <{root.tag}>, not <robot>")
+    for joint in root.iter("joint"):  # the URDF spec ignores a continuous joint's position limits; PyBullet not
+        limit = joint.find("limit")
+        if joint.get("type") == "continuous" and limit is not None:
+            limit.attrib.pop("lower", None)
+            limit.attrib.pop("upper", None)
     dropped: list[str] = []
     for link in root.iter("link"):
         for element in [e for e in link if e.tag in ("visual", "collision")]:
