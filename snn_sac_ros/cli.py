@@ -14,6 +14,8 @@ import json
 import sys
 from collections.abc import Sequence
 
+from snn_sac_ros.supervision import NodeFailedError
+
 # subcommand -> (module, one-line help). Benchmarks are ``bench <name>``.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("snn_sac_ros.commands.demo", "the simulated arm demo: arm node + spiking SAC controller over ROS 2"),
@@ -70,11 +72,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, NodeFailedError, TimeoutError) as error:
         print(f"snn-sac-ros: error: {error}", file=sys.stderr)
         if args.json:
             print(json.dumps({"error": str(error)}))
-        return 2
+        # 3: a node the command started died or never came up; 2: bad arguments or files
+        return 3 if isinstance(error, (NodeFailedError, TimeoutError)) else 2
     if args.json:
         print(json.dumps(result, default=_jsonable))
     return 0

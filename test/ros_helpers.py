@@ -8,6 +8,7 @@ holds and fails the test with a message when it does not in time.
 
 from __future__ import annotations
 
+import bisect
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
@@ -26,9 +28,19 @@ from rclpy.parameter import Parameter
 from rclpy.subscription import MessageInfo
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray
+from std_msgs.msg import Bool, Float64MultiArray
 
 from snn_sac_ros.adapters.ros.common import CLOCK_SUB_QOS, COMMAND_QOS, STATE_QOS, time_to_seconds
+
+CONTROLLER = "snn_sac_ros.adapters.ros.controller_node"
+
+
+def controller_params(**params: Any) -> dict[str, Any]:
+    """The controller as the tests run it: the planar2 preset, configuring and activating itself, no forward
+    command controller to ask for its joints (there is none here), and a state_timeout a fake robot in a
+    Python thread holds on a loaded machine (its 2 ms period can stretch to 10-15 ms; the controller refuses
+    a timeout under 2.5 measured periods); ``params`` add or override."""
+    return {"arm": "planar2", "autostart": True, "command_controller": "", "state_timeout": 0.05, **params}
 
 
 def planar2_target() -> np.ndarray:
@@ -50,13 +62,14 @@ def target_msg(point: Sequence[float], frame_id: str = "base_link") -> PointStam
 class NodeProcess:
     """A node running in its own process, with its stderr lines collected as they come."""
 
-    def __init__(self, module: str, params: dict[str, Any], extra_args: Sequence[str] = ()) -> None:
+    def __init__(self, module: str, params: dict[str, Any], extra_args: Sequence[str] = (),
+                 env: dict[str, str] | None = None) -> None:
         args = [sys.executable, "-m", module, "--ros-args"]
         for key, value in params.items():
             args += ["-p", f"{key}:={_ros_value(value)}"]
         args += list(extra_args)
         env = dict(os.environ, PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0",
-                   RCUTILS_COLORIZED_OUTPUT="0")
+                   RCUTILS_COLORIZED_OUTPUT="0", **(env or {}))
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -98,6 +111,8 @@ def _ros_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_ros_value(v) for v in value) + "]"
+    if isinstance(value, str) and (value == "" or ":" in value):
+        return "'" + value + "'"
     return str(value)
 
 
@@ -116,23 +131,47 @@ class Probe:
         self.node.create_subscription(Clock, "/clock", lambda m: self.clock.append(time_to_seconds(m.clock)),
                                       CLOCK_SUB_QOS)
         self.commands = self.node.create_publisher(Float64MultiArray, "effort_controller/commands", COMMAND_QOS)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def every(self, period: float, publish: Callable[[], None]) -> None:
+        """Call ``publish`` every ``period`` seconds (or every ``self.period``, when the probe has one: it may
+        change) from a thread of its own until :meth:`close`: a fake robot keeps its rate however busy the
+        test is (an executor timer would wait for the test to spin). A late call is not made up for with a
+        burst, as a driver's timer skips a late cycle."""
+        def run() -> None:
+            next_time = time.monotonic()
+            while not self._stop.is_set():
+                publish()
+                next_time = max(next_time + getattr(self, "period", period), time.monotonic())
+                self._stop.wait(max(0.0, next_time - time.monotonic()))
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        self._threads.append(thread)
 
     def record_commands(self) -> None:
         """Record every effort command: ``received`` (arrival time, values) and ``published_ns`` (DDS source stamp)."""
         self.received: list[tuple[float, np.ndarray]] = []
         self.published_ns: list[int] = []
+        self._arrivals: list[float] = []
 
         def command(msg: Float64MultiArray, info: MessageInfo) -> None:
-            self.received.append((time.monotonic(), np.array(msg.data)))
+            now = time.monotonic()
+            self.received.append((now, np.array(msg.data)))
+            self._arrivals.append(now)
             self.published_ns.append(info["source_timestamp"])
 
         self.node.create_subscription(Float64MultiArray, "effort_controller/commands", command, COMMAND_QOS)
 
     def commands_after(self, t: float) -> list[np.ndarray]:
         """Commands that arrived after monotonic time ``t`` (needs :meth:`record_commands`)."""
-        return [c for when, c in self.received if when > t]
+        return [c for _, c in self.received[bisect.bisect_right(self._arrivals, t):]]
 
     def close(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=2)
         self.executor.shutdown()
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
@@ -187,3 +226,114 @@ class Probe:
 
         response = self.call(GetParameters, f"/{node_name}/get_parameters", GetParameters.Request(names=[name]))
         return parameter_value_to_python(response.values[0])
+
+    def transition(self, node_name: str, transition: str) -> bool:
+        """Ask a lifecycle node for a transition by label (configure, cleanup, activate, deactivate, shutdown)."""
+        from lifecycle_msgs.msg import Transition
+        from lifecycle_msgs.srv import ChangeState
+
+        ids = {"configure": Transition.TRANSITION_CONFIGURE, "cleanup": Transition.TRANSITION_CLEANUP,
+               "activate": Transition.TRANSITION_ACTIVATE, "deactivate": Transition.TRANSITION_DEACTIVATE}
+        if transition == "shutdown":
+            state = self.lifecycle_state(node_name)
+            ids["shutdown"] = {"unconfigured": Transition.TRANSITION_UNCONFIGURED_SHUTDOWN,
+                               "inactive": Transition.TRANSITION_INACTIVE_SHUTDOWN,
+                               "active": Transition.TRANSITION_ACTIVE_SHUTDOWN}[state]
+        request = ChangeState.Request(transition=Transition(id=ids[transition]))
+        return self.call(ChangeState, f"/{node_name}/change_state", request, timeout=60.0).success
+
+    def wait_lifecycle(self, node_name: str, state: str = "unconfigured", timeout: float = 90.0) -> None:
+        """Spin until ``node_name``'s lifecycle services answer and it is in ``state``."""
+        from lifecycle_msgs.srv import GetState
+
+        client = self.node.create_client(GetState, f"/{node_name}/get_state")
+        try:
+            self.spin_until(client.service_is_ready, timeout, f"{node_name}'s lifecycle services")
+        finally:
+            self.node.destroy_client(client)
+        self.spin_until(lambda: self.lifecycle_state(node_name) == state, timeout, f"{node_name} {state}")
+
+    def lifecycle_state(self, node_name: str) -> str:
+        """A lifecycle node's current state label (unconfigured, inactive, active, finalized)."""
+        from lifecycle_msgs.srv import GetState
+
+        return self.call(GetState, f"/{node_name}/get_state", GetState.Request()).current_state.label
+
+
+class RobotProbe(Probe):
+    """Plays a robot for a controller: joint states every ``period`` from a thread (valid, or broken in the way
+    ``mode`` says), the target every 50 ms, e-stops on demand; keeps the last diagnostics of the controller
+    node named ``controller``.
+
+    Modes: valid, silent (no states), nan, missing_joint, stale (stamped 2 s ago), jumping (random positions
+    within the joint limits: a fake robot whose states teleport).
+    """
+
+    def __init__(self, name: str = "robot_probe", *, joints: Sequence[str] = ("shoulder", "elbow"),
+                 q: Sequence[float] = (0.0, 1.2), period: float = 0.002, namespace: str = "",
+                 controller: str = "snn_sac_controller") -> None:
+        super().__init__(name)
+        self.controller = controller
+        node = self.node
+        self.joints, self.q, self.dq = list(joints), list(q), [0.0] * len(q)
+        self.record_commands()
+        self.diagnostics: dict[str, str] = {}
+        prefix = f"/{namespace}/" if namespace else ""
+        node.create_subscription(DiagnosticArray, "/diagnostics", self._diag, 10)
+        self.state_pub = node.create_publisher(JointState, f"{prefix}joint_states", STATE_QOS)
+        self.target_pub = node.create_publisher(PointStamped, f"{prefix}target", 10)
+        self.estop_pub = node.create_publisher(Bool, f"{prefix}estop", 10)
+        self.mode = "valid"
+        self.period = period
+        self.last_state_sent = 0.0
+        self.last_state_ns = 0
+        self.target: np.ndarray | None = None
+        self._rng = np.random.default_rng(3)
+        self.every(period, self._publish_state)
+        node.create_timer(0.05, self._publish_target)  # repeated, so a late subscription gets it too
+
+    def _diag(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name.startswith(f"{self.controller}:"):
+                self.diagnostics = {kv.key: kv.value for kv in status.values}
+                level = status.level  # a byte in Python
+                self.diagnostics["_level"] = str(level[0] if isinstance(level, bytes) else int(level))
+                self.diagnostics["_message"] = status.message
+
+    def _publish_state(self) -> None:
+        if self.mode == "silent":
+            return
+        msg = JointState(name=list(self.joints), position=list(self.q), velocity=list(self.dq))
+        msg.header.stamp = self.node.get_clock().now().to_msg()
+        if self.mode == "nan":
+            msg.position = [float("nan"), *self.q[1:]]
+        elif self.mode == "missing_joint":
+            msg.name, msg.position, msg.velocity = self.joints[:1], self.q[:1], [0.0]
+        elif self.mode == "stale":
+            msg.header.stamp.sec -= 2
+        elif self.mode == "jumping":
+            msg.position = self._rng.uniform(-2.5, 2.5, len(self.q)).tolist()
+        self.state_pub.publish(msg)
+        self.last_state_sent = time.monotonic()
+        self.last_state_ns = time.time_ns()
+
+    def send_target(self, point: np.ndarray) -> None:
+        self.target = point
+        self._publish_target()
+
+    def _publish_target(self) -> None:
+        if self.target is not None:
+            self.target_pub.publish(target_msg(self.target))
+
+    def run_mode(self, mode: str, ticks: int = 60, timeout: float = 30.0) -> list[np.ndarray]:
+        """Publish in ``mode`` until ``ticks`` more commands arrived; return the last half of them."""
+        self.mode = mode
+        start = time.monotonic()
+        self.spin_until(lambda: len(self.commands_after(start)) >= ticks, timeout, f"{ticks} commands in mode {mode}")
+        return self.commands_after(start)[ticks // 2:]
+
+    def wait_torque(self, what: str, timeout: float = 60.0) -> None:
+        """Spin until a non-zero command arrives (after now)."""
+        start = time.monotonic()
+        self.spin_until(lambda: any(np.any(c != 0) for c in self.commands_after(start)), timeout, what)
+

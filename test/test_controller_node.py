@@ -13,9 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped, PoseStamped
-from ros_helpers import NodeProcess, Probe, planar2_target, target_msg
+from ros_helpers import CONTROLLER, NodeProcess, Probe, RobotProbe, controller_params, planar2_target, target_msg
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
@@ -25,66 +24,15 @@ from snn_sac_ros.core.agent.checkpoint import load_checkpoint
 from snn_sac_ros.core.arm import PyBulletArm
 from snn_sac_ros.core.resources import shipped_checkpoint
 
-CONTROLLER = "snn_sac_ros.adapters.ros.controller_node"
 SIM = "snn_sac_ros.adapters.ros.sim_node"
-JOINTS = ["shoulder", "elbow"]
 Q_START = [0.0, 1.2]
 
 
-class ControllerProbe(Probe):
-    """Plays the robot: publishes joint states (valid or broken, on demand), targets and e-stops."""
+class ControllerProbe(RobotProbe):
+    """Plays the planar2 robot for one controller (see ``RobotProbe``)."""
 
     def __init__(self) -> None:
         super().__init__("controller_probe")
-        node = self.node
-        self.record_commands()
-        self.diagnostics: dict[str, str] = {}
-        node.create_subscription(DiagnosticArray, "/diagnostics", self._diag, 10)
-        self.state_pub = node.create_publisher(JointState, "joint_states", STATE_QOS)
-        self.target_pub = node.create_publisher(PointStamped, "target", 10)
-        self.estop_pub = node.create_publisher(Bool, "estop", 10)
-        self.mode = "valid"
-        self.last_state_sent = 0.0
-        self.last_state_ns = 0
-        self.target: np.ndarray | None = None
-        node.create_timer(0.002, self._publish_state)
-        node.create_timer(0.05, self._publish_target)  # repeated, so a late subscription gets it too
-
-    def _diag(self, msg: DiagnosticArray) -> None:
-        for status in msg.status:
-            if status.name.startswith("snn_sac_controller"):
-                self.diagnostics = {kv.key: kv.value for kv in status.values}
-
-    def _publish_state(self) -> None:
-        if self.mode == "silent":
-            return
-        msg = JointState(name=list(JOINTS), position=list(Q_START), velocity=[0.0, 0.0])
-        msg.header.stamp = self.node.get_clock().now().to_msg()
-        if self.mode == "nan":
-            msg.position = [float("nan"), 1.2]
-        elif self.mode == "missing_joint":
-            msg.name, msg.position, msg.velocity = ["shoulder"], [0.0], [0.0]
-        elif self.mode == "stale":
-            msg.header.stamp.sec -= 2
-        self.state_pub.publish(msg)
-        self.last_state_sent = time.monotonic()
-        self.last_state_ns = time.time_ns()
-
-    def send_target(self, point: np.ndarray) -> None:
-        self.target = point
-        self._publish_target()
-
-    def _publish_target(self) -> None:
-        if self.target is None:
-            return
-        self.target_pub.publish(target_msg(self.target))
-
-    def run_mode(self, mode: str, ticks: int = 60) -> list[np.ndarray]:
-        """Publish in ``mode`` until ``ticks`` more commands arrived; return the last half of them."""
-        self.mode = mode
-        start = time.monotonic()
-        self.spin_until(lambda: len(self.commands_after(start)) >= ticks, 30, f"{ticks} commands in mode {mode}")
-        return self.commands_after(start)[ticks // 2:]
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +48,8 @@ Running = tuple[NodeProcess, ControllerProbe]
 @pytest.fixture(scope="module")
 def controller(checkpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     save = tmp_path_factory.mktemp("controller") / "weights.npz"
-    node = NodeProcess(CONTROLLER, {"checkpoint": checkpoint, "save_path": str(save), "resume": False,
-                                    "learning": False, "save_period_s": 0.0})
+    node = NodeProcess(CONTROLLER, controller_params(checkpoint=checkpoint, save_path=str(save), resume=False,
+                                                     learning=False, save_period_s=0.0))
     probe = ControllerProbe()
     try:
         probe.spin_until(lambda: probe.state_pub.get_subscription_count() > 0 or node.process.poll() is not None,
@@ -149,31 +97,57 @@ def test_watchdog_zeroes_within_a_few_ticks_of_the_states_stopping(
         controller: Running) -> None:
     _, probe = controller
     probe.run_mode("valid")
-    probe.mode = "silent"
-    stopped_ns = probe.last_state_ns
-    # Ticks are counted by when the controller published them (DDS source stamps), so a probe that is slow
-    # to take messages off the wire does not count stale ones as late.
-    def after() -> list[np.ndarray]:
-        return [c for (_, c), ns in zip(probe.received, probe.published_ns) if ns > stopped_ns]
+    # the shortest state_timeout the controller accepts: 2.5 of the state periods it measured (2 ms, more
+    # when this fake robot is slowed by a loaded machine), a little over
+    probe.spin_until(lambda: float(probe.diagnostics.get("joint_state_period_ms", "nan")) > 0, 10, "the period")
+    timeout = max(0.005, 2.6e-3 * float(probe.diagnostics["joint_state_period_ms"]))
+    assert probe.set_parameter("snn_sac_controller", "state_timeout", timeout).successful
+    try:
+        probe.run_mode("valid")
+        probe.mode = "silent"
+        stopped_ns = probe.last_state_ns
 
-    probe.spin_until(lambda: len(after()) >= 20, 30, "commands after the states stopped")
-    commands = after()
-    nonzero = [i for i, c in enumerate(commands) if np.any(c != 0)]
-    # state_timeout (2 ticks at 500 Hz) after the last state arrives, plus the tick in flight and the
-    # last state's own way through DDS (a tick or two on a loaded machine)
-    assert len(nonzero) <= 5, f"{len(nonzero)} non-zero commands after the joint states stopped"
-    assert _all_zero(commands[(nonzero[-1] + 1) if nonzero else 0:])
-    assert any(np.any(c != 0) for c in probe.run_mode("valid"))
+        # Ticks are counted by when the controller published them (DDS source stamps), so a probe that is slow
+        # to take messages off the wire does not count stale ones as late.
+        def after() -> list[np.ndarray]:
+            return [c for (_, c), ns in zip(probe.received, probe.published_ns) if ns > stopped_ns]
+
+        probe.spin_until(lambda: len(after()) >= 20 + 500 * timeout, 30, "commands after the states stopped")
+        commands = after()
+        nonzero = [i for i, c in enumerate(commands) if np.any(c != 0)]
+        # state_timeout's ticks at 500 Hz after the last state arrives, plus the tick in flight and the last
+        # state's own way through DDS (a tick or two on a loaded machine)
+        bound = int(np.ceil(timeout * 500)) + 3
+        assert len(nonzero) <= bound, f"{len(nonzero)} non-zero commands after the joint states stopped ({bound})"
+        assert _all_zero(commands[(nonzero[-1] + 1) if nonzero else 0:])
+        assert any(np.any(c != 0) for c in probe.run_mode("valid"))
+    finally:
+        assert probe.set_parameter("snn_sac_controller", "state_timeout", 0.05).successful
 
 
-def test_estop_latches_until_released(controller: Running) -> None:
-    _, probe = controller
+def test_estop_latches_until_reset_and_reactivation(controller: Running) -> None:
+    """A true latches zero torque; false messages (a default Bool, an e-stop node reporting its state) do not
+    release it, nor does a reset while the e-stop is still asserted; a reset then a re-activation does."""
+    node, probe = controller
     probe.run_mode("valid")
     probe.estop_pub.publish(Bool(data=True))
     assert _all_zero(probe.run_mode("valid", ticks=100)[-40:])
-    assert _all_zero(probe.run_mode("valid", ticks=100)), "e-stop did not stay latched without new messages"
+    for _ in range(5):
+        probe.estop_pub.publish(Bool(data=False))
+        probe.estop_pub.publish(Bool())
+    assert _all_zero(probe.run_mode("valid", ticks=100)), "a false message released the e-stop"
+    probe.estop_pub.publish(Bool(data=True))
+    probe.spin_for(0.2)
+    refused = probe.call(Trigger, "/snn_sac_controller/reset_estop", Trigger.Request())
+    assert not refused.success and "still asserted" in refused.message
     probe.estop_pub.publish(Bool(data=False))
+    probe.spin_for(0.2)
+    reset = probe.call(Trigger, "/snn_sac_controller/reset_estop", Trigger.Request())
+    assert reset.success, reset.message
+    assert _all_zero(probe.run_mode("valid", ticks=100)), "torque resumed without a re-activation"
+    assert probe.transition("snn_sac_controller", "deactivate") and probe.transition("snn_sac_controller", "activate")
     assert any(np.any(c != 0) for c in probe.run_mode("valid", ticks=100))
+    assert "E-STOP engaged" in node.stderr
 
 
 def test_save_service_writes_a_loadable_checkpoint_without_stopping_the_loop(
@@ -208,23 +182,26 @@ def test_learning_switch_service(controller: Running) -> None:
 def test_out_of_range_parameters_are_refused(controller: Running) -> None:
     _, probe = controller
     assert not probe.set_parameter("snn_sac_controller", "state_timeout", 5.0).successful
-    assert probe.get_parameter("snn_sac_controller", "state_timeout") == pytest.approx(0.004)
+    assert probe.get_parameter("snn_sac_controller", "state_timeout") == pytest.approx(0.05)
     assert not probe.set_parameter("snn_sac_controller", "max_torque", [1.0]).successful
     assert not probe.set_parameter("snn_sac_controller", "control_rate_hz", 100.0).successful  # read-only
 
 
 def test_reaches_a_target_with_the_arm_node(checkpoint: str, tmp_path: Path) -> None:
-    sim = NodeProcess(SIM, {"arm": "planar2", "real_time_factor": 1.0, "initial_positions": Q_START})
-    ctrl = NodeProcess(CONTROLLER, {"checkpoint": checkpoint, "save_path": str(tmp_path / "w.npz"),
-                                    "resume": False, "learning": False, "use_sim_time": True})
+    # a namespace of their own: the module's controller and fake robot still run beside them
+    ns = ["-r", "__ns:=/reach"]
+    sim = NodeProcess(SIM, {"arm": "planar2", "real_time_factor": 1.0, "initial_positions": Q_START}, ns)
+    ctrl = NodeProcess(CONTROLLER, controller_params(checkpoint=checkpoint, save_path=str(tmp_path / "w.npz"),
+                                                     resume=False, learning=False, use_sim_time=True), ns)
     probe = Probe("reach_probe")
     poses: list[np.ndarray] = []
-    probe.node.create_subscription(PoseStamped, "ee_pose", lambda m: poses.append(
+    probe.node.create_subscription(PoseStamped, "/reach/ee_pose", lambda m: poses.append(
         np.array([m.pose.position.x, m.pose.position.y, m.pose.position.z])), STATE_QOS)
-    target_pub = probe.node.create_publisher(PointStamped, "target", 10)
+    target_pub = probe.node.create_publisher(PointStamped, "/reach/target", 10)
     target = planar2_target()
     try:
         probe.spin_until(lambda: len(poses) > 0, 60, "ee_pose from the arm node")
+        probe.wait_lifecycle("reach/snn_sac_controller", "active")  # a loaded machine builds the model slowly
         start_distance = np.linalg.norm(poses[-1] - target)
         first = len(poses)
         msg = target_msg(target)
@@ -238,7 +215,8 @@ def test_reaches_a_target_with_the_arm_node(checkpoint: str, tmp_path: Path) -> 
         # The shipped policy gets within 5 cm of most targets (README); this one is an average reach. Only
         # the closest approach is asked: under heavy load the 4 ms watchdog zeroes many ticks and the
         # undamped planar arm can coast off the target afterwards.
-        assert closest < 0.05 < start_distance, f"start {start_distance:.3f} m, closest {closest:.3f} m"
+        assert closest < 0.05 < start_distance, (f"start {start_distance:.3f} m, closest {closest:.3f} m\n"
+                                                 + "\n".join(ctrl.lines[-6:]))
     finally:
         probe.close()
         assert ctrl.stop() == 0, ctrl.stderr
@@ -256,10 +234,10 @@ def test_kuka_controller_applies_joint_damping_and_refuses_targets_behind_the_ba
     q = np.array([0.1, 0.4, 0.0, -1.2, 0.0, 0.8, 0.0])
     dq = np.array([0.3, -0.2, 0.25, 0.15, -0.5, 0.4, -0.6])  # enough for D * dq to stand out (2.3 Nm on joint 1)
     names = ["plain", "damped"]
-    nodes = [NodeProcess(CONTROLLER, {"arm": "kuka_iiwa", "checkpoint": str(checkpoint), "resume": False,
-                                      "save_path": str(tmp_path / f"{ns}.npz"), "save_period_s": 0.0,
-                                      "learning": False, "spiking": False, "state_timeout": 1.0,
-                                      "apply_joint_damping": ns == "damped"}, ["-r", f"__ns:=/{ns}"])
+    nodes = [NodeProcess(CONTROLLER, controller_params(
+                 arm="kuka_iiwa", checkpoint=str(checkpoint), resume=False, save_path=str(tmp_path / f"{ns}.npz"),
+                 save_period_s=0.0, learning=False, spiking=False, state_timeout=1.0,
+                 apply_joint_damping=ns == "damped", max_torque=[300.0] * 7), ["-r", f"__ns:=/{ns}"])
              for ns in names]
     probe = Probe("damping_probe")
     commands: dict[str, list[np.ndarray]] = {ns: [] for ns in names}

@@ -89,7 +89,7 @@ if __name__ != "__main__":
     from rcl_interfaces.msg import ParameterDescriptor, ParameterType
     from rcl_interfaces.srv import DescribeParameters, GetParameters, ListParameters, SetParameters
     from rclpy.parameter import Parameter, parameter_value_to_python
-    from ros_helpers import NodeProcess, Probe, _ros_value, target_msg
+    from ros_helpers import NodeProcess, Probe, _ros_value, controller_params, target_msg
     from sensor_msgs.msg import JointState
     from std_srvs.srv import Trigger
 
@@ -134,7 +134,7 @@ if __name__ != "__main__":
                 self.target = arm.forward_kinematics(np.array([0.9, 0.5]))
             self.targets_on = True
             self.play_robot = play_robot
-            self.node.create_timer(0.002, self._publish_state)
+            self.every(0.002, self._publish_state)
             self.node.create_timer(0.05, self._publish_target)
 
         def _publish_state(self) -> None:
@@ -166,7 +166,12 @@ if __name__ != "__main__":
                 got = self.commands_after(start)
                 return len([c for c in got if np.any(c != 0)] if non_zero else got) >= count
 
-            self.spin_until(enough, 90, what)
+            try:
+                self.spin_until(enough, 90, what)
+            except AssertionError:  # say why: the end of every node's log
+                for node in _STARTED:
+                    print("\n".join(node.lines[-15:]), file=sys.stderr)
+                raise
             return self.commands_after(start)
 
         def check_all_commands(self) -> None:
@@ -230,8 +235,8 @@ def _node(module: str, params: dict[str, Any]) -> NodeProcess:
 
 
 def _controller(save_path: Path, **extra: Any) -> NodeProcess:
-    return _node(CONTROLLER, {"checkpoint": CHECKPOINT, "save_path": str(save_path), "resume": True,
-                              "learning": True, "save_period_s": 0.0, **extra})
+    return _node(CONTROLLER, controller_params(**{"checkpoint": CHECKPOINT, "save_path": str(save_path),
+                                                  "resume": True, "learning": True, "save_period_s": 0.0, **extra}))
 
 
 @pytest.fixture(autouse=True)
@@ -268,7 +273,7 @@ def _stop(node: NodeProcess) -> None:
 # -- the tests ------------------------------------------------------------------------------------------------------
 def test_watchdog_zeroes_when_the_joint_state_publisher_is_killed(probe_factory: Any, tmp_path: Path) -> None:
     sim = _node(SIM, {"arm": "planar2", "gravity_compensation": False, "initial_positions": Q_OK})
-    controller = _controller(tmp_path / "w.npz", use_sim_time=True, learning=False)
+    controller = _controller(tmp_path / "w.npz", use_sim_time=True, learning=False, state_timeout=0.01)
     probe = probe_factory(play_robot=False)
     try:
         probe.wait_commands(100, "torque from the controller driving arm_sim", non_zero=True)
@@ -280,11 +285,12 @@ def test_watchdog_zeroes_when_the_joint_state_publisher_is_killed(probe_factory:
         probe.wait_commands(30, "commands after the joint-state publisher died")
         after = probe.commands_after(last_state)
         non_zero = [i for i, c in enumerate(after) if np.any(c != 0)]
-        # state_timeout 4 ms = 2 ticks at 500 Hz, plus the tick in flight when the last state arrived. Measured
-        # here from this process's receipt of the last state, not the controller's: two processes are scheduled
-        # apart on a loaded machine, so a few ticks of slack (the in-process bound of 3 ticks is
+        # state_timeout 10 ms = 5 ticks at 500 Hz (arm_sim's 2 ms state period times the 2.5 the controller
+        # requires, rounded up), plus the tick in flight when the last state arrived. Measured here from this
+        # process's receipt of the last state, not the controller's: two processes are scheduled apart on a
+        # loaded machine, so the same 7 ticks of slack as with the 4 ms timeout before (the in-process bound is
         # test_controller_node's test_watchdog_zeroes_within_a_few_ticks_of_the_states_stopping).
-        assert not non_zero or non_zero[-1] < 10, f"non-zero torque {non_zero[-1] + 1} ticks after the last state"
+        assert not non_zero or non_zero[-1] < 13, f"non-zero torque {non_zero[-1] + 1} ticks after the last state"
         assert len(after) >= 30 and controller.process.poll() is None
         probe.check_all_commands()
         print(f"\nwatchdog: {len(non_zero)} non-zero command(s) after the last joint state, then "
@@ -338,15 +344,17 @@ def test_sigkill_then_restart_resumes_the_learned_weights_and_the_arm_zeroes_mea
     restarted = None
     try:
         probe.spin_until(lambda: any(np.any(np.abs(m.effort) > 0) for m in probe.states), 90, "torque on the arm")
-        # 200 ticks: at a load average of 15 on 2 cores most ticks are zeroed (joint states older than 4 ms)
+        # 200 ticks: under heavy load many ticks are stopped (joint states older than state_timeout)
         probe.wait_commands(200, "200 ticks of online learning", non_zero=True)
         response = probe.call(Trigger, "/snn_sac_controller/save", Trigger.Request())
         assert response.success, response.message
         wait_line(controller, probe, "weights saved to")
         saved = load_checkpoint(save)
         shipped = load_checkpoint(CHECKPOINT)
-        learned = [k for k in saved.arrays if not np.array_equal(saved.arrays[k], shipped.arrays.get(k))]
-        assert learned and saved.metadata["online_updates"] > 0, "nothing learned before the kill"
+        # the network weights learning changed (saved files also hold reference/* and damping/gain, always new)
+        learned = [k for k in shipped.arrays if k.split("/")[0] in ("actor", "q1", "q2") and k in saved.arrays
+                   and not np.array_equal(saved.arrays[k], shipped.arrays[k])]
+        assert learned and saved.metadata["online_updates"] > 0, "no network weight learned before the kill"
 
         count = len(probe.states)
         assert _sigkill(controller, probe) == -signal.SIGKILL
@@ -363,7 +371,7 @@ def test_sigkill_then_restart_resumes_the_learned_weights_and_the_arm_zeroes_mea
 
         probe.targets_on = False  # no target: the restarted controller cannot learn before we read its weights
         restarted = _controller(save, use_sim_time=True)
-        line = wait_line(restarted, probe, "resuming from the online weights saved at")
+        line = wait_line(restarted, probe, "RESUMING the online weights saved at")
         assert str(save) in line
         mark = len(restarted.lines)
         assert probe.save().success
@@ -372,6 +380,8 @@ def test_sigkill_then_restart_resumes_the_learned_weights_and_the_arm_zeroes_mea
         lost = sum(a.nbytes for k, a in saved.arrays.items()
                    if k not in resumed.arrays or not np.array_equal(a, resumed.arrays[k]))
         assert lost == 0, f"{lost} bytes of learned weights lost across the SIGKILL"
+        assert all(not np.array_equal(resumed.arrays[k], shipped.arrays[k]) for k in learned), (
+            "the restarted controller runs the checkpoint's weights, not the learned ones")
         assert resumed.metadata["online_updates"] == saved.metadata["online_updates"]
         probe.targets_on = True
         probe.wait_commands(20, "torque again after the restart", non_zero=True)
@@ -407,7 +417,7 @@ def test_controller_killed_during_save_requests_keeps_a_loadable_checkpoint(prob
     for _ in range(4):
         controller = _controller(save)
         if save.exists():
-            wait_line(controller, probe, "resuming from the online weights saved at", timeout=90)
+            wait_line(controller, probe, "RESUMING the online weights saved at", timeout=90)
         probe.wait_commands(int(rng.integers(30, 150)), "ticks of learning", non_zero=True)
         mark = len(controller.lines)
         assert probe.save().success
@@ -429,7 +439,7 @@ def test_controller_killed_during_save_requests_keeps_a_loadable_checkpoint(prob
     planted.write_bytes(b"partial")
     final = _controller(save)
     try:
-        wait_line(final, probe, "resuming from the online weights saved at", timeout=90)
+        wait_line(final, probe, "RESUMING the online weights saved at", timeout=90)
         assert not planted.exists() and "partial save(s) a crash left" in final.stderr
         probe.wait_commands(20, "torque after the last restart", non_zero=True)
         probe.check_all_commands()
@@ -496,8 +506,8 @@ def test_save_on_a_full_disk_or_read_only_folder_reports_and_control_goes_on(
         if fault == "read_only":
             script += f" && mount -o remount,ro {mount}"
         save = mount / "online.npz"
-        controller = WrappedNodeProcess(CONTROLLER, {"checkpoint": CHECKPOINT, "save_path": str(save),
-                                                     "resume": True, "learning": True, "save_period_s": 0.0},
+        controller = WrappedNodeProcess(CONTROLLER, controller_params(checkpoint=CHECKPOINT, save_path=str(save),
+                                                                      resume=True, learning=True, save_period_s=0.0),
                                         ["unshare", "-rm", "sh", "-c", script + " && exec"])
         _STARTED.append(controller)
     probe = probe_factory(play_robot=True)
@@ -544,8 +554,13 @@ def _bad_values(name: str, descriptor: ParameterDescriptor, value: Any) -> list[
 
 
 def _same(a: Any, b: Any) -> bool:
-    return (a is None and b is None) or (a is not None and b is not None and np.array_equal(
-        np.asarray(a, dtype=object), np.asarray(b, dtype=object)))
+    """Equal values (NaN equal to NaN: the unset sentinel of a double array is [nan])."""
+    if a is None or b is None:
+        return a is b
+    try:
+        return np.array_equal(np.asarray(a, dtype=float), np.asarray(b, dtype=float), equal_nan=True)
+    except (TypeError, ValueError):
+        return np.array_equal(np.asarray(a, dtype=object), np.asarray(b, dtype=object))
 
 
 def test_every_parameter_refuses_wrong_types_and_out_of_range_values(probe_factory: Any, tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from fuzz_inputs import BAD_STATES, BAD_TARGETS, JOINTS, ODD_VALID_STATES, Q_OK, bad_commands, random_garbage_state
 from geometry_msgs.msg import PointStamped
-from ros_helpers import NodeProcess, Probe, planar2_target, target_msg
+from ros_helpers import NodeProcess, Probe, controller_params, planar2_target, target_msg
 from sensor_msgs.msg import JointState
 
 from snn_sac_ros.adapters.ros.common import STATE_QOS
@@ -71,7 +71,7 @@ class FuzzProbe(Probe):
         self.target = planar2_target()
         self.mode = "valid"  # a key of BAD_STATES / ODD_VALID_STATES / BAD_TARGETS, "garbage" or "valid"
         self.sent: Counter[str] = Counter()
-        self.node.create_timer(0.002, self._publish)
+        self.every(0.002, self._publish)
         self.node.create_timer(0.05, self._publish_target)
 
     def _diag(self, msg: DiagnosticArray) -> None:
@@ -130,9 +130,9 @@ class FuzzProbe(Probe):
 @pytest.fixture  # not module-scoped: a controller left running would command the arm_sim of the next test
 def controller(tmp_path: Path) -> Iterator[tuple[NodeProcess, FuzzProbe]]:
     save = tmp_path / "weights.npz"
-    node = NodeProcess(CONTROLLER, {"checkpoint": str(shipped_checkpoint("planar2")),
-                                    "save_path": str(save), "resume": False, "learning": True,
-                                    "save_period_s": 0.0})
+    node = NodeProcess(CONTROLLER, controller_params(checkpoint=str(shipped_checkpoint("planar2")),
+                                                     save_path=str(save), resume=False, learning=True,
+                                                     save_period_s=0.0))
     probe = FuzzProbe()
     try:
         probe.spin_until(lambda: any(np.any(c != 0) for _, c in probe.received) or node.process.poll() is not None,

@@ -32,14 +32,14 @@ import argparse
 import dataclasses
 import os
 import random
-import signal
-import subprocess
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+
+from snn_sac_ros.supervision import Supervisor
 
 COLUMNS = ("neurons", "rate_hz", "learning", "tick_p50_ms", "tick_p99_ms", "tick_max_ms", "deadline_misses",
            "latency_p50_ms", "latency_p99_ms", "nengo_step_us", "floor_step_us", "nengo_over_floor")
@@ -198,13 +198,17 @@ def _ros_environment() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-def _start(spec: object, log: Path, rt_priority: int = 0) -> subprocess.Popen:
+def _start(nodes: object, name: str, spec: object, plan: object, log: Path, *, rt_priority: int = 0) -> None:
     from snn_sac_ros import bringup
 
     prefix = ["chrt", "-f", str(rt_priority)] if rt_priority > 0 else []
-    with open(log, "w") as handle:
-        return subprocess.Popen(prefix + bringup.command_line(spec), stdout=handle, stderr=subprocess.STDOUT,
-                                env=dict(os.environ))
+    nodes.start(name, prefix + bringup.command_line(spec, plan=plan), log)
+
+
+def _sleep(nodes: object, seconds: float) -> None:
+    """Sleep ``seconds``, failing at once (every node stopped) if a node dies meanwhile."""
+    end = time.monotonic() + seconds
+    nodes.wait_until(lambda: time.monotonic() >= end, seconds + 10.0, f"{seconds:g} s of measurement")
 
 
 class _Realtime:
@@ -223,29 +227,6 @@ class _Realtime:
             os.sched_setscheduler(0, self.previous[0], self.previous[1])
 
 
-def _stop(processes: list[subprocess.Popen]) -> None:
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-    for process in processes:
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait(predicate: object, timeout: float, what: str, processes: list[subprocess.Popen], logs: list[Path]) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        for process, log in zip(processes, logs):
-            if process.poll() is not None:
-                raise RuntimeError(f"{log.stem} exited with {process.returncode}: {log.read_text()[-2000:]}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)
-
-
 def measure_ros(checkpoint: Path, *, arm: str, rate: float, learning: bool, duration: float, warmup: float,
                 out: Path, tick_on_state: bool = False, rt_priority: int = 0) -> dict:
     """Run arm_sim + controller at ``rate`` for ``warmup + duration`` seconds; the row's ROS columns."""
@@ -255,9 +236,9 @@ def measure_ros(checkpoint: Path, *, arm: str, rate: float, learning: bool, dura
     contract = load_checkpoint(checkpoint).observation_contract
     target = np.asarray(contract.workspace_center, float)
     target[contract.axis_indices[0]] += 0.5 * contract.workspace_reach
-    specs = {s.name: s for s in bringup.sim_reach_nodes(arm=arm, checkpoint=str(checkpoint),
-                                                         learning=str(learning).lower(),
-                                                         control_rate_hz=str(rate), use_sim_time="true")}
+    plan = bringup.sim_reach_plan(arm=arm, checkpoint=str(checkpoint), learning=str(learning).lower(),
+                                  control_rate_hz=str(rate), use_sim_time="true")
+    specs = {s.name: s for s in plan.nodes}
     tag = f"{checkpoint.stem}_{rate:g}hz_{'learn' if learning else 'frozen'}"
     sim = dataclasses.replace(specs["arm_sim"], parameters={**specs["arm_sim"].parameters, "publish_rate": rate})
     ctl = dataclasses.replace(specs["snn_sac_controller"], parameters={
@@ -266,24 +247,25 @@ def measure_ros(checkpoint: Path, *, arm: str, rate: float, learning: bool, dura
         "tick_on_state": tick_on_state})
     logs = [out / f"{tag}_arm_sim.log", out / f"{tag}_controller.log"]
     probe = _Probe(target.tolist())
-    processes: list[subprocess.Popen] = []
+    nodes = Supervisor(dict(os.environ))
     try:
-        processes = [_start(sim, logs[0], rt_priority), _start(ctl, logs[1], rt_priority)]
+        _start(nodes, "arm_sim", sim, plan, logs[0], rt_priority=rt_priority)
+        _start(nodes, "snn_sac_controller", ctl, plan, logs[1], rt_priority=rt_priority)
 
         def ticking() -> bool:
             d = probe.latest()
             return d.get("active") == "true" and d.get("distance_m", "nan") != "nan"
 
-        _wait(ticking, 120.0, "the controller ticking with a target", processes, logs)
-        time.sleep(warmup)
+        nodes.wait_until(ticking, 120.0, "the controller ticking with a target")
+        _sleep(nodes, warmup)
         start_diag, start_time = probe.latest(), time.monotonic()
         start_ns = time.monotonic_ns()
-        time.sleep(duration)
+        _sleep(nodes, duration)
         end_ns = time.monotonic_ns()
         end_diag = probe.latest()
         diags = list(probe.diags)
     finally:
-        _stop(processes)
+        nodes.stop_all()
         probe.close()
     window_s = 5000 / rate  # TickStats window: use only messages whose window lies inside the row
     inside = [d for t, d in diags if t >= start_time + min(window_s, duration)] or [end_diag]

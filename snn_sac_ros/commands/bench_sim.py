@@ -17,14 +17,13 @@ import argparse
 import math
 import os
 import random
-import signal
-import subprocess
 import sys
 import tempfile
 import time
-from typing import IO
+from pathlib import Path
 
 from snn_sac_ros.core.arm.specs import PRESETS
+from snn_sac_ros.supervision import Supervisor
 
 _SHARES = ("pybullet_share", "arm_wrapper_share", "ros_share", "other_share")
 _PER_STEP = ("pybullet_us_per_step", "arm_us_per_step", "ros_us_per_step")
@@ -42,14 +41,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ee-pose-rate", type=float, default=100.0, help="ee_pose rate [Hz, sim]; 0: every step")
 
 
-def _start_node(arm: str, factor: float, args: argparse.Namespace, log: IO[str]) -> subprocess.Popen:
+def _start_node(arm: str, factor: float, args: argparse.Namespace, nodes: Supervisor, log: Path) -> None:
     params = {"arm": arm, "real_time_factor": float(factor), "physics_dt": float(args.physics_dt),
               "publish_rate": float(args.publish_rate), "clock_rate": float(args.clock_rate),
               "ee_pose_rate": float(args.ee_pose_rate), "diagnostics_period": 0.5, "gravity_compensation": True}
     command = [sys.executable, "-m", "snn_sac_ros.adapters.ros.sim_node", "--ros-args"]
     for key, value in params.items():
         command += ["-p", f"{key}:={str(value).lower() if isinstance(value, bool) else value}"]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, text=True)
+    nodes.start("arm_sim", command, log)
 
 
 def measure(arm: str, factor: float, args: argparse.Namespace) -> dict:
@@ -64,8 +63,8 @@ def measure(arm: str, factor: float, args: argparse.Namespace) -> dict:
 
     from snn_sac_ros.adapters.ros.common import CLOCK_SUB_QOS, STATE_QOS, time_to_seconds
 
-    log = tempfile.TemporaryFile("w+")
-    process = _start_node(arm, factor, args, log)
+    nodes = Supervisor()
+    _start_node(arm, factor, args, nodes, Path(tempfile.mkdtemp(prefix="bench-sim-")) / "arm_sim.log")
     rclpy.init()
     node = Node("bench_sim")
     counts = {"joint_states": 0, "clock": 0}
@@ -93,29 +92,19 @@ def measure(arm: str, factor: float, args: argparse.Namespace) -> dict:
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
-        deadline = time.monotonic() + 60.0
-        while math.isnan(clock[0]):  # until the first /clock
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                raise RuntimeError(f"arm_sim for {arm} did not start:\n{log.read()}")
-            executor.spin_once(timeout_sec=0.05)
-        _spin(executor, args.warmup)
+        nodes.wait_until(lambda: not math.isnan(clock[0]), 60.0, f"the first /clock of arm_sim for {arm}",
+                         step=lambda: executor.spin_once(timeout_sec=0.05))
+        _spin(executor, args.warmup, nodes)
         measuring[0] = True
         sim0, wall0 = clock[0], time.monotonic()
-        _spin(executor, args.duration)
+        _spin(executor, args.duration, nodes)
         sim1, wall1 = clock[0], time.monotonic()
         measuring[0] = False
     finally:
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+        nodes.stop_all()
     wall = wall1 - wall0
     achieved = (sim1 - sim0) / wall
     row = {"arm": arm, "requested_factor": factor if factor > 0 else None, "real_time_factor": achieved,
@@ -129,10 +118,11 @@ def measure(arm: str, factor: float, args: argparse.Namespace) -> dict:
     return row
 
 
-def _spin(executor: object, seconds: float) -> None:
+def _spin(executor: object, seconds: float, nodes: Supervisor) -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         executor.spin_once(timeout_sec=0.01)  # type: ignore[attr-defined]
+        nodes.check()
 
 
 def run(args: argparse.Namespace) -> dict:

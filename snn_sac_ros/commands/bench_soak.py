@@ -29,6 +29,7 @@ import numpy as np
 
 from snn_sac_ros import bringup
 from snn_sac_ros.commands import demo
+from snn_sac_ros.supervision import Supervisor
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,14 +61,15 @@ def rss_kb(pid: int) -> int | None:
     return None
 
 
-def _specs(args: argparse.Namespace, out: Path, reaches: int) -> list[bringup.NodeSpec]:
-    specs = bringup.sim_reach_nodes(
+def _plan(args: argparse.Namespace, out: Path, reaches: int) -> bringup.Plan:
+    plan = bringup.sim_reach_plan(
         arm=args.arm, checkpoint=args.checkpoint, learning=str(not args.no_learning).lower(),
         real_time_factor=str(args.rtf),
         control_rate_hz=str(args.control_rate), reaches=str(reaches), reach_seconds=str(args.reach_seconds),
         payload_kg="0.0", output_dir=str(out), seed=str(args.seed))
     extra = {"snn_sac_controller": {"save_period_s": float(args.save_period_s), "resume": False, "spike_log": ""}}
-    return [dataclasses.replace(s, parameters={**s.parameters, **extra.get(s.name, {})}) for s in specs]
+    return dataclasses.replace(plan, nodes=[dataclasses.replace(s, parameters={**s.parameters, **extra.get(s.name, {})})
+                                            for s in plan.nodes])
 
 
 def _thirds(values: np.ndarray) -> tuple[float, float]:
@@ -81,21 +83,22 @@ def run(args: argparse.Namespace) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     sim_seconds = args.sim_minutes * 60.0
     reaches = max(3, math.ceil(sim_seconds / args.reach_seconds))
-    specs = _specs(args, out, reaches)
-    (out / "commands.txt").write_text("\n".join(" ".join(bringup.command_line(s)) for s in specs) + "\n")
+    plan = _plan(args, out, reaches)
+    (out / "commands.txt").write_text("\n".join(" ".join(bringup.command_line(s, plan=plan))
+                                                for s in plan.nodes if s.module) + "\n")
     print(f"bench soak: {args.arm}, {sim_seconds / 60:g} min of sim time ({reaches} reaches x "
           f"{args.reach_seconds:g} s) at real-time factor {args.rtf:g}, learning "
           f"{'off' if args.no_learning else 'on'}, controller "
           f"{args.control_rate:g} Hz; output {out}", flush=True)
-    processes = demo.start_nodes(specs, out, dict(os.environ))
-    try:
-        record = _monitor(processes, args, sim_seconds)
-    finally:
-        codes = demo.stop_nodes(processes)
-    return _report(out, record, codes, args, sim_seconds)
+    with demo.start_plan(plan, out, dict(os.environ)) as nodes:
+        record = _monitor(nodes, args, sim_seconds)
+    result = _report(out, record, nodes.codes, args, sim_seconds)
+    if record["failure"] is not None:  # reported what was measured; the command still fails
+        raise record["failure"]
+    return result
 
 
-def _monitor(processes: dict, args: argparse.Namespace, sim_seconds: float) -> dict:
+def _monitor(nodes: Supervisor, args: argparse.Namespace, sim_seconds: float) -> dict:
     """Sample memory and diagnostics until the reach targets are done (or the wall time runs out)."""
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
@@ -139,12 +142,13 @@ def _monitor(processes: dict, args: argparse.Namespace, sim_seconds: float) -> d
     node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics, 10)
     executor = SingleThreadedExecutor()
     executor.add_node(node)
-    pids = {name: p.pid for name, p in processes.items() if name != "reach_targets"}
+    pids = {name: p.pid for name, p in nodes.processes.items() if name != "reach_targets"}
     samples: list[dict] = []
     start = time.monotonic()
     timeout = 3.0 * sim_seconds / max(args.rtf, 1e-3) + 120.0
     next_sample = start
     died: list[str] = []
+    failure = None
     interrupted = False
 
     def interrupt(_signum: int, _frame: object) -> None:
@@ -153,10 +157,14 @@ def _monitor(processes: dict, args: argparse.Namespace, sim_seconds: float) -> d
     # SIGINT may be ignored (a background job of a script) and SIGTERM would end us without stopping the nodes
     previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        while processes["reach_targets"].poll() is None:
+        while nodes.running("reach_targets"):
             executor.spin_once(timeout_sec=0.05)
-            died = [n for n, p in processes.items() if p.poll() is not None and n != "reach_targets"]
-            if died or time.monotonic() - start > timeout:
+            failure = nodes.failed()
+            if failure is not None:
+                died = [failure.name]
+                print(f"bench soak: {failure}", flush=True)
+                break
+            if time.monotonic() - start > timeout:
                 break
             if time.monotonic() >= next_sample:
                 next_sample += args.sample_s
@@ -183,7 +191,7 @@ def _monitor(processes: dict, args: argparse.Namespace, sim_seconds: float) -> d
         node.destroy_node()
         rclpy.try_shutdown()
     return {"samples": samples, "state": state, "died": died, "wall_s": time.monotonic() - start,
-            "interrupted": interrupted}
+            "interrupted": interrupted, "failure": failure}
 
 
 def _memory(samples: list[dict], name: str, warmup_s: float) -> dict:

@@ -4,7 +4,8 @@ Starts the nodes of ``launch/sim_reach.launch.py`` (from the same :mod:`snn_sac_
 description, with the same parameter files) as separate processes over real DDS on localhost: the
 PyBullet arm, the spiking SAC controller (shipped checkpoint, learning on) and the reach targets, which
 add a payload half-way. An observer node in this process records what a person would watch; at the end
-it prints a summary and writes plots and rendered frames to the output folder.
+it prints a summary and writes plots and rendered frames to the output folder. When a node dies or fails to
+start, every node is stopped and the command fails, naming the node and showing the end of its log.
 """
 
 from __future__ import annotations
@@ -13,14 +14,13 @@ import argparse
 import json
 import os
 import random
-import signal
-import subprocess
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
 from snn_sac_ros import bringup
+from snn_sac_ros.supervision import Supervisor
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,53 +47,39 @@ def ros_environment() -> dict[str, str]:
     return env
 
 
-def start_nodes(specs: list[bringup.NodeSpec], out: Path, env: dict[str, str]) -> dict[str, subprocess.Popen]:
-    """Start each node as its own process, its output in ``out/<name>.log``."""
-    processes = {}
-    for spec in specs:
-        log = open(out / f"{spec.name}.log", "w")  # stays open for the process lifetime
-        processes[spec.name] = subprocess.Popen(bringup.command_line(spec), stdout=log, stderr=subprocess.STDOUT,
-                                                env=env)
-    return processes
+def start_plan(plan: bringup.Plan, out: Path, env: dict[str, str], finishers: tuple[str, ...] = ("reach_targets",)
+               ) -> Supervisor:
+    """Start the plan's nodes, each its own process with its output in ``out/<name>.log``, under one supervisor.
 
-
-def stop_nodes(processes: dict[str, subprocess.Popen], timeout: float = 15.0) -> dict[str, int]:
-    """SIGINT (as Ctrl-C under ros2 launch), then SIGKILL for any that hang; their exit codes."""
-    for process in processes.values():
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-    codes = {}
-    for name, process in processes.items():
-        try:
-            codes[name] = process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            codes[name] = process.wait()
-    return codes
+    Nodes of other packages (robot_state_publisher, RViz) need ``ros2 launch`` and are left out here.
+    """
+    nodes = Supervisor(env, finishers)
+    for spec in plan.nodes:
+        if spec.module:
+            nodes.start(spec.name, bringup.command_line(spec, plan=plan), out / f"{spec.name}.log")
+    return nodes
 
 
 def run(args: argparse.Namespace) -> dict:
     os.environ.update(ros_environment())  # the observer in this process joins the same domain
     out = Path(args.out or f"runs/demo-{datetime.now():%Y%m%d-%H%M%S}").resolve()
     out.mkdir(parents=True, exist_ok=True)
-    specs = bringup.sim_reach_nodes(
+    plan = bringup.sim_reach_plan(
         arm=args.arm, checkpoint=args.checkpoint, learning=str(not args.no_learning).lower(),
         reaches=str(args.reaches), reach_seconds=str(args.reach_seconds), payload_kg=str(args.payload_kg),
         control_rate_hz=str(args.control_rate), output_dir=str(out), seed=str(args.seed))
-    (out / "commands.txt").write_text("\n".join(" ".join(bringup.command_line(s)) for s in specs) + "\n")
+    (out / "commands.txt").write_text("\n".join(" ".join(bringup.command_line(s, plan=plan))
+                                                for s in plan.nodes if s.module) + "\n")
     sim_seconds = args.reaches * args.reach_seconds
     timeout = args.timeout or 3.0 * sim_seconds + 60.0
     print(f"demo: {args.arm}, {args.reaches} reaches x {args.reach_seconds:g} s sim time, payload "
           f"{args.payload_kg:g} kg after reach {args.reaches // 2}, learning {'off' if args.no_learning else 'on'}, "
           f"ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']} (localhost only)", flush=True)
-    processes = start_nodes(specs, out, dict(os.environ))
     from snn_sac_ros.adapters.ros.demo_observer import observe  # rclpy only once the nodes start
 
-    try:
-        record = observe(processes, reaches=args.reaches, timeout=timeout, frames_at=_frame_reaches(args.reaches))
-    finally:
-        codes = stop_nodes(processes)
-    return _report(out, record, codes, args)
+    with start_plan(plan, out, dict(os.environ)) as nodes:
+        record = observe(nodes, reaches=args.reaches, timeout=timeout, frames_at=_frame_reaches(args.reaches))
+    return _report(out, record, nodes.codes, args)
 
 
 def _frame_reaches(reaches: int) -> list[int]:

@@ -96,6 +96,15 @@ class ObservationContract:
                 raise ValueError(f"{name} must have {size} values, got shape {value.shape}")
             if not np.all(np.isfinite(value)):
                 raise ValueError(f"{name} has non-finite values: {value.tolist()}")
+        return self.encode_unchecked(q, dq, ee, target)
+
+    def encode_unchecked(self, q: np.ndarray, dq: np.ndarray, ee_position: np.ndarray,
+                         target: np.ndarray) -> np.ndarray:
+        """:meth:`encode` without its checks, for a caller that validated its inputs where they entered (the
+        controller's tick: joint states by name, range and finiteness on arrival, targets likewise), so each
+        value is checked once."""
+        q, dq = np.asarray(q, dtype=float), np.asarray(dq, dtype=float)
+        ee, target = np.asarray(ee_position, dtype=float), np.asarray(target, dtype=float)
         lower, upper = np.array(self.q_lower), np.array(self.q_upper)
         axes = self.axis_indices
         parts = (
@@ -152,16 +161,23 @@ class ActionContract:
             raise ValueError(f"action must have {self.size} values, got shape {action.shape}")
         if not np.all(np.isfinite(action)):
             raise ValueError(f"action has non-finite values: {action.tolist()}")
-        torque = np.clip(action, -1.0, 1.0) * np.array(self.torque_scale)
-        if self.gravity_compensation and gravity_torque is not None:
-            torque = torque + np.asarray(gravity_torque, dtype=float)
-        if self.joint_damping and dq is not None:
+        if dq is not None:
             dq = np.asarray(dq, dtype=float)
             if dq.shape != (self.size,) or not np.all(np.isfinite(dq)):
                 raise ValueError(f"dq must be {self.size} finite values, got {dq.tolist()}")
-            torque = torque - np.array(self.joint_damping) * dq
+        torque = self.scale(np.clip(action, -1.0, 1.0), dq)
+        if self.gravity_compensation and gravity_torque is not None:
+            torque = torque + np.asarray(gravity_torque, dtype=float)
         limits = np.array(self.effort_limits)
         return np.clip(torque, -limits, limits)
+
+    def scale(self, action: np.ndarray, dq: np.ndarray | None = None) -> np.ndarray:
+        """``action * torque_scale`` [Nm], minus ``joint_damping * dq`` when ``dq`` is given: no checks and no
+        clamp, for the controller's tick, whose torque guard checks and clamps every command once."""
+        torque = np.asarray(action, dtype=float) * np.array(self.torque_scale)
+        if self.joint_damping and dq is not None:
+            torque = torque - np.array(self.joint_damping) * dq
+        return torque
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -21,14 +21,22 @@ class JointInputError(ValueError):
         self.kind = kind
 
 
+def wrap_angle(angle: np.ndarray) -> np.ndarray:
+    """Angles [rad] wrapped into [-pi, pi)."""
+    return (np.asarray(angle, dtype=float) + np.pi) % (2.0 * np.pi) - np.pi
+
+
 def order_joint_state(names: Sequence[str], positions: Sequence[float], velocities: Sequence[float],
                       joint_names: Sequence[str], *, lower: np.ndarray, upper: np.ndarray,
-                      velocity_limits: np.ndarray, margin: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+                      velocity_limits: np.ndarray, margin: float = 0.1,
+                      continuous: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Positions and velocities of ``joint_names``, in that order, from one JointState message.
 
-    Extra joints are ignored. Refused: duplicated names, a missing controlled joint, position or velocity
-    arrays whose length differs from the names, non-finite values, positions more than ``margin`` [rad]
-    outside the joint limits, and velocities above twice the joint's velocity limit.
+    Extra joints are ignored. Positions of ``continuous`` joints (a boolean mask) are wrapped into
+    [-pi, pi): a continuous joint's encoder may count whole turns. Refused: duplicated names, a missing
+    controlled joint, position or velocity arrays whose length differs from the names, non-finite values,
+    positions more than ``margin`` [rad] outside the joint limits, and velocities above twice the joint's
+    velocity limit.
     """
     names = list(names)
     if len(set(names)) != len(names):
@@ -48,6 +56,8 @@ def order_joint_state(names: Sequence[str], positions: Sequence[float], velociti
     if not (np.all(np.isfinite(q)) and np.all(np.isfinite(dq))):
         bad = [j for j, a, b in zip(joint_names, q, dq) if not (np.isfinite(a) and np.isfinite(b))]
         raise JointInputError("non_finite", f"joint_states has non-finite position/velocity for {bad}")
+    if continuous is not None and np.any(continuous):
+        q = np.where(continuous, wrap_angle(q), q)
     outside = (q < lower - margin) | (q > upper + margin)
     if np.any(outside):
         bad = {j: round(float(v), 3) for j, v, o in zip(joint_names, q, outside) if o}

@@ -1,12 +1,13 @@
-"""Helpers shared by the package's ROS 2 nodes (the arm simulator and the controller).
+"""Helpers shared by the package's ROS 2 nodes (the arm simulator, the controller, the reach targets).
 
-Kept here so that both nodes speak with the same QoS, declare parameters the same way, log bad input the
-same way and shut down the same way on Ctrl-C and SIGTERM.
+Kept here so that the nodes speak with the same QoS, declare parameters the same way, log bad input the
+same way, survive failed publishes the same way and shut down the same way on Ctrl-C and SIGTERM.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import signal
 import sys
 import threading
@@ -17,12 +18,18 @@ from typing import Any
 import rclpy
 from builtin_interfaces.msg import Time
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+from rclpy.client import Client
+from rclpy.duration import Duration
 from rclpy.exceptions import InvalidTopicNameException, ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
-from rclpy.parameter import Parameter
+from rclpy.publisher import Publisher
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.service import Service
 from rclpy.signals import SignalHandlerOptions
+from rclpy.subscription import Subscription
+from rclpy.timer import Timer
 
 # -- QoS ---------------------------------------------------------------------------------------------
 #: Effort commands: what ros2_control's forward command controller subscribes with (system default:
@@ -65,25 +72,39 @@ _TYPES = {
     bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
     float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING,
 }
-_ARRAY_TYPES = {
-    float: (ParameterType.PARAMETER_DOUBLE_ARRAY, Parameter.Type.DOUBLE_ARRAY),
-    str: (ParameterType.PARAMETER_STRING_ARRAY, Parameter.Type.STRING_ARRAY),
-    int: (ParameterType.PARAMETER_INTEGER_ARRAY, Parameter.Type.INTEGER_ARRAY),
-}
+#: Array parameters that are "unset" hold one element, the type's unset value: rclpy types an empty list
+#: as a byte array, and an array declared without a value (Parameter.Type) makes a get_parameters request
+#: for all names fail (``ros2 param dump``, rqt_reconfigure). So every array gets a typed default, and the
+#: default of an optional one is ``['']`` (strings) or ``[.nan]`` (doubles); ``array_value`` reads either
+#: as None. Neither is ever a valid value: no joint is named '', no limit is NaN.
+UNSET_ARRAYS: dict[type, list[Any]] = {str: [""], float: [math.nan]}
+
+
+def is_unset(value: Any) -> bool:
+    """Whether an array parameter's value is its type's unset sentinel (see ``UNSET_ARRAYS``)."""
+    if value is None:
+        return True
+    values = list(value)
+    return len(values) == 1 and (values[0] == "" or (isinstance(values[0], float) and math.isnan(values[0])))
 
 
 def declare(node: Node, name: str, default: Any, description: str, *, low: float | None = None,
-            high: float | None = None, read_only: bool = False, array_of: type | None = None) -> Any:
+            high: float | None = None, read_only: bool = False, array_of: type | None = None,
+            choices: Sequence[str] = ()) -> Any:
     """Declare a parameter with a descriptor (type, range, read-only) and return its value.
 
     ``low``/``high`` become the descriptor's range, which rclpy itself enforces on every set (NaN is
-    refused too). ``array_of`` declares an array parameter with no default: rclpy would type an empty
-    list default as a byte array, so an unset array returns ``None`` and the caller picks the default.
+    refused too). ``array_of`` declares an array parameter defaulting to ``default`` or, when that is
+    None, to the unset sentinel of ``UNSET_ARRAYS`` (returned as None). ``choices`` are listed in the
+    description; the node's set-parameters callback enforces them.
     """
+    if choices:
+        description = f"{description} (one of: {', '.join(choices)})"
     if array_of is not None:
-        ros_type, rclpy_type = _ARRAY_TYPES[array_of]
-        descriptor = ParameterDescriptor(name=name, type=ros_type, description=description, read_only=read_only)
-        return node.declare_parameter(name, rclpy_type, descriptor).value
+        value = list(default) if default is not None else list(UNSET_ARRAYS[array_of])
+        descriptor = ParameterDescriptor(name=name, description=description, read_only=read_only)
+        declared = node.declare_parameter(name, value, descriptor).value
+        return None if default is None and is_unset(declared) else declared
     descriptor = ParameterDescriptor(name=name, type=_TYPES[type(default)], description=description,
                                      read_only=read_only)
     if low is not None and high is not None:
@@ -94,18 +115,26 @@ def declare(node: Node, name: str, default: Any, description: str, *, low: float
     return node.declare_parameter(name, default, descriptor).value
 
 
+def array_value(node: Node, name: str) -> Any:
+    """An array parameter's value, None while it holds the unset sentinel."""
+    value = node.get_parameter(name).value
+    return None if is_unset(value) else value
+
+
 def finite_list(values: Sequence[float] | None) -> bool:
     """True when every value is a finite number (an unset array counts as finite)."""
-    return values is None or all(math.isfinite(v) for v in values)
+    return is_unset(values) or all(math.isfinite(v) for v in values)
 
 
-# -- throttled errors ------------------------------------------------------------------------------------------
+# -- throttled logging ---------------------------------------------------------------------------------------
 class ThrottledErrors:
-    """Log an error at most once per ``period`` seconds (wall clock) for each kind of problem.
+    """Log at most once per ``period`` seconds (wall clock) for each kind of problem.
 
     Bad input often arrives at the control rate (500 Hz): one line per message would drown the log and
     slow the node. Each kind ("wrong_length", "non_finite") is throttled on its own, so a new kind of
     problem is always reported at once, and the next line says how many of that kind were not logged.
+    ``level`` is ``error`` for what needs someone's action, ``warning`` for what the node handles by
+    itself (zeroed ticks under load). A message may be a callable, built only when it is logged.
     """
 
     def __init__(self, logger: Any, period: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
@@ -114,22 +143,71 @@ class ThrottledErrors:
         self._clock = clock
         self._last: dict[str, float] = {}
         self._suppressed: dict[str, int] = {}
+        self._lock = threading.Lock()  # the control loop, the watchdog and the executor all report
         #: how many times each kind happened, logged or not
         self.counts: dict[str, int] = {}
 
-    def report(self, kind: str, message: str) -> bool:
+    def report(self, kind: str, message: str | Callable[[], str], level: str = "error") -> bool:
         """Count one ``kind`` problem; log ``message`` unless that kind was logged within the period."""
-        self.counts[kind] = self.counts.get(kind, 0) + 1
-        now = self._clock()
-        last = self._last.get(kind)
-        if last is not None and now - last < self._period:
-            self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
-            return False
-        suppressed = self._suppressed.pop(kind, 0)
+        with self._lock:
+            self.counts[kind] = self.counts.get(kind, 0) + 1
+            now = self._clock()
+            last = self._last.get(kind)
+            if last is not None and now - last < self._period:
+                self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+                return False
+            suppressed = self._suppressed.pop(kind, 0)
+            self._last[kind] = now
+        text = message() if callable(message) else message
         suffix = f" ({suppressed} more like this since the last report)" if suppressed else ""
-        self._logger.error(f"[{kind}] {message}{suffix}")
-        self._last[kind] = now
+        if level == "warning":  # two calls: rclpy refuses one call site logging at two severities
+            self._logger.warning(f"[{kind}] {text}{suffix}")
+        else:
+            self._logger.error(f"[{kind}] {text}{suffix}")
         return True
+
+
+# -- publishing that never kills a node -------------------------------------------------------------------------
+class SafePublisher:
+    """A publisher whose failed publishes are counted and logged (throttled), never raised.
+
+    DDS can refuse a publish (``RCLError: Failed to publish: cannot publish data``) when a reliable
+    subscriber stalls under load; a node must not die of a slow peer. ``failures`` counts them, and
+    ``report`` names the topic under the ``publish_failed`` kind.
+    """
+
+    def __init__(self, node: Node, msg_type: Any, topic: str, qos: QoSProfile | int, errors: ThrottledErrors) -> None:
+        self.publisher = node.create_publisher(msg_type, topic, qos)
+        self._errors = errors
+        self.failures = 0
+
+    def publish(self, msg: Any) -> bool:
+        """Publish ``msg``; False (counted, logged at most once a second) when DDS refused it."""
+        try:
+            self.publisher.publish(msg)
+        except _rclpy.RCLError as error:
+            self.failures += 1
+            why = str(error).splitlines()[0]
+            self._errors.report("publish_failed", lambda: f"publishing on {self.publisher.topic_name} failed "
+                                f"({self.failures} so far): {why}; skipped, the node goes on")
+            return False
+        return True
+
+    def wait_for_all_acked(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` until every reliable subscriber acknowledged what was published."""
+        return self.publisher.wait_for_all_acked(Duration(nanoseconds=int(seconds * 1e9)))
+
+
+def destroy_entities(node: Node, entities: Sequence[Any]) -> None:
+    """Destroy publishers, subscriptions, services, clients and timers made by ``node`` (newest first)."""
+    for item in reversed(list(entities)):
+        entity = getattr(item, "publisher", item)  # a SafePublisher
+        for kind, destroy in ((Publisher, node.destroy_publisher), (Subscription, node.destroy_subscription),
+                              (Service, node.destroy_service), (Client, node.destroy_client),
+                              (Timer, node.destroy_timer)):
+            if isinstance(entity, kind):
+                destroy(entity)
+                break
 
 
 # -- main ------------------------------------------------------------------------------------------------------
@@ -197,3 +275,34 @@ def spin_node(make_node: Callable[[], Node], args: Sequence[str] | None = None, 
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
     return code
+
+
+# -- asking other nodes from inside a callback ---------------------------------------------------------------
+def remote_parameter(node: Node, target: str, name: str, timeout: float) -> tuple[bool, Any]:
+    """``(reachable, value)`` of parameter ``name`` of node ``target`` (resolved in ``node``'s namespace).
+
+    Safe inside a callback of ``node``'s executor: the request goes through a helper node spun by an
+    executor of its own. ``value`` is None when the node answers but does not have the parameter.
+    """
+    from rcl_interfaces.srv import GetParameters
+    from rclpy.parameter import parameter_value_to_python
+
+    helper = Node(f"{node.get_name()}_probe_{os.getpid()}", namespace=node.get_namespace(), context=node.context,
+                  start_parameter_services=False, enable_rosout=False)
+    executor = SingleThreadedExecutor(context=node.context)
+    try:
+        client = helper.create_client(GetParameters, f"{target}/get_parameters")
+        if not client.wait_for_service(timeout_sec=timeout):
+            return False, None
+        future = client.call_async(GetParameters.Request(names=[name]))
+        executor.add_node(helper)
+        executor.spin_until_future_complete(future, timeout_sec=timeout)
+        if not future.done() or future.result() is None:
+            return False, None
+        values = future.result().values
+        if not values or values[0].type == ParameterType.PARAMETER_NOT_SET:
+            return True, None
+        return True, parameter_value_to_python(values[0])
+    finally:
+        executor.shutdown(timeout_sec=0.1)
+        helper.destroy_node()

@@ -1,315 +1,122 @@
 """``snn_sac_controller``: the spiking SAC policy as a real-time ROS 2 torque controller.
 
-A managed (lifecycle) node, thin over the core:
+A managed (lifecycle) node; the control logic is the core's (:class:`~snn_sac_ros.core.control.tick.ReachTick`
+and :class:`~snn_sac_ros.core.safety.TorqueGuard`), this module does ROS I/O, lifecycle and threads:
 
-- configure: loads the robot model (``robot_description`` URDF text, else the ``arm`` preset or URDF
-  path) for forward kinematics and limits, loads the checkpoint and builds the Nengo model;
-- activate: starts the control timer (steady clock, ``control_rate_hz``) and the stall watchdog;
-- deactivate: commands zero torque once and stops.
+- configure: loads the robot model (:mod:`~snn_sac_ros.adapters.ros.robot_model`), the checkpoint and the
+  Nengo model, and creates the topics, services and timers; cleanup destroys every one of them;
+- activate: refused while the e-stop is latched or when the forward command controller's ``joints``
+  differ from our command order; starts the control timer (steady clock) and the stall watchdog; torque
+  flows once the first ticks measured the joint-state period and only while ``state_timeout`` covers 2.5
+  of those periods (else zero torque and an error until it is raised);
+- deactivate: commands zero torque once and stops; shutdown also waits for that zero to be acknowledged.
 
-Every tick: the freshest valid joint state and target -> :class:`ObservationContract` -> one (or
-``nengo_steps_per_tick``) Nengo step of the online agent, whose local learning rules adapt the networks
-inside that step -> :class:`ActionContract` -> :class:`TorqueGuard` (clamp, e-stop, watchdog, non-finite)
--> ``effort_controller/commands``. The contracts come from the checkpoint, so the policy that runs is the
-policy that was trained. ``autostart`` (default true) configures and activates the node at start-up,
-for setups without a lifecycle manager.
+The e-stop subscription (volatile and transient_local, so a latched ``true`` published before start is
+seen), ``~/reset_estop`` and ``~/set_learning`` live as long as the node, so the latch survives every
+transition. ``autostart`` configures and activates at start-up, for setups without a lifecycle manager.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
-import os
 import sys
-import tempfile
 import threading
 import time
-from collections import deque
-from pathlib import Path
-from typing import Any
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PointStamped
-from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
-from rclpy.exceptions import ParameterUninitializedException
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.wait_for_message import wait_for_message
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool, Float64MultiArray
+from std_msgs.msg import Bool, Float64MultiArray, String
 from std_srvs.srv import SetBool, Trigger
 
+from snn_sac_ros.adapters.ros import controller_params as params
 from snn_sac_ros.adapters.ros.common import (
-    COMMAND_QOS,
-    LATEST_STATE_QOS,
     ThrottledErrors,
-    declare,
+    destroy_entities,
+    remote_parameter,
     spin_node,
     time_to_seconds,
 )
-from snn_sac_ros.core.agent.checkpoint import remove_stale_temporaries, save_checkpoint
-from snn_sac_ros.core.arm import PRESETS, ArmSpec, PyBulletArm, resolve_arm
+from snn_sac_ros.adapters.ros.controller_diagnostics import diagnostics_message
+from snn_sac_ros.adapters.ros.controller_setup import ControllerSetup
 from snn_sac_ros.core.joint_input import JointInputError, order_joint_state
-from snn_sac_ros.core.resources import shipped_checkpoint
-from snn_sac_ros.core.safety import STALL_REASON, TorqueGuard
-from snn_sac_ros.core.task import ReachTask
-from snn_sac_ros.core.tick_trace import TickTrace
-from snn_sac_ros.core.timing import TickStats
+from snn_sac_ros.core.safety import STALL_REASON, EStop, state_timeout_problem
 
-NODE_NAME = "snn_sac_controller"
-
-
-def default_save_path(arm: str) -> str:
-    """Where online-learned weights are saved: ``$ROS_HOME/snn_sac_ros/`` (default ``~/.ros``)."""
-    home = Path(os.environ.get("ROS_HOME", Path.home() / ".ros"))
-    return str(home / "snn_sac_ros" / f"{NODE_NAME}_{Path(arm).stem}.npz")
+NODE_NAME = params.NODE_NAME
+#: joint-state intervals measured before torque flows, and the depth of the subscription that measures them
+PERIOD_SAMPLES = 20
+PERIOD_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=50, reliability=ReliabilityPolicy.RELIABLE,
+                        durability=DurabilityPolicy.VOLATILE)
+#: the e-stop's latched QoS: a transient_local publisher's last "true" reaches a subscriber that starts later
+ESTOP_LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                               durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
-def robot_spec(arm: str, urdf_file: str | None, joints: list[str] | None, ee_link: str | None) -> ArmSpec:
-    """The robot model: a preset as is, or a URDF (from robot_description or a path) with chosen joints."""
-    if urdf_file is None and not joints and not ee_link:
-        return resolve_arm(arm)
-    preset = resolve_arm(arm) if urdf_file is None and arm in PRESETS else None
-    path = urdf_file or (str(preset.urdf_path()) if preset else arm)
-    return resolve_arm(path, joints or (preset.joints if preset else None),
-                       ee_link or (preset.ee_link if preset else None))
-
-
-class SnnSacController(LifecycleNode):
+class SnnSacController(LifecycleNode, ControllerSetup, params.ParameterHandling):
     """Lifecycle node running the online spiking SAC agent at a fixed rate; see the module docstring."""
 
     def __init__(self) -> None:
         super().__init__(NODE_NAME)
         self.errors = ThrottledErrors(self.get_logger())
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
-        self._declare_parameters()
+        params.declare_controller_parameters(self)
+        self.learning_on = bool(self.get_parameter("learning").value)
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.estop = EStop(self.get_parameter("estop_heartbeat_timeout").value)
+        quiet = SubscriptionEventCallbacks(incompatible_qos=lambda _event: None)  # volatile ones: the other sub
+        self.create_subscription(Bool, "estop", self._estop_callback, ESTOP_LATCHED_QOS, event_callbacks=quiet)
+        self.create_subscription(Bool, "estop", self._estop_callback, 10)  # volatile publishers match only this
+        self.create_service(Trigger, "~/reset_estop", self._reset_estop_callback)
+        self.create_service(SetBool, "~/set_learning", self._set_learning_callback)
         self._reset_runtime_state()
         if self.get_parameter("autostart").value:
             self.trigger_configure()
-            if not self._configured:
+            if self.agent is None:
                 raise ValueError(f"configure failed: {self._configure_error}")
             self.trigger_activate()
 
-    # -- parameters --------------------------------------------------------------------------------
-    def _declare_parameters(self) -> None:
-        p = self.get_parameter
-        declare(self, "autostart", True, "configure and activate at start-up (no lifecycle manager needed)",
-                read_only=True)
-        declare(self, "arm", "planar2", "arm preset or URDF path, used when robot_description is empty",
-                read_only=True)
-        declare(self, "robot_description", "", "URDF text (as robot_state_publisher holds it); wins over arm",
-                read_only=True)
-        declare(self, "joints", None, "controlled joints in command order (default: the checkpoint's)",
-                array_of=str, read_only=True)
-        declare(self, "ee_link", "", "end-effector link (default: the arm preset's)", read_only=True)
-        declare(self, "base_frame", "base_link", "frame targets are expressed in", read_only=True)
-        declare(self, "checkpoint", "", "checkpoint .npz to load (default: the shipped one for the arm)",
-                read_only=True)
-        declare(self, "resume", True, "start from the online weights saved at save_path if learned from checkpoint",
-                read_only=True)
-        declare(self, "save_path", "", "where online weights are saved (default $ROS_HOME/snn_sac_ros/...)",
-                read_only=True)
-        declare(self, "save_period_s", 60.0, "seconds between periodic saves (0: only on request)",
-                low=0.0, high=86400.0)
-        declare(self, "control_rate_hz", 500.0, "control ticks per second (steady clock)", low=1.0, high=1000.0,
-                read_only=True)
-        declare(self, "tick_on_state", False, "also tick the moment a valid joint state arrives, so the command "
-                "answers it without waiting for the timer (latency); the timer then ticks only when no state came "
-                "for 1.5 periods. Set the arm's state rate to control_rate_hz", read_only=True)
-        declare(self, "nengo_steps_per_tick", 1, "Nengo simulator steps per control tick", low=1, high=20,
-                read_only=True)
-        declare(self, "spiking", True, "run the actor as spiking LIF neurons (false: rate neurons)",
-                read_only=True)
-        declare(self, "learning", True, "online learning on (also: ~/set_learning service)")
-        declare(self, "learning_rate", 1e-5, "step size of the online learning rules (per tick)", low=0.0,
-                high=1e-2, read_only=True)
-        declare(self, "anchor_tau", 30.0, "time constant [s] of the pull of learning weights back toward the "
-                "trained checkpoint's (0: none; online learning may then drift without bound)", low=0.0,
-                high=1e6, read_only=True)
-        declare(self, "apply_joint_damping", False, "subtract the checkpoint's joint damping times each joint's "
-                "velocity from every command, for a robot that does not damp by itself (false in simulation: the "
-                "arm node damps)", read_only=True)
-        declare(self, "damping_learning", True, "with learning on, also adapt each joint's damping gain by "
-                "perturbation trials (one per reach): what recovers the reach error after a payload change",
-                read_only=True)
-        declare(self, "damping_sigma", 0.3, "perturbation of each damping gain per trial [Nm s/rad]", low=0.0,
-                high=10.0, read_only=True)
-        declare(self, "damping_rate", 0.17, "damping gain step per trial pair, in units of damping_sigma",
-                low=0.0, high=1.0, read_only=True)
-        declare(self, "damping_max_gain", 3.0, "upper bound of each learned damping gain [Nm s/rad]", low=0.0,
-                high=100.0, read_only=True)
-        declare(self, "damping_cost_tau", 1.0, "a reach is scored by its last this many seconds of distance to "
-                "the target (low-pass filtered; 0: the whole reach)", low=0.0, high=60.0, read_only=True)
-        declare(self, "max_torque", None, "per-joint torque limits tighter than the URDF [Nm] (<=0: URDF)",
-                array_of=float)
-        declare(self, "state_timeout", 0.004, "joint states older than this give zero torque [s]",
-                low=0.0005, high=1.0)
-        declare(self, "stall_timeout", 0.02, "a control loop gap longer than this gives zero torque [s]",
-                low=0.001, high=1.0)
-        declare(self, "max_stamp_age", 0.1, "joint states stamped further in the past are stale [s] (0: off)",
-                low=0.0, high=10.0)
-        declare(self, "max_stamp_lead", 0.05, "joint states stamped further in the future are refused [s]",
-                low=0.0, high=10.0)
-        declare(self, "success_threshold", 0.02, "reach success radius for diagnostics [m]", low=0.001, high=1.0)
-        declare(self, "spike_log", "", "at shutdown, write the actor's recent spikes here (.npz; empty: no)",
-                read_only=True)
-        declare(self, "tick_trace", "", "at shutdown, write every tick's start, compute time, publish time and "
-                "the stamp of the joint state it used here (.npz; empty: no); bench realtime reads it",
-                read_only=True)
-        declare(self, "diagnostics_period_s", 1.0, "seconds between /diagnostics messages", low=0.05,
-                high=60.0, read_only=True)
-        self._learning_on = bool(p("learning").value)
+    @property
+    def sim_time(self) -> bool:
+        return bool(self.get_parameter("use_sim_time").value)
 
-    def _optional(self, name: str) -> Any:
-        """An array parameter declared without a default: None while unset."""
-        try:
-            return self.get_parameter(name).value
-        except ParameterUninitializedException:
-            return None
-
-    def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
-        """Run-time changes: refused with a reason (previous value kept) unless valid and applicable."""
-        for param in parameters:
-            if param.name == "max_torque" and param.value is not None:
-                values = np.asarray(param.value, dtype=float)
-                if self.guard is not None and values.shape != self.guard.effort_limits.shape:
-                    return SetParametersResult(successful=False, reason=(
-                        f"max_torque needs {self.guard.effort_limits.size} values, got {values.size}"))
-                if not np.all(np.isfinite(values)):
-                    return SetParametersResult(successful=False, reason="max_torque must be finite")
-        for param in parameters:  # all valid: apply
-            if param.name == "max_torque" and self.guard is not None:
-                self.guard.set_max_torque(None if param.value is None else np.asarray(param.value, dtype=float))
-            elif param.name == "learning":
-                self._set_learning(bool(param.value))
-            elif param.name in ("state_timeout", "stall_timeout") and self.guard is not None:
-                setattr(self.guard, param.name, float(param.value))
-            elif param.name == "save_period_s" and self._timer is not None:  # active: new period from now
-                self._start_save_timer(float(param.value))
-            elif param.name == "success_threshold":
-                self.task = dataclasses.replace(self.task, success_threshold=float(param.value))
-        return SetParametersResult(successful=True)
-
-    # -- lifecycle -----------------------------------------------------------------------------------
-    def _reset_runtime_state(self) -> None:
-        self.arm: PyBulletArm | None = None
-        self.agent: Any = None
-        self.guard: TorqueGuard | None = None
-        self.stats: TickStats | None = None
-        self.task = ReachTask()
-        self._configured = False
-        self._configure_error = ""
-        self._said_waiting = False
-        self._q: np.ndarray | None = None
-        self._dq: np.ndarray | None = None
-        self._input_error: tuple[str, str] | None = None
-        self._target: np.ndarray | None = None
-        self._last_action: np.ndarray | None = None
-        self._last_distance = np.nan
-        self._reach_results: deque[float] = deque(maxlen=20)
-        self._last_publish = time.monotonic()
-        self._publish_lock = threading.Lock()
-        self._save_thread: threading.Thread | None = None
-        self.last_save = "none yet"
-        self._watchdog_stop = threading.Event()
-        self._watchdog_thread: threading.Thread | None = None
-        self._timer = self._save_timer = self._diag_timer = None
-        self.watchdog_zeroed = 0
-        self._trace: TickTrace | None = None
-        self._tick_on_state, self._period, self._last_tick_start = False, 1.0, -1.0
-        self._state_stamp = float("nan")
-
+    # -- lifecycle ---------------------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
-            self._configure()
-        except Exception as error:  # rclpy would swallow it silently: say what went wrong
-            self._configure_error = f"{type(error).__name__}: {error}"
-            self.get_logger().error(f"configure failed: {self._configure_error}")
-            self._close_arm()
+            self.build()
+        except Exception as error:  # rclpy would swallow it silently: say what went wrong, undo what was made
+            why = f"{type(error).__name__}: {error}"
+            self.get_logger().error(f"configure failed: {why}")
+            self._teardown()
+            self._configure_error = why
             return TransitionCallbackReturn.FAILURE
-        self._configured = True
         return TransitionCallbackReturn.SUCCESS
 
-    def _configure(self) -> None:
-        from snn_sac_ros.core.agent.online import DampingLearning, OnlineAgent, resume_source
+    def read_robot_description(self, topic: str, timeout: float) -> str | None:
+        """The URDF on ``topic`` (transient_local: a running robot_state_publisher's), None after ``timeout``."""
+        from snn_sac_ros.adapters.ros.robot_model import robot_description_qos
 
-        p = self.get_parameter
-        arm_name = p("arm").value
-        urdf_text = p("robot_description").value
-        joints = self._optional("joints")
-        ee_link = p("ee_link").value or None
-        urdf_file = None
-        if urdf_text:
-            with tempfile.NamedTemporaryFile("w", suffix=".urdf", delete=False) as handle:
-                handle.write(urdf_text)
-            urdf_file = handle.name
-        spec = robot_spec(arm_name, urdf_file, joints, ee_link)
-        checkpoint = p("checkpoint").value or str(shipped_checkpoint(arm_name))
-        self.save_path = p("save_path").value or default_save_path(arm_name)
-        stale = remove_stale_temporaries(self.save_path)  # partial writes of saves a crash interrupted
-        if stale:
-            self.get_logger().warning(f"removed {len(stale)} partial save(s) a crash left beside {self.save_path}")
-        source, aside = (resume_source(self.save_path, checkpoint) if p("resume").value
-                         else (Path(checkpoint), None))
-        if aside is not None:
-            self.get_logger().warning(
-                f"the online weights saved at {self.save_path} were learned from another checkpoint than "
-                f"{checkpoint}: starting from {checkpoint}; the saved weights are kept as {aside}")
-        elif source != Path(checkpoint):
-            self.get_logger().info(f"resuming from the online weights saved at {source} "
-                                   "(resume:=false starts from the checkpoint instead)")
-        rate = p("control_rate_hz").value
-        steps = p("nengo_steps_per_tick").value
-        damping = DampingLearning(sigma=p("damping_sigma").value, rate=p("damping_rate").value,
-                                  max_gain=p("damping_max_gain").value, cost_tau=p("damping_cost_tau").value,
-                                  ) if p("damping_learning").value else None
-        self.agent = OnlineAgent.from_checkpoint(source, spiking=p("spiking").value, learning=self._learning_on,
-                                                 dt=1.0 / (rate * steps), steps_per_tick=steps,
-                                                 online_lr=p("learning_rate").value,
-                                                 anchor_tau=p("anchor_tau").value, damping=damping)
-        obs_contract = self.agent.observation_contract
-        self._apply_damping = p("apply_joint_damping").value
-        if self.agent.action_contract.joint_damping and not self._apply_damping:
-            self.get_logger().info(
-                f"the checkpoint was trained on an arm that damps its joints by "
-                f"{list(self.agent.action_contract.joint_damping)} Nm s/rad: the arm must do so "
-                "(apply_joint_damping:=true adds it here instead)")
-        self.joint_names = tuple(joints) if joints else obs_contract.joint_names
-        if tuple(self.joint_names) != tuple(obs_contract.joint_names):
-            raise ValueError(f"joints {list(self.joint_names)} differ from the checkpoint's "
-                             f"{list(obs_contract.joint_names)}")
-        self.arm = PyBulletArm(spec, joints=None, gravity_compensation=False)
-        if self.arm.joint_names != tuple(self.joint_names):
-            raise ValueError(f"robot model joints {list(self.arm.joint_names)} differ from the checkpoint's "
-                             f"{list(self.joint_names)}")
-        self.guard = TorqueGuard(self.arm.effort_limits, state_timeout=p("state_timeout").value,
-                                 stall_timeout=p("stall_timeout").value)
-        max_torque = self._optional("max_torque")
-        if max_torque is not None:
-            self.guard.set_max_torque(np.asarray(max_torque, dtype=float))
-        self.stats = TickStats(1.0 / rate)
-        self._tick_on_state, self._period = bool(p("tick_on_state").value), 1.0 / rate
-        if p("tick_trace").value:
-            self._trace = TickTrace()
-        self.task = ReachTask(success_threshold=p("success_threshold").value)
-        self.command_pub = self.create_publisher(Float64MultiArray, "effort_controller/commands", COMMAND_QOS)
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_subscription(JointState, "joint_states", self._joint_state_callback, LATEST_STATE_QOS)
-        self.create_subscription(PointStamped, "target", self._target_callback, 10)
-        self.create_subscription(Bool, "estop", self._estop_callback, 10)
-        self.create_service(SetBool, "~/set_learning", self._set_learning_callback)
-        self.create_service(Trigger, "~/save", self._save_callback)
-        self._diag_timer = self.create_timer(p("diagnostics_period_s").value, self._publish_diagnostics,
-                                             clock=self._steady)
-        self.get_logger().info(
-            f"configured: {spec.name} joints {list(self.joint_names)}, checkpoint {source}, "
-            f"{rate:g} Hz x {steps} Nengo step(s), learning {'on' if self._learning_on else 'off'}, "
-            f"effort limits {np.round(self.guard.limits, 3).tolist()} Nm")
+        ok, msg = wait_for_message(String, self, topic, qos_profile=robot_description_qos(), time_to_wait=timeout)
+        return msg.data if ok and msg.data else None
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        problem = self._activation_problem()
+        if problem:
+            self.get_logger().error(f"activation refused: {problem}")
+            return TransitionCallbackReturn.FAILURE
+        now = time.monotonic()
+        # the period of every state (the control subscription keeps only the newest), on a deep subscription
+        # of its own while it is measured, in the first ticks
+        self.state_period.clear()
+        self._period_sub = self.create_subscription(JointState, "joint_states", self._period_callback,
+                                                    PERIOD_QOS)
+        self.guard.restart()
         self.guard.active = True
+        self.estop.start_heartbeat(now)
         rate = self.get_parameter("control_rate_hz").value
         self._timer = self.create_timer(1.0 / rate, self._tick, clock=self._steady)
         self._start_save_timer(self.get_parameter("save_period_s").value)
@@ -318,6 +125,24 @@ class SnnSacController(LifecycleNode):
         self._watchdog_thread.start()
         self.get_logger().info("active: commanding torques")
         return TransitionCallbackReturn.SUCCESS
+
+    def _activation_problem(self) -> str:
+        if self.estop.latched:
+            return f"e-stop latched ({self.estop.reason}): call ~/reset_estop once it is released"
+        controller = self.get_parameter("command_controller").value
+        if not controller:
+            return ""
+        reachable, joints = remote_parameter(self, controller, "joints",
+                                             self.get_parameter("command_controller_timeout").value)
+        if not reachable or not joints:
+            self.get_logger().info(f"command controller {controller!r} not reachable or without 'joints': the "
+                                   "command order is not checked against it")
+            return ""
+        if list(joints) != list(self.driver_names):
+            return (f"command order mismatch: {controller!r} commands joints {list(joints)}, this controller "
+                    f"sends {list(self.driver_names)} (set joints / joint_name_map / joint_prefix, or the "
+                    "controller's joints, so both orders agree)")
+        return ""
 
     def _start_save_timer(self, period: float) -> None:
         """(Re)start the periodic saves, so that a run-time change of save_period_s takes effect at once."""
@@ -329,12 +154,12 @@ class SnnSacController(LifecycleNode):
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_loop()
+        self.state_period.clear()  # measured again at the next activation
         self.get_logger().info("inactive: zero torque commanded, control stopped")
         return TransitionCallbackReturn.SUCCESS
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._close_arm()
-        self._reset_runtime_state()
+        self._teardown()
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -342,6 +167,7 @@ class SnnSacController(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _stop_loop(self) -> None:
+        self._end_period_measurement()
         if self.guard is not None:
             self.guard.active = False
         for timer in (self._timer, self._save_timer):
@@ -353,19 +179,17 @@ class SnnSacController(LifecycleNode):
             self._watchdog_thread.join(timeout=1.0)
             self._watchdog_thread = None
         if self.guard is not None:
-            self._publish(np.zeros(len(self.joint_names)))
-
-    def _close_arm(self) -> None:
-        if self.arm is not None:
-            self.arm.close()
-            self.arm = None
+            self._publish(np.zeros(self.guard.n_joints))
 
     def close(self) -> None:
-        """On the way out (Ctrl-C, SIGTERM): zero torque, save what was learned, release PyBullet."""
+        """On the way out (Ctrl-C, SIGTERM, shutdown): zero torque, acknowledged; save what was learned."""
         if self.guard is not None and self.guard.active:
             self._stop_loop()
+            if not self.command_pub.wait_for_all_acked(self.get_parameter("shutdown_ack_timeout").value):
+                self.get_logger().warning("the final zero command was not acknowledged by every subscriber in "
+                                          "shutdown_ack_timeout: the driver's own timeout must stop the arm")
         if self.agent is not None:
-            if self._learning_on:
+            if self.learning_on:
                 self.save("shutdown", wait=True)
             self._write_spike_log()
         if self._trace is not None:
@@ -373,28 +197,39 @@ class SnnSacController(LifecycleNode):
                 self._trace.save(self.get_parameter("tick_trace").value)
             except OSError as error:
                 self.get_logger().error(f"cannot write tick trace: {error}")
-        self._close_arm()
+        self._teardown()
 
-    # -- input -----------------------------------------------------------------------------------------
+    # -- input -------------------------------------------------------------------------------------------
     def _joint_state_callback(self, msg: JointState) -> None:
-        if self.arm is None:
-            return
+        arm = self.arm
         try:
-            q, dq = order_joint_state(msg.name, msg.position, msg.velocity, self.joint_names,
-                                      lower=self.arm.lower, upper=self.arm.upper,
-                                      velocity_limits=self.arm.velocity_limits)
+            q, dq = order_joint_state(msg.name, msg.position, msg.velocity, self.driver_names, lower=arm.lower,
+                                      upper=arm.upper, velocity_limits=arm.velocity_limits, continuous=arm.continuous)
             stamp = time_to_seconds(msg.header.stamp)
             self._check_stamp(stamp)
         except JointInputError as error:
-            self._input_error = (error.kind, str(error))
+            self.input_error = (error.kind, str(error))
             self.errors.report(error.kind, str(error))
+            self.reach.forget_state()
             return
-        self._q, self._dq = q, dq
-        self._state_stamp = stamp
-        self._input_error = None
-        self.guard.state_received(time.monotonic())
+        now = time.monotonic()
+        last_stamp, last_arrival = self._state_times
+        self._state_elapsed = stamp - last_stamp if stamp > last_stamp > 0 else now - last_arrival
+        self._state_times = (stamp, now)
+        self._q, self._dq, self._state_stamp = q, dq, stamp
+        self.input_error = None
+        self.guard.state_received(now)
         if self._tick_on_state and self.guard.active:
             self._tick(from_state=True)
+
+    def _period_callback(self, msg: JointState) -> None:
+        if self._period_sub is not None and set(self.driver_names) <= set(msg.name):
+            self.state_period.arrived(time_to_seconds(msg.header.stamp), time.monotonic())
+
+    def _end_period_measurement(self) -> None:
+        if self._period_sub is not None:
+            self.destroy_subscription(self._period_sub)
+            self._period_sub = None
 
     def _check_stamp(self, stamp: float) -> None:
         max_age = self.get_parameter("max_stamp_age").value
@@ -408,100 +243,106 @@ class SnnSacController(LifecycleNode):
             raise JointInputError("future_stamp", f"joint_states stamped {stamp - now:.3f} s in the future")
 
     def _target_callback(self, msg: PointStamped) -> None:
-        if self.arm is None:
-            return
+        from snn_sac_ros.core.control.tick import target_problem
+
         point = np.array([msg.point.x, msg.point.y, msg.point.z], dtype=float)
         base = self.get_parameter("base_frame").value
         if msg.header.frame_id not in ("", base):
             self.errors.report("target_frame", f"target in frame {msg.header.frame_id!r} refused: only the "
                                f"base frame {base!r} is accepted (publish targets in {base!r})")
             return
-        if not np.all(np.isfinite(point)):
-            self.errors.report("target_non_finite", f"target has non-finite coordinates {point.tolist()}")
+        problem = target_problem(point, self.agent.observation_contract, self.arm.spec.target_max_azimuth)
+        if problem:
+            self.errors.report(*problem)
             return
-        contract = self.agent.observation_contract
-        axes = contract.axis_indices
-        offset = np.linalg.norm(point[axes] - np.asarray(contract.workspace_center)[axes])
-        if offset > 1.5 * contract.workspace_reach:
-            self.errors.report("target_out_of_reach", f"target {np.round(point, 3).tolist()} is {offset:.2f} m "
-                               f"from the workspace centre, beyond the arm's reach")
-            return
-        azimuth, trained = math.atan2(point[1], point[0]), self.arm.spec.target_max_azimuth
-        if abs(azimuth) > trained:
-            self.errors.report("target_outside_training", f"target {np.round(point, 3).tolist()} lies "
-                               f"{math.degrees(azimuth):.0f} deg from the base's +x axis; the policy was trained "
-                               f"within {math.degrees(trained):.0f} deg of it")
-            return
-        if self._target is not None and not np.array_equal(point, self._target):
-            self._reach_results.append(self._last_distance)
-            self.agent.end_episode()
-        self._target = point
+        ended = self.reach.set_target(point)
+        if ended is not None:
+            self.reach_results.append(ended)
 
     def _estop_callback(self, msg: Bool) -> None:
-        if msg.data and not self.guard.estop_latched:
-            self.guard.engage_estop()
-            self.get_logger().error("E-STOP engaged: zero torque latched until a false message on estop")
-        elif not msg.data and self.guard.estop_latched:
-            self.guard.release_estop()
-            self.get_logger().warning("e-stop released: torque output resumes")
+        if self.estop.message(msg.data, time.monotonic()):
+            self.get_logger().error("E-STOP engaged: zero torque, latched until ~/reset_estop and re-activation")
+            if self.guard is not None and self.guard.active:
+                self._publish(np.zeros(self.guard.n_joints))
+        elif not msg.data and self.estop.latched:
+            self.errors.report("estop_false_ignored", "estop false received: the latch stays until ~/reset_estop "
+                               "and re-activation", level="warning")
 
-    # -- control ---------------------------------------------------------------------------------------
+    def _reset_estop_callback(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        response.success, response.message = self.estop.reset(time.monotonic())
+        if response.success:
+            self.get_logger().warning(response.message)
+        else:
+            self.get_logger().error(f"e-stop reset refused: {response.message}")
+        return response
+
+    def gate_problem(self) -> str:
+        """Why torque may not flow although active: the joint-state period is not measured yet (it is, in
+        the first ticks, before the policy runs), or state_timeout does not cover 2.5 of those periods."""
+        period = self.state_period
+        if period.fixed is None:
+            if period.samples < PERIOD_SAMPLES or not self.guard.active:
+                return f"measuring the joint-state period ({period.samples} of {PERIOD_SAMPLES} states)"
+            period.fix()
+            self._end_period_measurement()
+        return state_timeout_problem(self.guard.state_timeout, period.fixed)
+
+    # -- control -----------------------------------------------------------------------------------------
     def _tick(self, from_state: bool = False) -> None:
         start = time.monotonic()
         if self._tick_on_state and not from_state and start - self._last_tick_start < 1.5 * self._period:
             return  # ticks follow the joint states; the timer only fills in when they stop
         self._last_tick_start = start
         guard = self.guard
-        input_error = self._input_error[1] if self._input_error else None
-        if input_error is None and self._target is None:
-            input_error = "no target received yet"
+        if self.estop.check_heartbeat(start):
+            self.get_logger().error(f"E-STOP latched: {self.estop.reason}")
+        problem = self.input_error[1] if self.input_error else None
+        gate = self.gate_problem()
+        if gate and not gate.startswith("measuring"):
+            self.errors.report("state_timeout_too_short", f"{gate}: zero torque until it is raised")
+        problem = problem or gate or (None if self.reach.target is not None else "no target received yet")
         torque = None
-        if input_error is None and not guard.estop_latched and not guard.watchdog_reasons(start):
-            torque = self._policy_torque()
-        decision = guard.filter(torque, start, input_error)
+        if problem is None and guard.active and not guard.estop_latched and not guard.watchdog_reasons(start):
+            result = self.reach.step(self._q, self._dq, self._state_elapsed)
+            torque = result.torque
+            if result.problem:
+                self.errors.report("policy_output", result.problem)
+        decision = guard.filter(torque, start, problem, dq=self._dq)
         if not self._publish(decision.torque, computed_at=start):
             # stopped mid-tick (SIGSTOP, swapped out) after the guard's checks: the command was computed from a
             # state that is now old, so zero went out instead
+            guard.zero_sent()
             decision.reasons.append(f"{STALL_REASON} inside a tick ({(time.monotonic() - start) * 1e3:.1f} ms)")
+        self._ticks_window += 1
         if decision.zeroed:
-            # The arm did not get the policy's action: the next policy tick must not be rewarded (TD-learned)
-            # as if it had, across the gap; under load (stale states) this happens on many ticks.
-            self._last_action = None
+            self.reach.command_dropped()  # the arm did not get the policy's action: no reward for it
             if guard.active:
-                self._report_zero(decision.reasons)
+                self._report_stop(decision.reasons)
         compute = time.monotonic() - start
         self.stats.record(start, compute)
         if self._trace is not None:
-            answered = torque is not None and not decision.zeroed  # a zeroed command answers no state
+            answered = torque is not None and not decision.zeroed  # a stopped command answers no state
             self._trace.record(start, compute, self._state_stamp if answered else np.nan, self._last_publish)
 
-    def _report_zero(self, reasons: list[str]) -> None:
-        """Waiting for the first joint state or target is normal at start-up: said once, as info."""
-        waiting = {"no joint states", "no target received yet"}
-        if set(reasons) <= waiting:
+    def _report_stop(self, reasons: list[str]) -> None:
+        """Waiting for the first joint states or target is normal at start-up: said once, as info. Other
+        stops are counted and reported as a warning at most once a second, with their share of the ticks."""
+        self.stopped_ticks += 1
+        self._stopped_window += 1
+        if all(r in ("no joint states", "no target received yet") or r.startswith("measuring") for r in reasons):
             if not self._said_waiting:
                 self.get_logger().info(f"waiting ({'; '.join(reasons)}): zero torque until both arrive")
                 self._said_waiting = True
             return
-        # a stall is reported under its own kind: stale-state zeroing, frequent under load, must not hide it
-        stalled = any(r.startswith(STALL_REASON) for r in reasons)
-        self.errors.report("loop_stall" if stalled else "zero_torque", "zero torque: " + "; ".join(reasons))
+        stalled = any(r.startswith(STALL_REASON) for r in reasons)  # under its own kind: never hidden by stale states
 
-    def _policy_torque(self) -> np.ndarray | None:
-        ee = self.arm.forward_kinematics(self._q)
-        distance = self.task.distance(ee, self._target)
-        self._last_distance = distance
-        reward = None if self._last_action is None else self.task.reward(distance, self._last_action)
-        obs = self.agent.observation_contract.encode(self._q, self._dq, ee, self._target)
-        try:
-            action = self.agent.step(obs, reward)
-            torque = self.agent.action_contract.to_torque(action, dq=self._dq if self._apply_damping else None)
-        except (ValueError, FloatingPointError) as error:  # non-finite in the network or its output
-            self.errors.report("policy_output", f"policy output refused: {error}")
-            self._last_action = None
-            return None
-        self._last_action = np.clip(action, -1.0, 1.0)
-        return torque
+        def message() -> str:
+            share = self._stopped_window / max(self._ticks_window, 1)
+            return (f"{self._stopped_window} of {self._ticks_window} ticks ({share:.1%}) stopped since the last "
+                    f"report; now: {'; '.join(reasons)}")
+
+        if self.errors.report("loop_stall" if stalled else "zero_torque", message, level="warning"):
+            self._stopped_window = self._ticks_window = 0
 
     def _publish(self, torque: np.ndarray, computed_at: float | None = None) -> bool:
         """Publish ``torque``, or zero if it was computed more than ``stall_timeout`` ago; False if zeroed."""
@@ -517,103 +358,36 @@ class SnnSacController(LifecycleNode):
         timeout = self.guard.stall_timeout
         while not self._watchdog_stop.wait(timeout / 2):
             if time.monotonic() - self._last_publish > timeout and self.guard.active:
-                self._publish(np.zeros(len(self.joint_names)))
+                self._publish(np.zeros(self.guard.n_joints))
+                self.guard.zero_sent()
                 self.watchdog_zeroed += 1
                 self.errors.report("loop_stall", f"control loop published nothing for {timeout * 1e3:.0f} ms: "
-                                   "zero torque commanded by the watchdog")
+                                   "zero torque commanded by the watchdog", level="warning")
 
     # -- learning and saving -----------------------------------------------------------------------------
-    def _set_learning(self, on: bool) -> None:
-        self._learning_on = on
-        if self.agent is not None:
-            self.agent.learning = on
-        self.get_logger().info(f"online learning {'on' if on else 'off'}")
-
     def _set_learning_callback(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
-        self.set_parameters([Parameter("learning", Parameter.Type.BOOL, bool(request.data))])
-        response.success, response.message = True, f"learning {'on' if request.data else 'off'}"
+        (result,) = self.set_parameters([Parameter("learning", Parameter.Type.BOOL, bool(request.data))])
+        response.success = result.successful
+        response.message = f"learning {'on' if request.data else 'off'}" if result.successful else result.reason
         return response
 
     def _save_callback(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         response.success, response.message = self.save("request")
         return response
 
-    def save(self, why: str, wait: bool = False) -> tuple[bool, str]:
-        """Save the current weights atomically to ``save_path`` without delaying the control loop.
-
-        A thread beside the loop copies the weights (array by array: each copy is one NumPy call, so no
-        array is torn, though layers may come from ticks a few milliseconds apart) and writes the file.
-        Errors (disk full, read-only folder) are reported and shown on /diagnostics, never raised:
-        control goes on.
-        """
-        if self._save_thread is not None and self._save_thread.is_alive():
-            if not wait:
-                return False, "a save is still being written; try again"
-            self._save_thread.join()
-        self._save_thread = threading.Thread(target=self._write_save, args=(why,), daemon=True)
-        self._save_thread.start()
-        if wait:
-            self._save_thread.join()
-            return self.last_save.startswith("ok"), self.last_save
-        return True, f"saving to {self.save_path}"
-
-    def _write_save(self, why: str) -> None:
-        try:
-            save_checkpoint(self.save_path, *self.agent.snapshot())
-        except OSError as error:
-            self.last_save = f"failed ({why}): {error}"
-            self.errors.report("save_failed", f"saving weights to {self.save_path} failed ({why}): {error}; "
-                               "control goes on")
-            return
-        self.last_save = f"ok ({why})"
-        self.get_logger().info(f"weights saved to {self.save_path} ({why})")
-
-    def _write_spike_log(self) -> None:
-        path = self.get_parameter("spike_log").value
-        if not path:
-            return
-        try:
-            np.savez_compressed(path, spikes=self.agent.spike_raster(64), dt=self.agent.dt)
-        except OSError as error:
-            self.get_logger().error(f"cannot write spike log {path}: {error}")
-
-
-    # -- diagnostics ---------------------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
-        if self.stats is None:
-            return
-        summary = self.stats.summary()
-        now = time.monotonic()
-        reasons = self.guard.watchdog_reasons(now) if self.guard.active else []
-        recent = [d for d in self._reach_results if np.isfinite(d)]
-        success = float(np.mean([d <= self.task.success_threshold for d in recent])) if recent else float("nan")
-        values = {
-            "control_rate_hz": f"{summary['rate_hz']:.1f}", "tick_p50_ms": f"{summary['tick_p50_ms']:.3f}",
-            "tick_p99_ms": f"{summary['tick_p99_ms']:.3f}", "tick_max_ms": f"{summary['tick_max_ms']:.3f}",
-            "deadline_misses": str(summary["deadline_misses"]), "ticks": str(summary["ticks"]),
-            "watchdog": "; ".join(reasons) or "ok", "stall_watchdog_zeroed": str(self.watchdog_zeroed),
-            "estop": "latched" if self.guard.estop_latched else "released",
-            "learning": "on" if self._learning_on else "off", "last_save": self.last_save,
-            "damping_gains": ",".join(f"{g:.3f}" for g in self.agent.damping_gains()),
-            "active": str(self.guard.active).lower(),
-            "recent_success_rate": f"{success:.3f}", "reaches": str(len(self._reach_results)),
-            "distance_m": f"{self._last_distance:.4f}",
-            "input_errors": ",".join(f"{k}={v}" for k, v in sorted(self.errors.counts.items())) or "none",
-        }
-        level = DiagnosticStatus.OK
-        message = "controlling"
-        if self.guard.estop_latched:
-            level, message = DiagnosticStatus.ERROR, "e-stop latched"
-        elif reasons or self._input_error:
-            level, message = DiagnosticStatus.WARN, "; ".join(reasons) or self._input_error[1]
-        elif not self.guard.active:
-            level, message = DiagnosticStatus.WARN, "inactive"
-        status = DiagnosticStatus(level=level, name=f"{self.get_name()}: control loop", message=message,
-                                  hardware_id=",".join(self.joint_names),
-                                  values=[KeyValue(key=k, value=v) for k, v in values.items()])
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self.diag_pub.publish(array)
+        self.diag_pub.publish(diagnostics_message(self))
+
+    def entity_counts(self) -> str:
+        """How many publishers, subscriptions, services and timers the node holds (lifecycle leaks show here)."""
+        return (f"publishers={len(list(self.publishers))},subscriptions={len(list(self.subscriptions))},"
+                f"services={len(list(self.services))},timers={len(list(self.timers))}")
+
+    def _teardown(self) -> None:
+        """Destroy what configure made and forget the run-time state: exactly what ``__init__`` made remains."""
+        destroy_entities(self, self._entities)
+        self._close_model()
+        self._reset_runtime_state()
 
 
 def main(args: list[str] | None = None) -> int:

@@ -6,7 +6,6 @@ a few snapshots; it never commands the arm.
 
 from __future__ import annotations
 
-import subprocess
 import time
 
 import numpy as np
@@ -20,6 +19,7 @@ from std_srvs.srv import Trigger
 from tqdm import tqdm
 
 from snn_sac_ros.adapters.ros.common import STATE_QOS, time_to_seconds
+from snn_sac_ros.supervision import Supervisor
 
 
 class DemoObserver(Node):
@@ -85,8 +85,8 @@ class DemoObserver(Node):
                 self.sim_status = values
 
 
-def observe(processes: dict[str, subprocess.Popen], reaches: int, timeout: float, frames_at: list[int]) -> dict:
-    """Record until the reach_targets process finishes; fail early and clearly if another node dies."""
+def observe(nodes: Supervisor, reaches: int, timeout: float, frames_at: list[int]) -> dict:
+    """Record until the reach_targets node finishes; a node that dies raises ``NodeFailedError`` (all stopped)."""
     rclpy.init()
     node = DemoObserver(frames_at)
     executor = SingleThreadedExecutor()
@@ -94,11 +94,9 @@ def observe(processes: dict[str, subprocess.Popen], reaches: int, timeout: float
     start = time.monotonic()
     bar = tqdm(total=reaches, desc="reaches", unit="reach")
     try:
-        while processes["reach_targets"].poll() is None:
+        while nodes.running("reach_targets"):
             executor.spin_once(timeout_sec=0.05)
-            dead = [name for name, p in processes.items() if p.poll() is not None and name != "reach_targets"]
-            if dead:
-                raise RuntimeError(f"node(s) {dead} exited early; see their .log files in the output folder")
+            nodes.check()
             if time.monotonic() - start > timeout:
                 tqdm.write(f"demo: timed out after {timeout:.0f} s wall time; stopping")
                 break
@@ -108,7 +106,8 @@ def observe(processes: dict[str, subprocess.Popen], reaches: int, timeout: float
             distance = node.series["distance"][-1] if node.series["distance"] else float("nan")
             bar.set_postfix(distance_cm=f"{distance * 100:.1f}", rate_hz=node.controller.get("control_rate_hz", "-"),
                             refresh=False)
-        bar.update(max(0, reaches - bar.n) if processes["reach_targets"].poll() == 0 else 0)
+        nodes.check()  # reach_targets itself failed?
+        bar.update(max(0, reaches - bar.n) if not nodes.running("reach_targets") else 0)
     finally:
         bar.close()
         executor.remove_node(node)

@@ -21,7 +21,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 
-from snn_sac_ros.adapters.ros.common import STATE_QOS, declare, spin_node
+from snn_sac_ros.adapters.ros.common import STATE_QOS, SafePublisher, ThrottledErrors, declare, spin_node
 from snn_sac_ros.core.arm import PyBulletArm
 from snn_sac_ros.core.task import SUCCESS_THRESHOLDS_M, ReachTask
 
@@ -53,7 +53,7 @@ class ReachTargets(Node):
         rng = np.random.default_rng(seed)
         with PyBulletArm(self.arm_name) as arm:
             self.targets = [self.task.sample_target(arm, rng) for _ in range(self.reaches)]
-        self.target_pub = self.create_publisher(PointStamped, "target", 10)
+        self.target_pub = SafePublisher(self, PointStamped, "target", 10, ThrottledErrors(self.get_logger()))
         self.create_subscription(PoseStamped, "ee_pose", self._pose_callback, STATE_QOS)
         self.param_client = AsyncParameterClient(self, self.sim_node)
         self.results: list[dict] = []

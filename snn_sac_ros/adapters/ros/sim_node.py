@@ -5,7 +5,9 @@ To a controller it looks like a real arm under ros2_control: joint states on ``j
 (std_msgs/Float64MultiArray, RELIABLE, ``data[i]`` for ``joints[i]``; remap the topic with
 ``-r effort_controller/commands:=/other``), plus ``/clock`` and the end-effector pose on ``ee_pose``
 (at ``clock_rate`` and ``ee_pose_rate``, 100 Hz by default: each message to another process costs tens to
-hundreds of microseconds in Fast DDS, and every ``use_sim_time`` node runs a Python callback per /clock).
+hundreds of microseconds in Fast DDS, and every ``use_sim_time`` node runs a Python callback per /clock),
+and each reach target heard on ``target`` as a sphere on ``target_marker`` (visualization_msgs/Marker, for
+RViz). A publish DDS refuses (a stalled subscriber) is counted and logged, never fatal.
 The node is a thin adapter: the physics, clamping and gravity compensation live in
 :class:`~snn_sac_ros.core.arm.pybullet_arm.PyBulletArm`.
 
@@ -37,7 +39,6 @@ and logged at shutdown; ``snn-sac-ros bench sim`` reads it.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import sys
 import time
@@ -46,29 +47,28 @@ from pathlib import Path
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import PoseStamped
-from rcl_interfaces.msg import SetParametersResult
+from geometry_msgs.msg import PointStamped, PoseStamped
 from rclpy.clock import Clock as RosClock
 from rclpy.clock import ClockType
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
+from visualization_msgs.msg import Marker
 
 from snn_sac_ros.adapters.ros.common import (
     CLOCK_PUB_QOS,
     COMMAND_QOS,
     STATE_QOS,
+    SafePublisher,
     ThrottledErrors,
-    declare,
-    finite_list,
     seconds_to_time,
     spin_node,
 )
+from snn_sac_ros.adapters.ros.sim_parameters import SimParameters
 from snn_sac_ros.core.arm.pybullet_arm import ArmState, PyBulletArm
-from snn_sac_ros.core.arm.specs import PRESETS, ArmSpec, resolve_arm
+from snn_sac_ros.core.timing import StepTiming
 
 #: Longest wall time one timer call spends stepping before it lets the executor serve commands.
 _TICK_BUDGET_S = 0.002
@@ -76,41 +76,9 @@ _TICK_BUDGET_S = 0.002
 _MAX_LAG_WALL_S = 0.1
 #: Timer period bounds [s]: short enough to pace 1 kHz, long enough not to spin the executor for nothing.
 _MIN_TIMER_S, _MAX_TIMER_S, _UNPACED_TIMER_S = 5e-4, 0.01, 1e-4
-#: Parameters that shape the arm model or the clock: fixed once the node runs.
-_READ_ONLY = ("arm", "joints", "ee_link", "physics_dt", "publish_rate", "gui", "seed", "frame_id")
 
 
-@dataclasses.dataclass
-class StepTiming:
-    """Wall-time accounting of control steps since ``start``, for diagnostics and the benchmark.
-
-    ``physics`` is time inside PyBullet's stepSimulation, ``arm`` the whole of ``apply_torque`` (physics
-    plus gravity compensation and state read-out), ``ros`` building and publishing the messages.
-    Everything else in ``wall`` is the executor, the command callbacks and idle time.
-    """
-
-    start: float
-    sim_start: float
-    steps: int = 0
-    physics: float = 0.0
-    arm: float = 0.0
-    ros: float = 0.0
-    slips: int = 0
-
-    def summary(self, now: float, sim_now: float) -> dict[str, float]:
-        wall = max(now - self.start, 1e-9)
-        per_step = 1e6 / max(self.steps, 1)
-        return {
-            "wall_s": wall, "sim_s": sim_now - self.sim_start, "real_time_factor": (sim_now - self.sim_start) / wall,
-            "control_steps": self.steps, "slips": self.slips,
-            "pybullet_share": self.physics / wall, "arm_wrapper_share": (self.arm - self.physics) / wall,
-            "ros_share": self.ros / wall, "other_share": max(0.0, 1.0 - (self.arm + self.ros) / wall),
-            "pybullet_us_per_step": self.physics * per_step, "arm_us_per_step": self.arm * per_step,
-            "ros_us_per_step": self.ros * per_step,
-        }
-
-
-class ArmSimNode(Node):
+class ArmSimNode(Node, SimParameters):
     """The simulated arm; see the module docstring for topics, services and timing."""
 
     def __init__(self, node_name: str = "arm_sim") -> None:
@@ -143,12 +111,14 @@ class ArmSimNode(Node):
         self._reset_arm()
 
         self._joint_state = JointState(name=list(self.arm.joint_names))
-        self._pub_state = self.create_publisher(JointState, "joint_states", STATE_QOS)
-        self._pub_clock = self.create_publisher(Clock, "/clock", CLOCK_PUB_QOS)
-        self._pub_pose = self.create_publisher(PoseStamped, "ee_pose", STATE_QOS)
-        self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._pub_state = SafePublisher(self, JointState, "joint_states", STATE_QOS, self._errors)
+        self._pub_clock = SafePublisher(self, Clock, "/clock", CLOCK_PUB_QOS, self._errors)
+        self._pub_pose = SafePublisher(self, PoseStamped, "ee_pose", STATE_QOS, self._errors)
+        self._pub_diag = SafePublisher(self, DiagnosticArray, "/diagnostics", 10, self._errors)
+        self._pub_marker = SafePublisher(self, Marker, "target_marker", 10, self._errors)
         self.create_subscription(Float64MultiArray, "effort_controller/commands", self.command_callback,
                                  COMMAND_QOS)
+        self.create_subscription(PointStamped, "target", self.target_callback, 10)
         self.create_service(Trigger, "~/reset", self.reset_callback)
         self.create_service(SetBool, "~/set_paused", self.set_paused_callback)
         self.create_service(Trigger, "~/step", self.step_callback)
@@ -174,118 +144,6 @@ class ArmSimNode(Node):
             f"{'on' if self.arm.gravity_compensation else 'off'}, joint damping "
             f"{self.arm.joint_damping.round(3).tolist() if self.arm.joint_damping.any() else 'off'} Nm s/rad, "
             f"command timeout {p['command_timeout']:g} s")
-
-    # -- parameters ------------------------------------------------------------------------------------
-    def _declare_parameters(self) -> None:
-        d = declare
-        self._params = {
-            "arm": d(self, "arm", "planar2", f"preset ({', '.join(PRESETS)}) or a URDF file path", read_only=True),
-            "joints": d(self, "joints", None, "controlled joints in command order; unset: the arm's joints. "
-                        "For a preset, a reordering of its joints", read_only=True, array_of=str),
-            "ee_link": d(self, "ee_link", "", "end-effector link of a URDF; empty: the preset's or the last link",
-                         read_only=True),
-            "physics_dt": d(self, "physics_dt", 0.001, "physics step [s]", low=1e-5, high=0.05, read_only=True),
-            "publish_rate": d(self, "publish_rate", 500.0, "joint state rate and command update rate [Hz, sim "
-                              "time]; a whole number of physics steps per period", low=1.0, high=10000.0,
-                              read_only=True),
-            "clock_rate": d(self, "clock_rate", 100.0, "/clock rate [Hz, sim time], rounded to whole control "
-                            "steps; 0: every control step", low=0.0, high=10000.0, read_only=True),
-            "ee_pose_rate": d(self, "ee_pose_rate", 100.0, "ee_pose rate [Hz, sim time], rounded to whole "
-                              "control steps; 0: every control step", low=0.0, high=10000.0, read_only=True),
-            "real_time_factor": d(self, "real_time_factor", 1.0, "sim seconds per wall second; 0: as fast as "
-                                  "possible", low=0.0, high=1000.0),
-            "lockstep": d(self, "lockstep", False, "advance only on a command or a ~/step call (one control "
-                          "step each); real_time_factor is then ignored"),
-            "initial_positions": d(self, "initial_positions", None, "joint positions [rad] at start and on "
-                                   "~/reset, in joints order; unset: the arm's home", array_of=float),
-            "reset_noise": d(self, "reset_noise", 0.0, "uniform noise [rad] added to each initial position on "
-                             "every reset, drawn from seed", low=0.0, high=1.0),
-            "gravity_compensation": d(self, "gravity_compensation", True, "add the model's gravity torque to "
-                                      "every command, as a torque-controlled arm's firmware does"),
-            "gui": d(self, "gui", False, "open PyBullet's GUI (needs a display)", read_only=True),
-            "command_timeout": d(self, "command_timeout", 0.1, "sim seconds after which a command is stale "
-                                 "and the arm gets zero torque; 0: never", low=0.0, high=3600.0),
-            "seed": d(self, "seed", 0, "seed of the reset noise", low=0, high=2**31 - 1, read_only=True),
-            "payload_kg": d(self, "payload_kg", 0.0, "extra mass at the end-effector link [kg]", low=0.0,
-                            high=100.0),
-            "frame_id": d(self, "frame_id", "base_link", "frame of ee_pose: the arm's base", read_only=True),
-            "snapshot_path": d(self, "snapshot_path", "arm_sim_snapshot.png", "PNG written by ~/snapshot; "
-                               "'{n}' is replaced by a counter"),
-            "snapshot_width": d(self, "snapshot_width", 640, "snapshot width [px]", low=16, high=4096),
-            "snapshot_height": d(self, "snapshot_height", 480, "snapshot height [px]", low=16, high=4096),
-            "diagnostics_period": d(self, "diagnostics_period", 1.0, "wall seconds between /diagnostics "
-                                    "timing reports; 0: none", low=0.0, high=3600.0, read_only=True),
-        }
-
-    @staticmethod
-    def _spec(arm: str, joints: Sequence[str] | None, ee_link: str) -> ArmSpec:
-        """The arm spec; for a preset, ``joints`` may reorder its joints (home is reordered with them)."""
-        if arm not in PRESETS:
-            return resolve_arm(arm, list(joints) if joints else None, ee_link or None)
-        spec = resolve_arm(arm)
-        if ee_link:
-            raise ValueError(f"preset {arm!r} fixes its end-effector link; give a URDF path to choose one")
-        if not joints:
-            return spec
-        if sorted(joints) != sorted(spec.joints):
-            raise ValueError(f"joints {list(joints)} must be an ordering of preset {arm!r}'s joints "
-                             f"{list(spec.joints)}; give a URDF path to control other joints")
-        home = dict(zip(spec.joints, spec.home or (0.0,) * len(spec.joints)))
-        return dataclasses.replace(spec, joints=tuple(joints), home=tuple(home[j] for j in joints))
-
-    def _every(self, rate: float) -> int:
-        """Control steps between two messages at ``rate`` Hz (0: every step)."""
-        return 1 if rate <= 0 else max(1, round(1.0 / (rate * self.control_dt)))
-
-    @staticmethod
-    def _substeps(physics_dt: float, publish_rate: float) -> int:
-        steps = 1.0 / (physics_dt * publish_rate)
-        if steps < 1.0 - 1e-9 or abs(steps - round(steps)) > 1e-6 * steps:
-            raise ValueError(f"publish_rate {publish_rate:g} Hz must be the physics rate {1 / physics_dt:g} Hz "
-                             f"divided by a whole number")
-        return round(steps)
-
-    def _check_initial(self, values: Sequence[float] | None) -> str:
-        """Why ``values`` cannot be the initial joint configuration ('' when they can)."""
-        if values is None:
-            return ""
-        q = np.asarray(values, dtype=float)
-        if q.shape != (self.arm.n_joints,):
-            return (f"initial_positions needs {self.arm.n_joints} values (joints {list(self.arm.joint_names)}), "
-                    f"got {q.size}")
-        if not finite_list(values):
-            return "initial_positions has non-finite values"
-        outside = [n for n, v, lo, hi in zip(self.arm.joint_names, q, self.arm.lower, self.arm.upper)
-                   if not lo - 1e-9 <= v <= hi + 1e-9]
-        return f"initial_positions outside the joint limits for {outside}" if outside else ""
-
-    def validate_parameters_callback(self, params: list[Parameter]) -> SetParametersResult:
-        """Refuse values the descriptors cannot express; the previous values stay."""
-        for param in params:
-            why = ""
-            if param.name == "initial_positions":
-                why = self._check_initial(param.value)
-            elif param.name == "snapshot_path":
-                folder = Path(str(param.value).replace("{n}", "0")).expanduser().resolve().parent
-                why = "" if folder.is_dir() else f"snapshot_path folder {folder} does not exist"
-            if why:
-                return SetParametersResult(successful=False, reason=why)
-        return SetParametersResult(successful=True)
-
-    def apply_parameters_callback(self, params: list[Parameter]) -> None:
-        """Apply accepted run-time changes to the arm and the pacing."""
-        for param in params:
-            self._params[param.name] = param.value
-            if param.name == "payload_kg":
-                self.arm.set_payload(float(param.value))
-                self.get_logger().info(f"payload set to {param.value:g} kg")
-            elif param.name == "gravity_compensation":
-                self.arm.gravity_compensation = bool(param.value)
-            elif param.name in ("real_time_factor", "lockstep"):
-                self._timer.timer_period_ns = round(self._timer_period() * 1e9)
-                self._anchor()
-        if any(p.name in ("real_time_factor", "lockstep") for p in params):
-            self._window_stats = self._new_stats()
 
     # -- clock and pacing ---------------------------------------------------------------------------------
     @property
@@ -387,6 +245,17 @@ class ArmSimNode(Node):
         self._pub_pose.publish(pose)
 
     # -- topics and services -----------------------------------------------------------------------------------
+    def target_callback(self, msg: PointStamped) -> None:
+        """Show a reach target in RViz: a sphere on ``target_marker`` where the target is."""
+        marker = Marker(ns="reach_target", id=0, type=Marker.SPHERE, action=Marker.ADD)
+        marker.header.frame_id = msg.header.frame_id or self._params["frame_id"]
+        marker.header.stamp = msg.header.stamp
+        marker.pose.position = msg.point
+        marker.pose.orientation.w = 1.0
+        marker.scale.x = marker.scale.y = marker.scale.z = 0.04  # the 2 cm success radius
+        marker.color.r, marker.color.g, marker.color.b, marker.color.a = 0.1, 0.8, 0.1, 0.8
+        self._pub_marker.publish(marker)
+
     def command_callback(self, msg: Float64MultiArray) -> None:
         """Take a torque command [Nm, joints order]; refuse a bad one and fall back to zero torque."""
         self._commands_received += 1
@@ -466,6 +335,8 @@ class ArmSimNode(Node):
         figures.update({"sim_time": self.sim_time, "requested_real_time_factor": self._params["real_time_factor"],
                         "lockstep": float(self._params["lockstep"]), "paused": float(self._paused),
                         "commands_received": self._commands_received, "stale_events": self._stale_events,
+                        "publish_failures": sum(pub.failures for pub in (self._pub_state, self._pub_clock,
+                                                                          self._pub_pose, self._pub_diag)),
                         **{f"rejected_{kind}": n for kind, n in self._errors.counts.items()}})
         return figures
 

@@ -1,8 +1,8 @@
 """The controller's loop without ROS: an :class:`OnlineAgent` ticking against a :class:`PyBulletArm`.
 
-Each tick reads the arm's state, encodes it with the checkpoint's observation contract, steps the agent
-once (learning inside ``sim.step()`` when on) with the reward of the tick before, and applies the action
-as torque for one tick of physics: what ``snn_sac_controller`` does with ``arm_sim`` over DDS, minus the
+Each tick is :class:`~snn_sac_ros.core.control.tick.ReachTick`'s, the one ``snn_sac_controller`` runs
+over DDS: the arm's state in, one agent step (learning inside it when on) with the reward of the tick
+before, the torque applied for one tick of physics (the arm clamps it to its effort limits). Minus the
 messaging, so online learning can be measured quickly and repeatably (same targets, no machine load).
 A series of reach targets follows each other with no reset, as in the demo; a payload can be added
 part-way. A ``residual`` torque (e.g. :func:`task_space_pd`) can be added to the policy's, as a non-learning
@@ -18,6 +18,7 @@ import numpy as np
 
 from snn_sac_ros.core.agent.online import OnlineAgent
 from snn_sac_ros.core.arm.pybullet_arm import ArmState, PyBulletArm
+from snn_sac_ros.core.control.tick import ReachTick
 from snn_sac_ros.core.task import ReachTask
 
 
@@ -57,25 +58,22 @@ def run_reaches(agent: OnlineAgent, arm: PyBulletArm, plan: ReachPlan,
     """
     if abs(arm.control_dt - agent.dt) > 1e-9:
         raise ValueError(f"the arm's tick ({arm.control_dt} s) must equal the agent's dt ({agent.dt} s)")
-    task = ReachTask()
-    obs_contract, act_contract = agent.observation_contract, agent.action_contract
+    tick = ReachTick(agent, arm.forward_kinematics, arm.velocity_limits, agent.dt, continuous=arm.continuous)
     ticks = max(1, round(plan.reach_seconds / agent.dt))
     finals = np.zeros(len(plan.targets))
+    state = arm.state()
+    tick.start_from(state.q, state.dq)
     for i, target in enumerate(plan.targets):
         if i == plan.payload_after and plan.payload_kg > 0:
             arm.set_payload(plan.payload_kg)
-        agent.end_episode()
-        last_action = None
-        state = arm.state()
+        tick.set_target(target)
         for _ in range(ticks):
-            distance = task.distance(state.ee_position, target)
-            reward = None if last_action is None else task.reward(distance, last_action)
-            last_action = agent.step(obs_contract.encode(state.q, state.dq, state.ee_position, target), reward)
-            torque = act_contract.to_torque(last_action)
-            if residual is not None:
-                torque = torque + residual(state, target)
+            result = tick.step(state.q, state.dq)
+            if result.torque is None:
+                raise FloatingPointError(result.problem)
+            torque = result.torque if residual is None else result.torque + residual(state, target)
             state = arm.apply_torque(torque)
-        finals[i] = task.distance(state.ee_position, target)
+        finals[i] = tick.task.distance(state.ee_position, target)
         if on_reach is not None:
             on_reach(i, float(finals[i]))
     return finals

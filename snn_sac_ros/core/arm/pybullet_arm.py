@@ -107,6 +107,8 @@ class PyBulletArm:
         unlimited = lower >= upper  # PyBullet reports continuous joints as lower=0, upper=-1
         self.lower = np.where(unlimited, -np.pi, lower)
         self.upper = np.where(unlimited, np.pi, upper)
+        #: continuous joints (no position limits): their positions are angles, wrapped into [-pi, pi)
+        self.continuous = unlimited
         self.effort_limits = np.array([by_name[n][10] for n in names], dtype=float)
         if np.any(self.effort_limits <= 0):
             bad = [n for n, e in zip(names, self.effort_limits) if e <= 0]

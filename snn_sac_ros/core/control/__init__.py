@@ -1,0 +1,1 @@
+"""The control loop's logic, without ROS: one tick, written once."""
