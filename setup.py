@@ -21,6 +21,7 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         share("launch", "*launch.py"),
         share("config", "*.yaml"),
+        share("config/randomization", "*.yaml"),
         share("urdf", "*.urdf"),
         share("checkpoints", "*.npz"),
     ],
