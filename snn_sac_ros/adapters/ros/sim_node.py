@@ -68,6 +68,7 @@ from snn_sac_ros.adapters.ros.common import (
     spin_node,
 )
 from snn_sac_ros.core.arm.pybullet_arm import ArmState, PyBulletArm
+from snn_sac_ros.core.arm.randomization import load_profile
 from snn_sac_ros.core.arm.specs import PRESETS, ArmSpec, resolve_arm
 
 #: Longest wall time one timer call spends stepping before it lets the executor serve commands.
@@ -123,6 +124,9 @@ class ArmSimNode(Node):
         why = self._check_initial(p["initial_positions"])
         if why:
             raise ValueError(why)
+        # randomisation: the env's core code, drawn again at every reset from the seed; joint_states carry the
+        # sensors' readings, ee_pose the true end effector
+        self.arm.perturb(load_profile(p["randomize"]), seed=p["seed"])
         self.control_dt = self.arm.control_dt
         # Every message to another process costs 50-350 us here (Fast DDS, per reader): /clock and ee_pose go
         # out every few control steps only, joint_states every step.
@@ -173,7 +177,8 @@ class ArmSimNode(Node):
             f"state {1 / self.control_dt:g} Hz, {mode}, gravity compensation "
             f"{'on' if self.arm.gravity_compensation else 'off'}, joint damping "
             f"{self.arm.joint_damping.round(3).tolist() if self.arm.joint_damping.any() else 'off'} Nm s/rad, "
-            f"command timeout {p['command_timeout']:g} s")
+            f"command timeout {p['command_timeout']:g} s, randomisation "
+            f"{self.arm.perturbation.profile.name if self.arm.perturbation else 'off'}")
 
     # -- parameters ------------------------------------------------------------------------------------
     def _declare_parameters(self) -> None:
@@ -209,6 +214,8 @@ class ArmSimNode(Node):
             "payload_kg": d(self, "payload_kg", 0.0, "extra mass at the end-effector link [kg]", low=0.0,
                             high=100.0),
             "frame_id": d(self, "frame_id", "base_link", "frame of ee_pose: the arm's base", read_only=True),
+            "randomize": d(self, "randomize", "", "randomisation profile (a name under config/randomization or a "
+                           "YAML path), drawn at every reset from seed; empty: the nominal arm", read_only=True),
             "snapshot_path": d(self, "snapshot_path", "arm_sim_snapshot.png", "PNG written by ~/snapshot; "
                                "'{n}' is replaced by a counter"),
             "snapshot_width": d(self, "snapshot_width", 640, "snapshot width [px]", low=16, high=4096),
@@ -351,9 +358,9 @@ class ArmSimNode(Node):
         """Apply the current torque for one publish period, then publish the state."""
         torque = self._torque()
         t0 = time.perf_counter()
-        physics0 = self.arm.physics_seconds
+        physics0, steps0 = self.arm.physics_seconds, self.arm.physics_steps
         state = self.arm.apply_torque(torque)
-        self._physics_steps += self.arm.substeps
+        self._physics_steps += self.arm.physics_steps - steps0  # a randomised control period may vary
         t1 = time.perf_counter()
         self._publish(state, everything)
         t2 = time.perf_counter()
@@ -369,8 +376,9 @@ class ArmSimNode(Node):
         stamp = seconds_to_time(self.sim_time)
         msg = self._joint_state
         msg.header.stamp = stamp
-        msg.position = state.q.tolist()
-        msg.velocity = state.dq.tolist()
+        reading = self.arm.measure(state)
+        msg.position = reading.q.tolist()
+        msg.velocity = reading.dq.tolist()
         msg.effort = state.effort.tolist()
         self._pub_state.publish(msg)
         step = self._physics_steps // self.arm.substeps
