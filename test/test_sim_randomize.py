@@ -3,6 +3,7 @@ and a clear error for an unknown profile."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,11 @@ def test_arm_sim_delays_commands_and_quantises_joint_states(tmp_path: Path) -> N
 
 def test_an_unknown_profile_stops_arm_sim_with_a_clear_error() -> None:
     node = NodeProcess(MODULE, {"arm": "planar2", "randomize": "no_such_profile"})
-    code = node.process.wait(60)
+    try:
+        code = node.process.wait(60)
+    except subprocess.TimeoutExpired:
+        node.stop()
+        raise AssertionError(f"arm_sim kept running with an unknown profile:\n{node.stderr}") from None
     node._reader.join(5)
     assert code == 2
     assert "cannot start" in node.stderr and "unknown randomisation profile 'no_such_profile'" in node.stderr
