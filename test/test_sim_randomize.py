@@ -21,7 +21,9 @@ def test_arm_sim_delays_commands_and_quantises_joint_states(tmp_path: Path) -> N
     probe = Probe("randomize_probe")
     try:
         probe.wait_for_node(node, need_state=False)
-        assert any("randomisation bench_arm" in line for line in node.lines), node.stderr
+        # the start-up line is logged after the subscriptions exist: wait for it
+        probe.spin_until(lambda: any("randomisation bench_arm" in line for line in node.lines), 30,
+                         "arm_sim's start-up line naming the profile")
         velocities, positions = [], []
         for _ in range(12):
             count = len(probe.states)
