@@ -70,7 +70,7 @@ class RandomizationProfile:
     joint_friction: Coulomb friction per joint and episode [rad/s^2 x the joint's inertia at home], opposing
         motion; it can stop a joint within a physics step but never reverses it (no stiction).
     joint_damping: viscous damping per joint and episode [1/s x the joint's inertia at home].
-    command_delay_ms: latency [ms] from a command to its torque, per episode.
+    command_delay_ms: latency [ms] from a command to its torque, per episode (in whole physics steps).
     command_delay_jitter_ms: up to this much more latency [ms], drawn per command (commands keep their order).
     torque_gain: fraction by which each actuator's torque is off, per joint and episode: torque x (1 + u).
     torque_noise: standard deviation of white torque noise per physics step [rad/s^2 x inertia at home].
@@ -283,7 +283,7 @@ class ArmPerturbation:
         delay_ms = self.episode.delay_ms + (rng.uniform(0.0, p.command_delay_jitter_ms)
                                             if p.command_delay_jitter_ms else 0.0)
         effect = max(self._now + round(delay_ms * 1e-3 / arm.physics_dt), self._last_effect)
-        self._pending.append((effect, torque))
+        self._pending.append((effect, torque.copy()))  # the caller may reuse its array
         self._last_effect = effect
         commands = []
         for t in range(self._now, self._now + steps):
