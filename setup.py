@@ -22,6 +22,7 @@ setup(
         share("launch", "*launch.py"),
         share("config", "*.yaml"),
         share("config", "*.rviz"),
+        share("config/randomization", "*.yaml"),
         share("urdf", "*.urdf"),
         share("checkpoints", "*.npz"),
     ],

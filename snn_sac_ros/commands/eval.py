@@ -12,23 +12,30 @@ import argparse
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", default=None, help="checkpoint file (default: the shipped one for --arm)")
-    parser.add_argument("--arm", default="planar2", help="arm whose shipped checkpoint to use")
+    parser.add_argument("--arm", default=None,
+                        help="arm whose shipped checkpoint to use (default planar2); with --checkpoint: the "
+                        "checkpoint's URDF where it is now, if it moved (it must be the same file)")
     parser.add_argument("--episodes", type=int, default=100, help="evaluation targets")
     parser.add_argument("--spiking", action="store_true", help="spiking LIF neurons (default: LIF rate)")
     parser.add_argument("--seed", type=int, default=100_000, help="episode k uses env seed SEED + k")
     parser.add_argument("--dt", type=float, default=0.001, help="Nengo step [s]")
     parser.add_argument("--synapse", type=float, default=0.005, help="spiking synapse time constant [s]")
+    parser.add_argument("--perturb", default="", metavar="PROFILE",
+                        help="evaluate under this randomisation profile (a name under config/randomization, e.g. "
+                        "eval-delay10ms, or a YAML path), drawn per episode; default: the nominal arm")
 
 
 def run(args: argparse.Namespace) -> dict:
     from snn_sac_ros.core.agent.evaluate import evaluate_checkpoint
     from snn_sac_ros.core.resources import shipped_checkpoint
 
-    path = args.checkpoint or str(shipped_checkpoint(args.arm))
+    path = args.checkpoint or str(shipped_checkpoint(args.arm or "planar2"))
     r = evaluate_checkpoint(path, episodes=args.episodes, spiking=args.spiking, seed=args.seed, dt=args.dt,
-                            synapse=args.synapse)
+                            synapse=args.synapse, perturb=args.perturb,
+                            arm=args.arm if args.checkpoint else None)
     mode = "spiking LIF" if args.spiking else "LIF rate"
-    print(f"eval {r['arm']} ({mode}, {r['episodes']} targets): success 2 cm {r['success_2cm']:.0%}, "
+    perturbed = f", perturbation {r['perturbation']}" if r["perturbation"] != "none" else ""
+    print(f"eval {r['arm']} ({mode}, {r['episodes']} targets{perturbed}): success 2 cm {r['success_2cm']:.0%}, "
           f"5 cm {r['success_5cm']:.0%}, mean final distance {r['mean_final_distance_m'] * 100:.1f} cm, "
           f"mean return {r['mean_return']:.1f}  [{r['us_per_tick']:.0f} us per Nengo step]")
     return r

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from snn_sac_ros.commands import arm_options
 from snn_sac_ros.core.learning.modes import ALIASES, FEEDBACK_MODES
 
 DEFAULTS = {"planar2": 50_000, "kuka_iiwa": 200_000, "panda": 200_000}
@@ -47,6 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="entropy the temperature is tuned toward, per action dimension (SB3: -1)")
     parser.add_argument("--checkpoint-every", type=int, default=10_000)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    arm_options.add_arm_arguments(parser)  # --joints, --ee-link, URDF spec fields, --randomize
 
 
 def _metadata(env: object, agent: object, args: argparse.Namespace, steps: int, command: list[str]) -> dict:
@@ -59,6 +61,7 @@ def _metadata(env: object, agent: object, args: argparse.Namespace, steps: int, 
         "max_episode_steps": base.max_episode_steps, "seed": args.seed, "steps": steps,
         "train_command": "snn-sac-ros " + " ".join(shlex.quote(a) for a in command) if command else "",
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **arm_options.checkpoint_record(env),  # the arm spec to rebuild it, the randomisation profile
     }
 
 
@@ -79,7 +82,7 @@ def train_run(args: argparse.Namespace, command: list[str] | None = None) -> dic
     steps = args.steps or DEFAULTS.get(args.arm, 200_000)
     out = Path(args.out or f"runs/train-{Path(args.arm).stem}-seed{args.seed}")
     out.mkdir(parents=True, exist_ok=True)
-    env = gym.make("snn_sac_ros/ArmReach-v0", arm=args.arm)
+    env = gym.make("snn_sac_ros/ArmReach-v0", **arm_options.env_kwargs(args))
     config = SACConfig(hidden=tuple(args.hidden), feedback=args.feedback, batch_size=args.batch_size,
                        learning_starts=args.learning_starts, actor_lr=args.actor_lr, critic_lr=args.critic_lr,
                        update_every=args.update_every, target_entropy_per_action=args.target_entropy_per_action,

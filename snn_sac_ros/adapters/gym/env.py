@@ -12,6 +12,7 @@ import gymnasium as gym
 import numpy as np
 
 from snn_sac_ros.core.arm import ArmSpec, PyBulletArm
+from snn_sac_ros.core.arm.randomization import RandomizationProfile, load_profile
 from snn_sac_ros.core.contracts import contracts_for
 from snn_sac_ros.core.task import SUCCESS_THRESHOLDS_M, ReachTask
 
@@ -31,6 +32,10 @@ class ArmReachEnv(gym.Env):
         torque (False); default: the arm's.
     success_threshold: distance [m] for ``info["is_success"]``; torque_cost, precision_weight,
         precision_scale: reward terms (see :class:`ReachTask`; ``precision_weight=0`` is Reacher's reward).
+    randomize: a randomisation profile (:mod:`snn_sac_ros.core.arm.randomization`: a shipped name, a YAML path
+        or a profile), drawn again at every reset from the reset's seed (targets stay those of the nominal
+        env); the policy sees the sensors' readings, reward and success use the true end effector. The
+        contracts are the nominal arm's. Default: off, the nominal arm.
 
     ``info`` holds ``distance`` [m], ``is_success``, ``success_2cm``, ``success_5cm``, ``target`` and
     ``ee_position`` [m, base frame].
@@ -43,7 +48,7 @@ class ArmReachEnv(gym.Env):
                  control_hz: float = 50.0, episode_seconds: float | None = None,
                  gravity_compensation: bool | None = None, success_threshold: float = 0.02,
                  torque_cost: float = 0.05, precision_weight: float = 0.5, precision_scale: float = 0.02,
-                 gui: bool = False) -> None:
+                 gui: bool = False, randomize: str | RandomizationProfile | None = None) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
         substeps = round(1.0 / (control_hz * physics_dt))
@@ -57,6 +62,8 @@ class ArmReachEnv(gym.Env):
                               precision_weight=precision_weight, precision_scale=precision_scale)
         center, reach = self.task.workspace(self.arm)
         self.observation_contract, self.action_contract = contracts_for(self.arm, center, reach)
+        self.randomization = load_profile(randomize)  # after the contracts: they describe the nominal arm
+        self.arm.perturb(self.randomization)
         seconds = self.arm.spec.episode_seconds if episode_seconds is None else episode_seconds
         self.max_episode_steps = max(1, round(seconds / self.arm.control_dt))
         self.metadata = {**self.metadata, "render_fps": round(control_hz)}
@@ -82,6 +89,8 @@ class ArmReachEnv(gym.Env):
         else:
             noise = rng.uniform(-1.0, 1.0, self.arm.n_joints) * self.arm.spec.home_noise
             q = np.clip(self.arm.home + noise, self.arm.lower, self.arm.upper)
+        if seed is not None and self.arm.perturbation is not None:
+            self.arm.perturbation.seed(seed)
         self._state = self.arm.reset(q)
         self.target = (np.asarray(options["target"], dtype=float) if "target" in options
                        else self.task.sample_target(self.arm, rng))
@@ -101,7 +110,7 @@ class ArmReachEnv(gym.Env):
         return self._observation(), reward, False, truncated, self._info(distance)
 
     def _observation(self) -> np.ndarray:
-        s = self._state
+        s = self.arm.measure(self._state)
         return self.observation_contract.encode(s.q, s.dq, s.ee_position, self.target)
 
     def _info(self, distance: float | None = None) -> dict[str, Any]:

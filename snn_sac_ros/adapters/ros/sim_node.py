@@ -68,6 +68,7 @@ from snn_sac_ros.adapters.ros.common import (
 )
 from snn_sac_ros.adapters.ros.sim_parameters import SimParameters
 from snn_sac_ros.core.arm.pybullet_arm import ArmState, PyBulletArm
+from snn_sac_ros.core.arm.randomization import load_profile
 from snn_sac_ros.core.timing import StepTiming
 
 #: Longest wall time one timer call spends stepping before it lets the executor serve commands.
@@ -91,6 +92,9 @@ class ArmSimNode(Node, SimParameters):
         why = self._check_initial(p["initial_positions"])
         if why:
             raise ValueError(why)
+        # randomisation: the env's core code, drawn again at every reset from the seed; joint_states carry the
+        # sensors' readings, ee_pose the true end effector
+        self.arm.perturb(load_profile(p["randomize"]), seed=p["seed"])
         self.control_dt = self.arm.control_dt
         # Every message to another process costs 50-350 us here (Fast DDS, per reader): /clock and ee_pose go
         # out every few control steps only, joint_states every step.
@@ -143,7 +147,8 @@ class ArmSimNode(Node, SimParameters):
             f"state {1 / self.control_dt:g} Hz, {mode}, gravity compensation "
             f"{'on' if self.arm.gravity_compensation else 'off'}, joint damping "
             f"{self.arm.joint_damping.round(3).tolist() if self.arm.joint_damping.any() else 'off'} Nm s/rad, "
-            f"command timeout {p['command_timeout']:g} s")
+            f"command timeout {p['command_timeout']:g} s, randomisation "
+            f"{self.arm.perturbation.profile.name if self.arm.perturbation else 'off'}")
 
     # -- clock and pacing ---------------------------------------------------------------------------------
     @property
@@ -209,9 +214,9 @@ class ArmSimNode(Node, SimParameters):
         """Apply the current torque for one publish period, then publish the state."""
         torque = self._torque()
         t0 = time.perf_counter()
-        physics0 = self.arm.physics_seconds
+        physics0, steps0 = self.arm.physics_seconds, self.arm.physics_steps
         state = self.arm.apply_torque(torque)
-        self._physics_steps += self.arm.substeps
+        self._physics_steps += self.arm.physics_steps - steps0  # a randomised control period may vary
         t1 = time.perf_counter()
         self._publish(state, everything)
         t2 = time.perf_counter()
@@ -227,8 +232,9 @@ class ArmSimNode(Node, SimParameters):
         stamp = seconds_to_time(self.sim_time)
         msg = self._joint_state
         msg.header.stamp = stamp
-        msg.position = state.q.tolist()
-        msg.velocity = state.dq.tolist()
+        reading = self.arm.measure(state)
+        msg.position = reading.q.tolist()
+        msg.velocity = reading.dq.tolist()
         msg.effort = state.effort.tolist()
         self._pub_state.publish(msg)
         step = self._physics_steps // self.arm.substeps

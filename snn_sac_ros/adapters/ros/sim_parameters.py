@@ -53,6 +53,8 @@ class SimParameters:
             "payload_kg": d(self, "payload_kg", 0.0, "extra mass at the end-effector link [kg]", low=0.0,
                             high=100.0),
             "frame_id": d(self, "frame_id", "base_link", "frame of ee_pose: the arm's base", read_only=True),
+            "randomize": d(self, "randomize", "", "randomisation profile (a name under config/randomization or a "
+                           "YAML path), drawn at every reset from seed; empty: the nominal arm", read_only=True),
             "snapshot_path": d(self, "snapshot_path", "arm_sim_snapshot.png", "PNG written by ~/snapshot; "
                                "'{n}' is replaced by a counter"),
             "snapshot_width": d(self, "snapshot_width", 640, "snapshot width [px]", low=16, high=4096),

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from snn_sac_ros.core.arm.specs import PRESETS, ArmSpec, spec_from_record
 from snn_sac_ros.core.contracts import ActionContract, ObservationContract
 
 FORMAT_VERSION = 1
@@ -43,6 +44,16 @@ class Checkpoint:
     @property
     def action_contract(self) -> ActionContract:
         return ActionContract.from_dict(self.metadata["action_contract"])
+
+    def arm_spec(self, urdf: str | None = None) -> ArmSpec:
+        """The arm it was trained on (``metadata["arm_spec"]``, or the preset of a checkpoint from before that
+        record); ``urdf``: the same URDF moved elsewhere. Refuses another arm with a ``ValueError``."""
+        record = self.metadata.get("arm_spec")
+        if record is None:
+            if self.metadata["arm"] not in PRESETS:
+                raise CheckpointError(f"the checkpoint records no URDF for its arm {self.metadata['arm']!r}")
+            record = {"preset": self.metadata["arm"]}
+        return spec_from_record(record, urdf)
 
 
 def save_checkpoint(path: str | Path, arrays: dict[str, np.ndarray], metadata: dict) -> Path:

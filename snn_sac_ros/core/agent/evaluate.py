@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from snn_sac_ros.core.arm.randomization import RandomizationProfile, load_profile, profile_record
 from snn_sac_ros.core.task import SUCCESS_THRESHOLDS_M
 
 
@@ -42,8 +43,14 @@ def run_episodes(env: Any, act: Callable[[np.ndarray], np.ndarray], episodes: in
 
 
 def evaluate_checkpoint(path: str, *, episodes: int = 100, spiking: bool = False, seed: int = 100_000,
-                        dt: float = 0.001, synapse: float = 0.005, agent_seed: int = 0) -> dict:
-    """Evaluate a checkpoint in the Nengo simulator on its own arm; summary dict with timing."""
+                        dt: float = 0.001, synapse: float = 0.005, agent_seed: int = 0,
+                        perturb: str | RandomizationProfile | None = None, arm: str | None = None) -> dict:
+    """Evaluate a checkpoint in the Nengo simulator on its own arm; summary dict with timing.
+
+    ``perturb``: a randomisation profile to evaluate under (a name, a YAML path or a profile; default: the
+    nominal arm), drawn per episode from the episode's seed. ``arm``: the checkpoint's URDF where it is now, if
+    it moved (checked to be the same file). The result names the perturbation and the training randomisation.
+    """
     import time
 
     import gymnasium as gym
@@ -53,7 +60,8 @@ def evaluate_checkpoint(path: str, *, episodes: int = 100, spiking: bool = False
     from snn_sac_ros.core.agent.online import OnlineAgent
 
     ckpt = load_checkpoint(path)
-    env = gym.make("snn_sac_ros/ArmReach-v0", arm=ckpt.metadata["arm"])
+    profile = load_profile(perturb)
+    env = gym.make("snn_sac_ros/ArmReach-v0", arm=ckpt.arm_spec(arm), randomize=profile)
     base = env.unwrapped
     ckpt = load_checkpoint(path, base.observation_contract, base.action_contract)
     agent = OnlineAgent(ckpt, spiking=spiking, learning=False, dt=dt, seed=agent_seed, synapse=synapse,
@@ -71,5 +79,8 @@ def evaluate_checkpoint(path: str, *, episodes: int = 100, spiking: bool = False
     agent.close()
     env.close()
     steps = episodes * base.max_episode_steps
+    trained = ckpt.metadata.get("randomization")
     return {**result, "spiking": spiking, "checkpoint": str(path), "arm": ckpt.metadata["arm"],
-            "ticks_per_step": ticks, "us_per_tick": wall / (steps * ticks) * 1e6}
+            "ticks_per_step": ticks, "us_per_tick": wall / (steps * ticks) * 1e6,
+            "perturbation": profile.name if profile else "none", "perturbation_profile": profile_record(profile),
+            "trained_randomization": trained["name"] if trained else "none"}

@@ -11,12 +11,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from functools import partial
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pybullet as pb
 from pybullet_utils.bullet_client import BulletClient
 
 from snn_sac_ros.core.arm.specs import ArmSpec, resolve_arm
+
+if TYPE_CHECKING:
+    from snn_sac_ros.core.arm.randomization import ArmPerturbation, RandomizationProfile
 
 _MOVABLE = (pb.JOINT_REVOLUTE, pb.JOINT_PRISMATIC)
 
@@ -50,6 +54,9 @@ class PyBulletArm:
         spec's default.
     gui: open PyBullet's GUI instead of running headless (DIRECT).
     joints, ee_link: for a URDF path, the controlled joints and the end-effector link.
+
+    ``perturbation`` is the randomisation :meth:`perturb` applies (:mod:`.randomization`); ``None``: the
+    nominal arm.
     """
 
     def __init__(self, arm: str | ArmSpec = "planar2", *, physics_dt: float = 1e-3, substeps: int = 1,
@@ -65,6 +72,8 @@ class PyBulletArm:
         self.gravity_compensation = (self.spec.gravity_compensation if gravity_compensation is None
                                      else bool(gravity_compensation))
         self.physics_seconds = 0.0  # wall time spent inside PyBullet's stepSimulation, for benchmarks
+        self.physics_steps = 0  # physics steps since construction (never reset)
+        self.perturbation: ArmPerturbation | None = None
         self._client = BulletClient(connection_mode=pb.GUI if gui else pb.DIRECT)
         # The calls made on every physics step, bound once: BulletClient wraps each call on every access.
         cid = self._client._client
@@ -155,6 +164,8 @@ class PyBulletArm:
             self._client.setJointMotorControl2(self._body, j, pb.POSITION_CONTROL, targetPosition=qj)
         self._sim_time = 0.0
         self._last_effort = np.zeros(self.n_joints)
+        if self.perturbation is not None:
+            self.perturbation.new_episode()
         return self.state()
 
     def state(self) -> ArmState:
@@ -294,6 +305,8 @@ class PyBulletArm:
         """
         torque = np.asarray(torque, dtype=float)
         self._check_vector(torque, "torque")
+        if self.perturbation is not None:
+            return self.perturbation.apply_torque(torque)
         body, ids, limits = self._body, self._joint_ids, self.effort_limits
         applied = np.zeros(self.n_joints)
         tau = np.clip(torque, -limits, limits)
@@ -306,6 +319,7 @@ class PyBulletArm:
             self._step_simulation()
             self.physics_seconds += time.perf_counter() - start
             applied += tau
+        self.physics_steps += self.substeps
         self._sim_time += self.control_dt
         self._last_effort = applied / self.substeps
         return self.state()
@@ -318,6 +332,20 @@ class PyBulletArm:
             raise ValueError(f"{what} has non-finite values: {values.tolist()}")
 
     # -- dynamics changes, rendering, lifetime --------------------------------------------------------
+    def perturb(self, profile: RandomizationProfile | None, seed: int | None = None) -> ArmPerturbation | None:
+        """Randomise this arm by ``profile`` from now on (drawn again at every reset); ``None`` or an all-off
+        profile: the nominal arm, exactly."""
+        from snn_sac_ros.core.arm.randomization import ArmPerturbation
+
+        if self.perturbation is not None:
+            self.perturbation.close()
+        self.perturbation = None if profile is None or profile.is_off else ArmPerturbation(self, profile, seed)
+        return self.perturbation
+
+    def measure(self, state: ArmState) -> ArmState:
+        """What the arm's sensors report of ``state``: the state itself unless a randomisation perturbs them."""
+        return state if self.perturbation is None else self.perturbation.measure(state)
+
     @property
     def payload_kg(self) -> float:
         """Extra mass [kg] carried at the end-effector link."""
@@ -327,8 +355,11 @@ class PyBulletArm:
         """Add ``kg`` of mass at the end-effector link (0 removes it): a change in the arm's dynamics."""
         if kg < 0 or not np.isfinite(kg):
             raise ValueError(f"payload must be a finite, non-negative mass, got {kg}")
-        self._client.changeDynamics(self._body, self._ee_index, mass=self._ee_base_mass + kg)
         self._payload_kg = float(kg)
+        if self.perturbation is not None and self.perturbation.profile.changes_links:
+            self.perturbation.apply_links()
+            return
+        self._client.changeDynamics(self._body, self._ee_index, mass=self._ee_base_mass + kg)
 
     def add_marker(self, rgba: tuple[float, float, float, float] = (0.1, 0.8, 0.1, 0.8),
                    radius: float = 0.02) -> int:
@@ -358,6 +389,7 @@ class PyBulletArm:
 
     def close(self) -> None:
         """Disconnect from PyBullet; the arm can no longer be used."""
+        self.perturb(None)
         if self._client is not None:
             try:
                 self._client.disconnect()

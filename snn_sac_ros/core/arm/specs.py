@@ -6,8 +6,9 @@ and effort limits are not written here: they are read from the URDF by the PyBul
 
 from __future__ import annotations
 
+import hashlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from snn_sac_ros.core.resources import data_path
@@ -152,3 +153,44 @@ def resolve_arm(arm: str | ArmSpec, joints: list[str] | tuple[str, ...] | None =
     if not path.is_file():
         raise FileNotFoundError(f"URDF file not found: {path}")
     return ArmSpec(name=path.stem, urdf=str(path.resolve()), joints=tuple(joints or ()), ee_link=ee_link or "")
+
+
+def spec_record(spec: ArmSpec, joints: tuple[str, ...], ee_link: str) -> dict:
+    """What a checkpoint records to rebuild its arm: every spec field, with the joints and end-effector link the
+    arm resolved, the preset name (or ``""``), and the URDF's path and SHA-256 (to refuse another URDF)."""
+    record = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(spec).items() if k != "notes"}
+    record.update(joints=list(joints), ee_link=ee_link, urdf_sha256=_sha256(spec.urdf_path()),
+                  preset=spec.name if spec.name in PRESETS and PRESETS[spec.name]() == spec else "")
+    return record
+
+
+def spec_from_record(record: dict, urdf: str | None = None) -> ArmSpec:
+    """The arm a checkpoint was trained on, from :func:`spec_record`; ``urdf``: the same URDF, moved.
+
+    Raises ``ValueError`` for another preset or a URDF whose content differs from the recorded one, and
+    ``FileNotFoundError`` naming a missing URDF.
+    """
+    preset = record.get("preset", "")
+    if preset:
+        if urdf is not None and urdf != preset:
+            raise ValueError(f"the checkpoint was trained on the {preset!r} preset, not on {urdf!r}")
+        return PRESETS[preset]()
+    if urdf is not None and urdf in PRESETS:
+        raise ValueError(f"the checkpoint was trained on {record['urdf']}, not on the {urdf!r} preset")
+    names = {f.name for f in fields(ArmSpec)}
+    spec = ArmSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in record.items() if k in names})
+    if urdf is not None:
+        spec = replace(spec, urdf=str(Path(urdf).expanduser().resolve()), from_pybullet_data=False)
+    path = spec.urdf_path()
+    if not path.is_file():
+        raise FileNotFoundError(f"the checkpoint's URDF {path} is not there: give the arm's URDF where it is now "
+                                "(eval --arm PATH)")
+    digest, recorded = _sha256(path), record.get("urdf_sha256", "")
+    if recorded and digest != recorded:
+        raise ValueError(f"URDF {path} differs from the one the checkpoint was trained on (SHA-256 {digest[:12]}, "
+                         f"recorded {recorded[:12]}): its limits or dynamics may differ; train on it again")
+    return spec
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -1,0 +1,115 @@
+"""``snn-sac-ros bench transfer``: how trained policies hold up on arms that differ from the one they saw.
+
+Every checkpoint given (``train`` makes them, nominal or with ``--randomize``; this command only evaluates) is
+evaluated on the nominal arm and under every held-out perturbation (``--perturb``; default: every shipped
+``eval-*`` profile), on the same targets (episode ``k`` seeded ``--eval-seed + k``, the perturbation drawn from
+the same seed), as spiking LIF neurons unless ``--rate``. Checkpoints are grouped by arm and by the
+randomisation they were trained with (their metadata); one per training seed. The table gives, per group and
+condition, the mean success at 2 and 5 cm, its ratio at 2 cm to the group's nominal success, and the
+difference at 2 cm to the unrandomised group on the same arm and condition. Each evaluation is written to
+``--out`` and reused by a re-run (``--fresh`` redoes them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+NOMINAL = "nominal"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoints", nargs="+", required=True, metavar="PATH",
+                        help="checkpoints to evaluate: nominal and randomised ones, one per training seed")
+    parser.add_argument("--perturb", nargs="+", default=None, metavar="PROFILE",
+                        help="held-out perturbations (names under config/randomization or YAML paths); "
+                        "default: every shipped eval-* profile")
+    parser.add_argument("--episodes", type=int, default=100, help="evaluation targets per condition")
+    parser.add_argument("--eval-seed", type=int, default=100_000, help="episode k uses seed EVAL_SEED + k")
+    parser.add_argument("--rate", action="store_true", help="LIF rate neurons (default: spiking LIF, as deployed)")
+    parser.add_argument("--out", default="runs/bench-transfer", help="folder of the evaluations' results")
+    parser.add_argument("--fresh", action="store_true", help="redo evaluations whose results exist")
+
+
+def _evaluate(args: argparse.Namespace, checkpoint: str, condition: str) -> dict:
+    """One evaluation, from ``--out`` when it was run before on the same file, targets and neurons."""
+    from snn_sac_ros.core.agent.evaluate import evaluate_checkpoint
+    from snn_sac_ros.core.arm.randomization import load_profile, profile_record
+
+    weights = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()[:12]
+    perturbation = None if condition == NOMINAL else load_profile(condition)
+    what = hashlib.sha256(json.dumps(profile_record(perturbation), sort_keys=True).encode()).hexdigest()[:8]
+    mode = "rate" if args.rate else "spiking"
+    path = Path(args.out) / f"{Path(checkpoint).stem}-{weights}-{Path(condition).stem}-{what}-{mode}-" \
+                            f"{args.episodes}x{args.eval_seed}.json"
+    if path.exists() and not args.fresh:
+        return json.loads(path.read_text())
+    print(f"bench transfer: {checkpoint} under {condition} ({args.episodes} targets, {mode}) ...", flush=True)
+    result = evaluate_checkpoint(checkpoint, episodes=args.episodes, spiking=not args.rate, seed=args.eval_seed,
+                                 perturb=perturbation)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1))
+    tmp.replace(path)
+    return result
+
+
+def summarize(rows: list[dict], conditions: list[str]) -> list[dict]:
+    """Per (arm, trained with, condition): mean success over seeds, ratio to nominal, points vs unrandomised."""
+    means: dict[tuple[str, str, str], dict] = {}
+    for arm, trained in dict.fromkeys((r["arm"], r["trained"]) for r in rows):
+        for condition in conditions:
+            group = [r for r in rows if (r["arm"], r["trained"], r["condition"]) == (arm, trained, condition)]
+            means[arm, trained, condition] = {
+                "arm": arm, "trained": trained, "condition": condition, "seeds": sorted(r["seed"] for r in group),
+                **{k: float(np.mean([r[k] for r in group]))
+                   for k in ("success_2cm", "success_5cm", "mean_final_distance_m")}}
+    for (arm, trained, condition), m in means.items():
+        nominal, plain = means[arm, trained, NOMINAL], means.get((arm, "none", condition))
+        m["vs_nominal"] = m["success_2cm"] / nominal["success_2cm"] if nominal["success_2cm"] else None
+        m["vs_unrandomised_pts"] = (100 * (m["success_2cm"] - plain["success_2cm"])
+                                    if plain is not None and trained != "none" else None)
+    return list(means.values())
+
+
+def print_table(summary: list[dict], title: str) -> None:
+    header = (f"{'arm':<12} {'trained with':<14} {'condition':<18} {'seeds':<8} {'2 cm':>7} {'5 cm':>7} "
+              f"{'dist [cm]':>10} {'/ nominal':>10} {'vs unrandomised [pts]':>22}")
+    print(title)
+    print(header)
+    print("-" * len(header))
+    for m in summary:
+        ratio = f"{m['vs_nominal']:>10.2f}" if m["vs_nominal"] is not None else f"{'-':>10}"
+        points = f"{m['vs_unrandomised_pts']:>+22.1f}" if m["vs_unrandomised_pts"] is not None else f"{'-':>22}"
+        seeds = ",".join(str(s) for s in m["seeds"])
+        print(f"{m['arm']:<12} {m['trained']:<14} {m['condition']:<18} {seeds:<8} {m['success_2cm']:>7.1%} "
+              f"{m['success_5cm']:>7.1%} {m['mean_final_distance_m'] * 100:>10.2f} {ratio}{points}")
+
+
+def run(args: argparse.Namespace) -> dict:
+    from snn_sac_ros.core.agent.checkpoint import load_checkpoint
+    from snn_sac_ros.core.arm.randomization import held_out_profiles, load_profile
+
+    perturbations = list(args.perturb or held_out_profiles())
+    for profile in perturbations:
+        if load_profile(profile) is None:
+            raise ValueError(f"perturbation {profile!r} changes nothing: give a held-out profile")
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    conditions = [NOMINAL, *(Path(p).stem for p in perturbations)]
+    rows = []
+    for checkpoint in args.checkpoints:
+        meta = load_checkpoint(checkpoint).metadata
+        trained = (meta.get("randomization") or {}).get("name", "none")
+        for condition, profile in zip(conditions, [NOMINAL, *perturbations]):
+            r = _evaluate(args, checkpoint, profile)
+            rows.append({"checkpoint": str(checkpoint), "arm": meta["arm"], "trained": trained,
+                         "seed": meta.get("seed"), "condition": condition, "perturbation": r["perturbation"],
+                         **{k: r[k] for k in ("success_2cm", "success_5cm", "mean_final_distance_m")}})
+    summary = summarize(rows, conditions)
+    mode = "LIF rate" if args.rate else "spiking LIF"
+    print_table(summary, f"bench transfer: {len(args.checkpoints)} checkpoints, {args.episodes} targets from seed "
+                         f"{args.eval_seed}, {mode} (results in {args.out})")
+    return {"rows": rows, "summary": summary, "conditions": conditions, "mode": mode, "episodes": args.episodes}

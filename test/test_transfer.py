@@ -1,0 +1,90 @@
+"""train --randomize and eval --perturb record what ran, and bench transfer reports every column (the real CLI,
+short training runs on planar2)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from snn_sac_ros.adapters.gym.env import ArmReachEnv
+from snn_sac_ros.cli import main
+from snn_sac_ros.core.agent.checkpoint import load_checkpoint
+from snn_sac_ros.core.arm.randomization import held_out_profiles, load_profile
+
+SHORT = ["--arm", "planar2", "--steps", "300", "--learning-starts", "150", "--batch-size", "32", "--hidden", "32",
+         "32", "--no-progress"]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "snn_sac_ros.cli", *args], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def _last_json(out: str) -> dict:
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A nominal and a randomised checkpoint from the real train command (the randomised one as a process of its
+    own, so that it records its command line)."""
+    out = tmp_path_factory.mktemp("transfer")
+    assert main(["train", *SHORT, "--seed", "0", "--out", str(out / "nominal")]) == 0
+    result = _cli("train", *SHORT, "--seed", "1", "--randomize", "train", "--out", str(out / "randomised"))
+    assert result.returncode == 0, result.stderr
+    return {"nominal": out / "nominal" / "checkpoint.npz", "randomised": out / "randomised" / "checkpoint.npz"}
+
+
+def test_train_randomize_records_the_profile_and_keeps_the_nominal_contracts(checkpoints: dict[str, Path]) -> None:
+    meta = load_checkpoint(checkpoints["randomised"]).metadata
+    assert meta["randomization"] == load_profile("train").to_dict()
+    assert " --randomize train " in meta["train_command"] + " ", meta["train_command"]
+    assert load_checkpoint(checkpoints["nominal"]).metadata["randomization"] is None
+    env = ArmReachEnv("planar2")
+    load_checkpoint(checkpoints["randomised"], env.observation_contract, env.action_contract)  # same contracts
+    env.close()
+
+
+def test_eval_perturb_reports_the_perturbation_and_the_training_randomisation(checkpoints: dict[str, Path],
+                                                                             capsys: pytest.CaptureFixture) -> None:
+    common = ["eval", "--checkpoint", str(checkpoints["randomised"]), "--episodes", "2", "--json"]
+    assert main([*common, "--perturb", "eval-delay10ms"]) == 0
+    out = capsys.readouterr().out
+    perturbed = _last_json(out)
+    assert "perturbation eval-delay10ms" in out
+    assert perturbed["perturbation"] == "eval-delay10ms" and perturbed["trained_randomization"] == "train"
+    assert perturbed["perturbation_profile"]["command_delay_ms"] == [10.0, 10.0]
+    assert main(common) == 0
+    nominal = _last_json(capsys.readouterr().out)
+    assert nominal["perturbation"] == "none" and nominal["perturbation_profile"] is None
+    assert nominal["mean_final_distance_m"] != perturbed["mean_final_distance_m"]  # the latency changed the reaches
+    assert main([*common, "--perturb", "no_such_profile"]) == 2
+    assert "unknown randomisation profile" in capsys.readouterr().err
+
+
+def test_bench_transfer_reports_every_column(checkpoints: dict[str, Path], tmp_path: Path) -> None:
+    args = ["bench", "transfer", "--checkpoints", str(checkpoints["nominal"]), str(checkpoints["randomised"]),
+            "--episodes", "1", "--rate", "--out", str(tmp_path), "--json"]
+    result = _cli(*args)
+    assert result.returncode == 0, result.stderr
+    report = _last_json(result.stdout)
+    conditions = ["nominal", *held_out_profiles()]
+    assert report["conditions"] == conditions
+    assert [(m["trained"], m["condition"]) for m in report["summary"]] == [
+        (trained, c) for trained in ("none", "train") for c in conditions]
+    for m in report["summary"]:
+        assert set(m) >= {"arm", "seeds", "success_2cm", "success_5cm", "mean_final_distance_m", "vs_nominal",
+                          "vs_unrandomised_pts"}
+        assert m["arm"] == "planar2" and m["seeds"] == ([0] if m["trained"] == "none" else [1])
+        assert (m["vs_unrandomised_pts"] is None) == (m["trained"] == "none")
+    assert {r["perturbation"] for r in report["rows"]} == {"none", *held_out_profiles()}
+    header = next(line for line in result.stdout.splitlines() if line.startswith("arm "))
+    for column in ("trained with", "condition", "2 cm", "5 cm", "/ nominal", "vs unrandomised"):
+        assert column in header
+    again = _cli(*args)  # every evaluation is on file: nothing is evaluated again
+    assert again.returncode == 0 and "under" not in again.stdout and _last_json(again.stdout) == report
