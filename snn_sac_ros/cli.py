@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("snn_sac_ros.commands.demo", "the simulated arm demo: arm node + spiking SAC controller over ROS 2"),
     "train": ("snn_sac_ros.commands.train", "train the spiking SAC agent (rate-mode replay, local rules)"),
     "eval": ("snn_sac_ros.commands.eval", "success at 2 cm / 5 cm of a checkpoint, rate or spiking"),
+    "plot": ("snn_sac_ros.commands.plot", "the demo's plots from a recorded run (MCAP file)"),
 }
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "env": ("snn_sac_ros.commands.bench_env", "env steps per second per arm, and PyBullet's share"),

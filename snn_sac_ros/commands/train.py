@@ -47,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="entropy the temperature is tuned toward, per action dimension (SB3: -1)")
     parser.add_argument("--checkpoint-every", type=int, default=10_000)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from snn_sac_ros.commands import train_from_bag
+
+    train_from_bag.add_arguments(parser)
 
 
 def _metadata(env: object, agent: object, args: argparse.Namespace, steps: int, command: list[str]) -> dict:
@@ -152,6 +155,10 @@ def write_curve(out: Path, episodes: list, title: str) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
+    if getattr(args, "from_bag", None):
+        from snn_sac_ros.commands import train_from_bag
+
+        return train_from_bag.run(args)
     result = train_run(args)
     print(f"trained {result['steps']} steps in {result['train_wall_s']:.0f} s ({result['steps_per_s']:.0f} steps/s); "
           f"recent training success at 2 cm {result['recent_success_2cm']:.0%}")

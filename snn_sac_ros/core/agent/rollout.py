@@ -39,6 +39,19 @@ class ReachPlan:
 Residual = Callable[[ArmState, np.ndarray], np.ndarray]  # (arm state, target) -> torque [Nm] added
 
 
+@dataclass(frozen=True)
+class Tick:
+    """One tick of :func:`run_reaches`, as a recorder sees it: the state used, what went in and out."""
+
+    state: ArmState
+    target: np.ndarray
+    observation: np.ndarray
+    action: np.ndarray
+    torque: np.ndarray
+    reward: float | None
+    reach: int
+
+
 def task_space_pd(arm: PyBulletArm, kp: float, kv: float) -> Residual:
     """``kp J^T (target - ee) - kv dq``: a spring to the target [N/m] and joint damping [Nm s/rad]."""
 
@@ -50,10 +63,11 @@ def task_space_pd(arm: PyBulletArm, kp: float, kv: float) -> Residual:
 
 def run_reaches(agent: OnlineAgent, arm: PyBulletArm, plan: ReachPlan,
                 on_reach: Callable[[int, float], None] | None = None,
-                residual: Residual | None = None) -> np.ndarray:
+                residual: Residual | None = None, *, on_tick: Callable[[Tick], None] | None = None) -> np.ndarray:
     """Run the plan, one agent step per ``arm.control_dt``; final distance [m] of every reach.
 
-    ``residual`` adds a torque to the policy's on every tick (the arm clamps the sum to its effort limits).
+    ``residual`` adds a torque to the policy's on every tick (the arm clamps the sum to its effort limits);
+    ``on_tick`` sees every tick (a recorder).
     """
     if abs(arm.control_dt - agent.dt) > 1e-9:
         raise ValueError(f"the arm's tick ({arm.control_dt} s) must equal the agent's dt ({agent.dt} s)")
@@ -70,10 +84,13 @@ def run_reaches(agent: OnlineAgent, arm: PyBulletArm, plan: ReachPlan,
         for _ in range(ticks):
             distance = task.distance(state.ee_position, target)
             reward = None if last_action is None else task.reward(distance, last_action)
-            last_action = agent.step(obs_contract.encode(state.q, state.dq, state.ee_position, target), reward)
+            obs = obs_contract.encode(state.q, state.dq, state.ee_position, target)
+            last_action = agent.step(obs, reward)
             torque = act_contract.to_torque(last_action)
             if residual is not None:
                 torque = torque + residual(state, target)
+            if on_tick is not None:
+                on_tick(Tick(state, target, obs, last_action, torque, reward, i))
             state = arm.apply_torque(torque)
         finals[i] = task.distance(state.ee_position, target)
         if on_reach is not None:
