@@ -28,6 +28,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "online": ("snn_sac_ros.commands.bench_online", "online learning without ROS: drift and payload adaptation"),
     "sim": ("snn_sac_ros.commands.bench_sim", "arm_sim: top real-time factor per arm, PyBullet vs ROS share"),
     "soak": ("snn_sac_ros.commands.bench_soak", "long run, learning on: memory growth, non-finite values, success"),
+    "cost": ("snn_sac_ros.commands.bench_cost", "a tick's spikes, synaptic events, dense MACs, energy estimates"),
     "realtime": ("snn_sac_ros.commands.bench_realtime", "controller tick and latency at 500/1000 Hz, Nengo vs floor"),
 }
 
