@@ -115,3 +115,10 @@ def test_train_from_bag_fine_tunes_a_checkpoint_and_records_the_bag(recorded: tu
                  "--batch-size", "8", "--out", str(tmp_path / "ft2")]) == 0
     assert len(load_checkpoint(tmp_path / "ft2" / "checkpoint.npz").metadata["bags"]) == 2
     assert main(["train", "--from-bag", str(path), "--steps", "2"]) == 2  # no --init: refused
+
+
+def test_bench_online_records_each_run(tmp_path: Path) -> None:
+    assert main(["bench", "online", "--reaches", "2", "--reach-seconds", "0.2", "--seeds", "3", "--variants",
+                 "frozen", "--payload-after", "1", "--record-dir", str(tmp_path)]) == 0
+    ticks = load_ticks(tmp_path / "frozen-seed3.mcap")
+    assert len(ticks) == 200 and not ticks.learning.any() and list(np.unique(ticks.episode)) == [0, 1]
