@@ -75,6 +75,9 @@ def run(args: argparse.Namespace) -> dict:
     env = gym.make("snn_sac_ros/ArmReach-v0", arm=arm_name) if args.mix_env > 0 else None
     env_every = max(1, updates // args.mix_env) if args.mix_env > 0 else 0
     env_steps, obs, metrics = 0, None, {}
+    from tqdm import tqdm
+
+    bar = tqdm(total=updates, desc="train from bag", unit="update", disable=args.no_progress, mininterval=1.0)
     start = time.perf_counter()
     for i in range(updates):
         if env is not None and i % env_every == 0 and env_steps < args.mix_env:
@@ -85,6 +88,8 @@ def run(args: argparse.Namespace) -> dict:
             obs = env.reset()[0] if terminated or truncated else next_obs
             env_steps += 1
         metrics = agent.update(*rb.sample(min(args.batch_size, rb.size)))
+        bar.update(1)
+    bar.close()
     wall = time.perf_counter() - start
     if env is not None:
         env.close()
