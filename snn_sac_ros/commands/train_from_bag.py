@@ -31,13 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --from-bag: also take N env steps (nominal arm), spread over the updates")
 
 
-def _agent(args: argparse.Namespace) -> tuple[object, dict, str]:
-    """The replay agent loaded from ``--init`` (learning rates and batch size from the command line), its metadata
-    and its arm."""
-    from snn_sac_ros.core.agent.checkpoint import load_checkpoint
+def _agent(args: argparse.Namespace, ckpt: object) -> tuple[object, dict, str]:
+    """The replay agent of the checkpoint ``ckpt`` (learning rates and batch size from the command line), its
+    metadata and its arm."""
     from snn_sac_ros.core.agent.sac import SACConfig, SpikingSAC
 
-    ckpt = load_checkpoint(args.init)
     config = SACConfig.from_dict(ckpt.metadata["sac_config"])
     config.batch_size, config.actor_lr, config.critic_lr = args.batch_size, args.actor_lr, args.critic_lr
     agent = SpikingSAC(int(ckpt.metadata["obs_dim"]), int(ckpt.metadata["act_dim"]), config, seed=args.seed)
@@ -66,7 +64,7 @@ def run(args: argparse.Namespace) -> dict:
     if total == 0:
         raise ValueError(f"no transitions in {args.from_bag}: no reach with the policy acting for "
                          f"{1 / control_hz:g} s")
-    agent, metadata, arm_name = _agent(args)
+    agent, metadata, arm_name = _agent(args, init)
     updates = args.steps or DEFAULT_UPDATES
     rb = ReplayBuffer(agent.obs_dim, agent.act_dim, total + max(0, args.mix_env), seed=args.seed)
     for t, _ in found:
