@@ -62,10 +62,16 @@ def test_rclpy_messages_decode_field_for_field(tmp_path: Path) -> None:
     recorder = RosRecorder(tmp_path / "run.mcap")
     for i, (topic, msg) in enumerate(sent.items()):
         assert recorder.record(topic, msg, 1000 + i)
+    assert recorder.tick({"t": 1.0, "joint_names": ("shoulder", "elbow"), "q": [0.1, -0.2], "dq": [1.5, 2.5],
+                          "ee": [0.3, 0.1, 0.0], "target": [0.3, -0.4, 0.5], "observation": np.zeros(8, np.float32),
+                          "action": np.array([0.5, -0.5]), "torque": [1.5, -0.75], "reward": -0.25, "learning": True,
+                          "commanded": True, "episode": 3}, 2000)
     recorder.close()
     result = ReadResult()
     got = {m.topic: m for m in read_messages(tmp_path / "run.mcap", result=result)}
-    assert result.complete and set(got) == set(sent)
+    assert result.complete and set(got) == {*sent, "/snn_sac_controller/tick"}
+    tick = got.pop("/snn_sac_controller/tick").message
+    assert tick.action == [0.5, -0.5] and tick.reward == -0.25 and tick.episode == 3
     for topic, msg in sent.items():
         assert got[topic].type_name == messages.TOPICS[topic].name
         _same(got[topic].message, msg)
@@ -146,3 +152,17 @@ def test_a_message_is_on_disk_within_flush_seconds_while_recording(tmp_path: Pat
         seen = list(read_messages(path))
     recorder.close()
     assert [m.message.status[0].values[0].value for m in seen] == ["2.0"]
+
+
+def test_a_channel_can_build_its_messages_in_the_writer_thread(tmp_path: Path) -> None:
+    """The caller hands over the tick's arrays; the recorder builds the TickRecord and encodes it."""
+    path = tmp_path / "ticks.mcap"
+    with McapRecorder(path) as recorder:
+        channel = recorder.channel("/snn_sac_controller/tick", messages.TOPICS["/snn_sac_controller/tick"],
+                                   build=lambda fields: messages.tick_record(**fields))
+        recorder.write(channel, {"t": 0.5, "joint_names": ("a",), "q": np.array([0.25]), "dq": [0.0], "ee": [1, 2, 3],
+                                 "target": [0, 0, 0], "observation": np.zeros(4, np.float32), "action": None,
+                                 "torque": [0.0], "reward": None, "learning": False, "commanded": False,
+                                 "episode": 7}, 5 * 10**8)
+    (tick,) = [m.message for m in read_messages(path)]
+    assert tick.position == [0.25] and tick.action == [] and np.isnan(tick.reward) and tick.episode == 7

@@ -42,6 +42,15 @@ class RosRecorder:
             channel = self._channels[topic] = self.core.channel(topic, schema, qos=qos, encode=encode)
         return self.core.write(channel, message, log_time_ns)
 
+    def tick(self, fields: dict[str, Any], log_time_ns: int, topic: str = "/snn_sac_controller/tick") -> bool:
+        """Queue one tick record: ``fields`` are :func:`messages.tick_record`'s arguments (arrays as they are);
+        the message is built and encoded in the recorder's thread, so the tick pays only the queue put."""
+        channel = self._channels.get(topic)
+        if channel is None:
+            channel = self._channels[topic] = self.core.channel(
+                topic, schemas.TICK_RECORD, build=lambda kwargs: messages.tick_record(**kwargs))
+        return self.core.write(channel, fields, log_time_ns)
+
     @property
     def dropped(self) -> int:
         return self.core.dropped

@@ -39,6 +39,9 @@ class Channel:
     schema: MessageSchema
     qos: str = field(default_factory=qos_yaml)
     encode: Callable[[Any], bytes] | None = None
+    build: Callable[[Any], Any] | None = None
+    """turns what :meth:`McapRecorder.write` was given into the message, in the writer thread (so a caller can
+    hand over a tuple of arrays and leave building the message to the recorder)"""
 
 
 class _ToDisk:
@@ -101,10 +104,10 @@ class McapRecorder:
     # --- the caller's side ------------------------------------------------------------------------------
 
     def channel(self, topic: str, schema: MessageSchema, *, qos: str | None = None,
-                encode: Callable[[Any], bytes] | None = None) -> Channel:
-        """A channel to :meth:`write` to (registered in the file with its first message)."""
+                encode: Callable[[Any], bytes] | None = None, build: Callable[[Any], Any] | None = None) -> Channel:
+        """A channel to :meth:`write` to (registered in the file with its first message); see :class:`Channel`."""
         with self._lock:
-            ch = Channel(len(self._channels), topic, schema, qos or qos_yaml(), encode)
+            ch = Channel(len(self._channels), topic, schema, qos or qos_yaml(), encode, build)
             self._channels.append(ch)
         return ch
 
@@ -180,6 +183,8 @@ class McapRecorder:
             schema_id = self._schema_ids[schema.name]
             self._registered[channel.id] = self._writer.register_channel(
                 channel.topic, "cdr", schema_id, metadata={"offered_qos_profiles": channel.qos})
+        if channel.build is not None:
+            message = channel.build(message)
         if isinstance(message, bytes | bytearray | memoryview):
             data = bytes(message)
         elif channel.encode is not None:
