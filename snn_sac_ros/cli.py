@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("snn_sac_ros.commands.demo", "the simulated arm demo: arm node + spiking SAC controller over ROS 2"),
     "train": ("snn_sac_ros.commands.train", "train the spiking SAC agent (rate-mode replay, local rules)"),
     "eval": ("snn_sac_ros.commands.eval", "success at 2 cm / 5 cm of a checkpoint, rate or spiking"),
+    "plot": ("snn_sac_ros.commands.plot", "the demo's plots from a recorded run (MCAP file)"),
 }
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "env": ("snn_sac_ros.commands.bench_env", "env steps per second per arm, and PyBullet's share"),
@@ -29,6 +30,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "online": ("snn_sac_ros.commands.bench_online", "online learning without ROS: drift and payload adaptation"),
     "sim": ("snn_sac_ros.commands.bench_sim", "arm_sim: top real-time factor per arm, PyBullet vs ROS share"),
     "soak": ("snn_sac_ros.commands.bench_soak", "long run, learning on: memory growth, non-finite values, success"),
+    "cost": ("snn_sac_ros.commands.bench_cost", "a tick's spikes, synaptic events, dense MACs, energy estimates"),
     "realtime": ("snn_sac_ros.commands.bench_realtime", "controller tick and latency at 500/1000 Hz, Nengo vs floor"),
     "transfer": ("snn_sac_ros.commands.bench_transfer", "checkpoints on the nominal arm and held-out perturbations"),
 }

@@ -49,6 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--damping-cost-tau", type=float, default=DampingLearning.cost_tau,
                         help="adaptive: a reach is scored by its last this many seconds (0: all of it)")
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (one process each)")
+    parser.add_argument("--record-dir", default="", help="record every run as <dir>/<variant>-seed<S>.mcap "
+                        "(the topics and tick records the controller records; for plot and train --from-bag)")
 
 
 def _payload_after(args: argparse.Namespace) -> int:
@@ -87,7 +89,18 @@ def run_one(args: argparse.Namespace, seed: int, variant: str) -> dict:
     agent = OnlineAgent(ckpt, spiking=True, learning=learning, dt=dt, seed=seed, online_lr=args.learning_rate,
                         anchor_tau=0.0 if variant == "unanchored" else args.anchor_tau, damping=damping)
     residual = task_space_pd(arm, *args.pd_gains) if variant == "frozen+pd" else None
-    finals = run_reaches(agent, arm, plan, residual=residual)
+    recorder = None
+    if getattr(args, "record_dir", ""):
+        from pathlib import Path
+
+        from snn_sac_ros.core.recording.run import RolloutRecorder
+
+        recorder = RolloutRecorder(Path(args.record_dir) / f"{variant}-seed{seed}.mcap", agent, arm, metadata={
+            "payload_reach": plan.payload_after, "variant": variant, "seed": seed,
+            "checkpoint": args.checkpoint or args.arm})
+    finals = run_reaches(agent, arm, plan, residual=residual, on_tick=recorder)
+    if recorder is not None:
+        recorder.close()
     agent_gains = agent.damping_gains().tolist()
     agent.close()
     arm.close()

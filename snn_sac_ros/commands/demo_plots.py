@@ -31,8 +31,20 @@ def _gains_at_reach_ends(series: dict, changes: np.ndarray, reaches: int) -> np.
     return np.column_stack([np.interp(ends, t, gains[:, j]) for j in range(gains.shape[1])])
 
 
-def write_plots(out: Path, record: dict, payload_reach: int | None) -> list[Path]:
-    """Write the demo's PNGs into ``out``; returns their paths (plots without data are skipped)."""
+def _read_reaches_csv(path: Path) -> list[tuple[float, float]]:
+    """``(final distance [m], payload [kg])`` per reach from the reach_targets node's ``reaches.csv``."""
+    if not path.exists():
+        return []
+    with open(path) as handle:
+        return [(float(r["final_distance_m"]), float(r["payload_kg"])) for r in csv.DictReader(handle)]
+
+
+def write_plots(out: Path, record: dict, payload_reach: int | None,
+                reaches: list[tuple[float, float]] | None = None) -> list[Path]:
+    """Write the demo's PNGs into ``out``; returns their paths (plots without data are skipped).
+
+    ``reaches``: ``(final distance [m], payload [kg])`` per reach (default: ``out/reaches.csv``).
+    """
     series = record["series"]
     written = []
     changes = _target_changes(series)
@@ -60,32 +72,29 @@ def write_plots(out: Path, record: dict, payload_reach: int | None) -> list[Path
         ax.set(xlabel="sim time [s]", ylabel="applied torque [Nm]", title="Joint torques applied by the arm")
         ax.legend(loc="upper right", fontsize=8)
         written.append(_save(fig, out / "torques.png"))
-    reaches_csv = out / "reaches.csv"
-    if reaches_csv.exists():
-        with open(reaches_csv) as handle:
-            rows = list(csv.DictReader(handle))
-        if rows:
-            final = np.array([float(r["final_distance_m"]) for r in rows]) * 100
-            loaded = np.array([float(r["payload_kg"]) > 0 for r in rows])
-            fig, ax = plt.subplots(figsize=(8, 4))
-            index = np.arange(1, len(final) + 1)
-            ax.bar(index[~loaded], final[~loaded], color="tab:blue", label="no payload")
-            ax.bar(index[loaded], final[loaded], color="tab:red", label="with payload")
-            ax.axhline(2, color="g", ls="--", lw=0.8, label="2 cm")
-            ax.set(xlabel="reach", ylabel="final distance [cm]",
-                   title="Adaptation: final distance per reach, before and after the payload")
-            handles, labels = ax.get_legend_handles_labels()
-            gains = _gains_at_reach_ends(series, changes, len(final))
-            if gains is not None:
-                twin = ax.twinx()
-                for j in range(gains.shape[1]):
-                    handles += twin.plot(index, gains[:, j], marker="o^sv"[j % 4], color=f"C{(j + 4) % 10}", lw=1,
-                                         ms=4)
-                    labels.append(f"learned damping, joint {j + 1}")
-                twin.set_ylabel("learned damping gain [Nm s/rad]")
-                twin.set_ylim(bottom=0)
-            ax.legend(handles, labels, fontsize=8, loc="upper left")
-            written.append(_save(fig, out / "adaptation.png"))
+    rows = _read_reaches_csv(out / "reaches.csv") if reaches is None else reaches
+    if rows:
+        final = np.array([d for d, _ in rows]) * 100
+        loaded = np.array([kg > 0 for _, kg in rows])
+        fig, ax = plt.subplots(figsize=(8, 4))
+        index = np.arange(1, len(final) + 1)
+        ax.bar(index[~loaded], final[~loaded], color="tab:blue", label="no payload")
+        ax.bar(index[loaded], final[loaded], color="tab:red", label="with payload")
+        ax.axhline(2, color="g", ls="--", lw=0.8, label="2 cm")
+        ax.set(xlabel="reach", ylabel="final distance [cm]",
+               title="Adaptation: final distance per reach, before and after the payload")
+        handles, labels = ax.get_legend_handles_labels()
+        gains = _gains_at_reach_ends(series, changes, len(final))
+        if gains is not None:
+            twin = ax.twinx()
+            for j in range(gains.shape[1]):
+                handles += twin.plot(index, gains[:, j], marker="o^sv"[j % 4], color=f"C{(j + 4) % 10}", lw=1,
+                                     ms=4)
+                labels.append(f"learned damping, joint {j + 1}")
+            twin.set_ylabel("learned damping gain [Nm s/rad]")
+            twin.set_ylim(bottom=0)
+        ax.legend(handles, labels, fontsize=8, loc="upper left")
+        written.append(_save(fig, out / "adaptation.png"))
     spikes_file = out / "spikes.npz"
     if spikes_file.exists():
         data = np.load(spikes_file)

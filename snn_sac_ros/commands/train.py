@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from snn_sac_ros.commands import arm_options
+from snn_sac_ros.commands import arm_options, train_from_bag
 from snn_sac_ros.core.learning.modes import ALIASES, FEEDBACK_MODES
 
 DEFAULTS = {"planar2": 50_000, "kuka_iiwa": 200_000, "panda": 200_000}
@@ -49,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-every", type=int, default=10_000)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     arm_options.add_arm_arguments(parser)  # --joints, --ee-link, URDF spec fields, --randomize
+    train_from_bag.add_arguments(parser)  # --from-bag, --init, --mix-env
 
 
 def _metadata(env: object, agent: object, args: argparse.Namespace, steps: int, command: list[str]) -> dict:
@@ -155,6 +156,8 @@ def write_curve(out: Path, episodes: list, title: str) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
+    if getattr(args, "from_bag", None):
+        return train_from_bag.run(args)
     result = train_run(args)
     print(f"trained {result['steps']} steps in {result['train_wall_s']:.0f} s ({result['steps_per_s']:.0f} steps/s); "
           f"recent training success at 2 cm {result['recent_success_2cm']:.0%}")

@@ -40,6 +40,19 @@ class ReachPlan:
 Residual = Callable[[ArmState, np.ndarray], np.ndarray]  # (arm state, target) -> torque [Nm] added
 
 
+@dataclass(frozen=True)
+class Tick:
+    """One tick of :func:`run_reaches`, as a recorder sees it: the state used, what went in and out."""
+
+    state: ArmState
+    target: np.ndarray
+    observation: np.ndarray
+    action: np.ndarray
+    torque: np.ndarray
+    reward: float | None
+    reach: int
+
+
 def task_space_pd(arm: PyBulletArm, kp: float, kv: float) -> Residual:
     """``kp J^T (target - ee) - kv dq``: a spring to the target [N/m] and joint damping [Nm s/rad]."""
 
@@ -51,10 +64,11 @@ def task_space_pd(arm: PyBulletArm, kp: float, kv: float) -> Residual:
 
 def run_reaches(agent: OnlineAgent, arm: PyBulletArm, plan: ReachPlan,
                 on_reach: Callable[[int, float], None] | None = None,
-                residual: Residual | None = None) -> np.ndarray:
+                residual: Residual | None = None, *, on_tick: Callable[[Tick], None] | None = None) -> np.ndarray:
     """Run the plan, one agent step per ``arm.control_dt``; final distance [m] of every reach.
 
-    ``residual`` adds a torque to the policy's on every tick (the arm clamps the sum to its effort limits).
+    ``residual`` adds a torque to the policy's on every tick (the arm clamps the sum to its effort limits);
+    ``on_tick`` sees every tick (a recorder).
     """
     if abs(arm.control_dt - agent.dt) > 1e-9:
         raise ValueError(f"the arm's tick ({arm.control_dt} s) must equal the agent's dt ({agent.dt} s)")
@@ -72,6 +86,8 @@ def run_reaches(agent: OnlineAgent, arm: PyBulletArm, plan: ReachPlan,
             if result.torque is None:
                 raise FloatingPointError(result.problem)
             torque = result.torque if residual is None else result.torque + residual(state, target)
+            if on_tick is not None:
+                on_tick(Tick(state, target, result.observation, result.action, torque, result.reward, i))
             state = arm.apply_torque(torque)
         finals[i] = tick.task.distance(state.ee_position, target)
         if on_reach is not None:

@@ -38,12 +38,16 @@ JUMP_TOLERANCE_RAD = 1e-3
 @dataclass(frozen=True)
 class TickResult:
     """One tick's outcome: the torque before the safety clamp [Nm] (None: the policy gave none, see
-    ``problem``), the end effector's distance to the target [m], and whether the tick was learned from."""
+    ``problem``), the end effector's distance to the target [m], whether the tick was learned from, and what went
+    through the agent (observation, action, reward), for a recorder."""
 
     torque: np.ndarray | None
     distance: float
     learned: bool
     problem: str = ""
+    observation: np.ndarray | None = None
+    action: np.ndarray | None = None
+    reward: float | None = None
 
 
 def target_problem(point: np.ndarray, contract: object, max_azimuth: float) -> tuple[str, str] | None:
@@ -157,9 +161,10 @@ class ReachTick:
             action = self.agent.step(obs, reward)
         except (ValueError, FloatingPointError) as error:  # non-finite in the network or its output
             self._last_action = None
-            return TickResult(None, distance, False, f"policy output refused: {error}")
+            return TickResult(None, distance, False, f"policy output refused: {error}", obs, None, reward)
         finally:
             if jumped and learning:
                 self.agent.learning = True
         self._last_action = action
-        return TickResult(self._scale(action, dq if self.apply_damping else None), distance, learning and not jumped)
+        return TickResult(self._scale(action, dq if self.apply_damping else None), distance, learning and not jumped,
+                          observation=obs, action=action, reward=reward)
