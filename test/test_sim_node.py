@@ -244,3 +244,25 @@ def test_the_shipped_config_file_loads(probe):
         assert probe.get_parameter("arm_sim", "publish_rate") == 250.0  # a later -p wins
     finally:
         assert node.stop() == 0, node.stderr
+
+
+def test_snapshots_show_the_reach_target(probe, start_sim, tmp_path):
+    """A target heard on ``target`` appears in the arm's rendered snapshots (a green sphere), where it is."""
+    from geometry_msgs.msg import PointStamped
+    from matplotlib import image
+
+    start_sim(arm="planar2", command_timeout=1.0, snapshot_path=str(tmp_path / "shot{n}.png"))
+    targets = probe.node.create_publisher(PointStamped, "target", 10)
+
+    def green_pixels(n: int) -> int:
+        assert probe.call(Trigger, "/arm_sim/snapshot", Trigger.Request()).success
+        rgb = image.imread(tmp_path / f"shot{n}.png")[..., :3]
+        return int(np.count_nonzero((rgb[..., 1] > 0.6) & (rgb[..., 0] < 0.3) & (rgb[..., 2] < 0.3)))
+
+    before = green_pixels(0)
+    msg = PointStamped()
+    msg.header.frame_id = "base_link"
+    msg.point.x, msg.point.y = 0.2, 0.25
+    probe.spin_until(lambda: (targets.publish(msg), targets.get_subscription_count() > 0)[1], 10.0, "arm_sim")
+    probe.spin_for(0.3)
+    assert green_pixels(1) > before + 50

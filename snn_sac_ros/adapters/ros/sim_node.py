@@ -110,6 +110,7 @@ class ArmSimNode(Node, SimParameters):
         self._commands_received = 0
         self._was_stale = False
         self._snapshots = 0
+        self._target_marker: int | None = None
         if p["payload_kg"] > 0:
             self.arm.set_payload(p["payload_kg"])
         self._reset_arm()
@@ -252,7 +253,14 @@ class ArmSimNode(Node, SimParameters):
 
     # -- topics and services -----------------------------------------------------------------------------------
     def target_callback(self, msg: PointStamped) -> None:
-        """Show a reach target in RViz: a sphere on ``target_marker`` where the target is."""
+        """Show a reach target: a sphere on ``target_marker`` (RViz) and in the arm's own rendered snapshots."""
+        point = np.array([msg.point.x, msg.point.y, msg.point.z])
+        if not np.all(np.isfinite(point)):
+            self._errors.report("target_non_finite", f"target {point.tolist()} not shown: non-finite")
+            return
+        if self._target_marker is None:
+            self._target_marker = self.arm.add_marker()  # visual only: no mass, no collision
+        self.arm.move_marker(self._target_marker, point)
         marker = Marker(ns="reach_target", id=0, type=Marker.SPHERE, action=Marker.ADD)
         marker.header.frame_id = msg.header.frame_id or self._params["frame_id"]
         marker.header.stamp = msg.header.stamp
