@@ -63,10 +63,9 @@ class NodeProcess:
     """A node running in its own process, with its stderr lines collected as they come."""
 
     def __init__(self, module: str, params: dict[str, Any], extra_args: Sequence[str] = (),
-                 env: dict[str, str] | None = None) -> None:
-        args = [sys.executable, "-m", module, "--ros-args"]
-        for key, value in params.items():
-            args += ["-p", f"{key}:={_ros_value(value)}"]
+                 env: dict[str, str] | None = None, command: Sequence[str] = ()) -> None:
+        """Start ``python -m module --ros-args -p ...``, or ``command`` as it is when one is given."""
+        args = list(command) or [sys.executable, "-m", module, "--ros-args", *ros_parameter_args(params)]
         args += list(extra_args)
         env = dict(os.environ, PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0",
                    RCUTILS_COLORIZED_OUTPUT="0", **(env or {}))
@@ -104,6 +103,11 @@ class NodeProcess:
         code = self.stop()
         assert code == 0, self.stderr
         assert "Traceback" not in self.stderr
+
+
+def ros_parameter_args(params: dict[str, Any]) -> list[str]:
+    """``-p name:=value`` for each parameter."""
+    return [arg for key, value in params.items() for arg in ("-p", f"{key}:={_ros_value(value)}")]
 
 
 def _ros_value(value: Any) -> str:
