@@ -154,7 +154,7 @@ class Probe:
         thread.start()
         self._threads.append(thread)
 
-    def record_commands(self) -> None:
+    def record_commands(self, topic: str = "effort_controller/commands") -> None:
         """Record every effort command: ``received`` (arrival time, values) and ``published_ns`` (DDS source stamp)."""
         self.received: list[tuple[float, np.ndarray]] = []
         self.published_ns: list[int] = []
@@ -166,7 +166,7 @@ class Probe:
             self._arrivals.append(now)
             self.published_ns.append(info["source_timestamp"])
 
-        self.node.create_subscription(Float64MultiArray, "effort_controller/commands", command, COMMAND_QOS)
+        self.node.create_subscription(Float64MultiArray, topic, command, COMMAND_QOS)
 
     def commands_after(self, t: float) -> list[np.ndarray]:
         """Commands that arrived after monotonic time ``t`` (needs :meth:`record_commands`)."""
@@ -280,9 +280,9 @@ class RobotProbe(Probe):
         self.controller = controller
         node = self.node
         self.joints, self.q, self.dq = list(joints), list(q), [0.0] * len(q)
-        self.record_commands()
-        self.diagnostics: dict[str, str] = {}
         prefix = f"/{namespace}/" if namespace else ""
+        self.record_commands(f"{prefix}effort_controller/commands")
+        self.diagnostics: dict[str, str] = {}
         node.create_subscription(DiagnosticArray, "/diagnostics", self._diag, 10)
         self.state_pub = node.create_publisher(JointState, f"{prefix}joint_states", STATE_QOS)
         self.target_pub = node.create_publisher(PointStamped, f"{prefix}target", 10)
