@@ -269,8 +269,9 @@ class RobotProbe(Probe):
     ``mode`` says), the target every 50 ms, e-stops on demand; keeps the last diagnostics of the controller
     node named ``controller``.
 
-    Modes: valid, silent (no states), nan, missing_joint, stale (stamped 2 s ago), jumping (random positions
-    within the joint limits: a fake robot whose states teleport).
+    Modes: valid, silent (no states), nan, missing_joint, stale (stamped 2 s ago), jumping (a fake robot whose
+    states teleport: they cycle through 15 configurations within the planar2 joint limits, each 1 rad or
+    more from the 14 before it, farther than the arm moves in the 30 ms the cycle takes).
     """
 
     def __init__(self, name: str = "robot_probe", *, joints: Sequence[str] = ("shoulder", "elbow"),
@@ -292,7 +293,7 @@ class RobotProbe(Probe):
         self.last_state_sent = 0.0
         self.last_state_ns = 0
         self.target: np.ndarray | None = None
-        self._rng = np.random.default_rng(3)
+        self._jumps = 0
         self.every(period, self._publish_state)
         node.create_timer(0.05, self._publish_target)  # repeated, so a late subscription gets it too
 
@@ -316,7 +317,8 @@ class RobotProbe(Probe):
         elif self.mode == "stale":
             msg.header.stamp.sec -= 2
         elif self.mode == "jumping":
-            msg.position = self._rng.uniform(-2.5, 2.5, len(self.q)).tolist()
+            self._jumps += 1
+            msg.position = [(-2.5, 0.0, 2.5)[self._jumps % 3], (-2.0, -1.0, 0.0, 1.0, 2.0)[self._jumps % 5]]
         self.state_pub.publish(msg)
         self.last_state_sent = time.monotonic()
         self.last_state_ns = time.time_ns()
