@@ -9,12 +9,13 @@ holds and fails the test with a message when it does not in time.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import os
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -343,3 +344,16 @@ class RobotProbe(Probe):
         start = time.monotonic()
         self.spin_until(lambda: any(np.any(c != 0) for c in self.commands_after(start)), timeout, what)
 
+
+
+@contextlib.contextmanager
+def controlling(node: NodeProcess, probe: RobotProbe) -> Iterator[tuple[NodeProcess, RobotProbe]]:
+    """A planar2 controller ``node`` fed by ``probe`` until it commands torque; closed (the node must exit
+    cleanly) at the end."""
+    try:
+        probe.send_target(planar2_target())
+        probe.wait_torque("a first non-zero command", timeout=90)
+        yield node, probe
+    finally:
+        probe.close()
+        node.stop_cleanly()

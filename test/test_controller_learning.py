@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ros_helpers import CONTROLLER, NodeProcess, RobotProbe, controller_params, planar2_target
+from ros_helpers import CONTROLLER, NodeProcess, RobotProbe, controller_params, controlling
 from std_srvs.srv import SetBool, Trigger
 
 from snn_sac_ros.core.agent.checkpoint import load_checkpoint
@@ -37,14 +37,8 @@ def _saved_path(node: NodeProcess) -> Path:
 def learner() -> Iterator[Running]:
     node = NodeProcess(CONTROLLER, controller_params(checkpoint=str(CHECKPOINT), learning=False, save_period_s=0.0),
                        ["-r", f"__node:={NODE}"])
-    probe = RobotProbe("learning_probe", controller=NODE)
-    try:
-        probe.send_target(planar2_target())
-        probe.wait_torque("a first non-zero command", timeout=90)
-        yield node, probe
-    finally:
-        probe.close()
-        node.stop_cleanly()
+    with controlling(node, RobotProbe("learning_probe", controller=NODE)) as running:
+        yield running
 
 
 def _weights(node: NodeProcess, probe: RobotProbe) -> dict[str, np.ndarray]:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from ros_helpers import CONTROLLER, NodeProcess, RobotProbe, controller_params, planar2_target
+from ros_helpers import CONTROLLER, NodeProcess, RobotProbe, controller_params, controlling
 from std_srvs.srv import SetBool
 
 from snn_sac_ros.core.agent.checkpoint import load_checkpoint
@@ -34,14 +34,8 @@ def controller(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     node = NodeProcess(CONTROLLER, controller_params(checkpoint=str(shipped_checkpoint("planar2")), resume=False,
                                                      learning=False, anchor_tau=0.0,
                                                      save_path=str(tmp_path_factory.mktemp("safety") / "w.npz")))
-    probe = RobotProbe("safety_probe")
-    try:
-        probe.send_target(planar2_target())
-        probe.wait_torque("a first non-zero command", timeout=90)
-        yield node, probe
-    finally:
-        probe.close()
-        node.stop_cleanly()
+    with controlling(node, RobotProbe("safety_probe")) as running:
+        yield running
 
 
 def _published_after(probe: RobotProbe, ns: int) -> tuple[np.ndarray, np.ndarray]:
