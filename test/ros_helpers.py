@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import json
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -357,3 +360,46 @@ def controlling(node: NodeProcess, probe: RobotProbe) -> Iterator[tuple[NodeProc
     finally:
         probe.close()
         node.stop_cleanly()
+
+
+class StoppableSubscriber:
+    """``slow_subscriber.py`` in a process of its own: a reliable subscriber of every topic, which a test SIGSTOPs
+    and resumes; :meth:`count` and :meth:`last_command` read what it wrote (it writes ten times a second)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.file = folder / "subscriber_counts.txt"
+        self.process = subprocess.Popen([sys.executable, str(Path(__file__).with_name("slow_subscriber.py")),
+                                         str(self.file)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def _lines(self) -> list[str]:
+        try:
+            return self.file.read_text().split("\n")
+        except OSError:
+            return []
+
+    def count(self) -> int:
+        """Messages received so far."""
+        lines = self._lines()
+        return int(lines[0]) if lines and lines[0].isdigit() else 0
+
+    def last_command(self) -> dict[str, Any]:
+        """The last effort command received: ``values`` and ``received_ns`` (wall clock); {} before the first."""
+        lines = self._lines()
+        try:
+            return json.loads(lines[1]) if len(lines) > 1 else {}
+        except json.JSONDecodeError:
+            return {}
+
+    def alive(self) -> None:
+        assert self.process.poll() is None, self.process.stderr.read() if self.process.stderr else ""
+
+    def pause(self) -> None:
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
+    def close(self) -> None:
+        self.resume()
+        self.process.terminate()
+        self.process.wait(15)

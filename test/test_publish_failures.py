@@ -14,9 +14,6 @@ a subscriber of every topic SIGSTOPped while the three nodes run, then resumed.
 from __future__ import annotations
 
 import re
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,14 +21,21 @@ from pathlib import Path
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped, PoseStamped
-from ros_helpers import CONTROLLER, NodeProcess, Probe, RobotProbe, controller_params, planar2_target
+from ros_helpers import (
+    CONTROLLER,
+    NodeProcess,
+    Probe,
+    RobotProbe,
+    StoppableSubscriber,
+    controller_params,
+    planar2_target,
+)
 
 from snn_sac_ros.adapters.ros.common import STATE_QOS
 from snn_sac_ros.core.resources import shipped_checkpoint
 
 SIM = "snn_sac_ros.adapters.ros.sim_node"
 TARGETS = "snn_sac_ros.adapters.ros.reach_targets_node"
-HERE = Path(__file__).resolve().parent
 
 
 def refusing_profile(folder: Path, topics: list[str]) -> dict[str, str]:
@@ -154,9 +158,7 @@ def test_a_subscriber_of_every_topic_stopped_then_resumed_stops_no_node(tmp_path
     """A reliable subscriber of every topic of the demo's three nodes is SIGSTOPped for a while (its DDS
     queues fill, the writers wait for acknowledgements that do not come), then resumed: every node keeps
     running and commanding throughout, and the resumed subscriber receives again."""
-    count_file = tmp_path / "counts.txt"
-    stalled = subprocess.Popen([sys.executable, str(HERE / "slow_subscriber.py"), str(count_file)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    stalled = StoppableSubscriber(tmp_path)
     sim = NodeProcess(SIM, {"arm": "planar2"})
     controller = NodeProcess(CONTROLLER, controller_params(
         checkpoint=str(shipped_checkpoint("planar2")), resume=False, save_path=str(tmp_path / "w.npz"),
@@ -169,7 +171,7 @@ def test_a_subscriber_of_every_topic_stopped_then_resumed_stops_no_node(tmp_path
     def alive() -> None:
         for name, node in nodes.items():
             assert node.process.poll() is None, f"{name} died:\n{node.stderr[-3000:]}"
-        assert stalled.poll() is None, stalled.stderr.read() if stalled.stderr else ""
+        stalled.alive()
 
     def commands_flow(what: str) -> None:
         start = time.monotonic()
@@ -177,31 +179,22 @@ def test_a_subscriber_of_every_topic_stopped_then_resumed_stops_no_node(tmp_path
 
     try:
         commands_flow("commands from the controller driving arm_sim")
-        probe.spin_until(lambda: alive() or _counts(count_file) > 200, 60, "the subscriber receiving")
-        stalled.send_signal(signal.SIGSTOP)
-        stopped_at = _counts(count_file)
+        probe.spin_until(lambda: alive() or stalled.count() > 200, 60, "the subscriber receiving")
+        stalled.pause()
+        stopped_at = stalled.count()
         for _ in range(3):  # several seconds: longer than any writer's blocking time, shorter than a lease
             commands_flow("commands while the subscriber is stopped")
         alive()
-        stalled.send_signal(signal.SIGCONT)
-        probe.spin_until(lambda: alive() or _counts(count_file) > stopped_at + 500, 60,
+        stalled.resume()
+        probe.spin_until(lambda: alive() or stalled.count() > stopped_at + 500, 60,
                          "the resumed subscriber receiving again")
         commands_flow("commands after the subscriber resumed")
         for node in nodes.values():
             assert "Traceback" not in node.stderr, node.stderr[-3000:]
     finally:
         probe.close()
-        stalled.send_signal(signal.SIGCONT)
-        stalled.terminate()
-        stalled.wait(15)
+        stalled.close()
         targets.stop()
         controller.stop()
         sim.stop()
 
-
-def _counts(path: Path) -> int:
-    """Messages the subscriber process has received so far (it rewrites the file every 0.1 s)."""
-    try:
-        return int(path.read_text() or 0)
-    except (OSError, ValueError):
-        return 0
