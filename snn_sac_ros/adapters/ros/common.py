@@ -238,7 +238,8 @@ def spin_node(make_node: Callable[[], Node], args: Sequence[str] | None = None, 
     a publish there raises, and nothing can be published or logged to /rosout on the way out (a
     controller could not send its zero torque). So rclpy is told to install none; SIGINT and SIGTERM set
     a flag instead, the executor finishes the callback it is in, and the node's ``close()`` (if it has
-    one) runs while the context is still valid. A second signal during ``close()`` ends it at once.
+    one) runs while the context is still valid. A second signal during ``close()`` ends it at once; signals
+    after that (a launch's SIGINT to a node that has just finished by itself) are ignored: it is exiting.
     A node that cannot start because of its configuration (a bad parameter override, an unknown arm)
     raises; that is printed as one line, prefixed with ``name``, with exit code 2. Code 0 otherwise.
     """
@@ -255,7 +256,8 @@ def spin_node(make_node: Callable[[], Node], args: Sequence[str] | None = None, 
         stop.set()
 
     rclpy.init(args=list(args) if args is not None else None, signal_handler_options=SignalHandlerOptions.NO)
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, request_stop)
     node: Node | None = None
     code = 0
     try:
@@ -280,8 +282,8 @@ def spin_node(make_node: Callable[[], Node], args: Sequence[str] | None = None, 
             pass
         finally:
             rclpy.try_shutdown()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            for sig in (signal.SIGINT, signal.SIGTERM):  # done: a late Ctrl-C must not kill the exit (-2)
+                signal.signal(sig, signal.SIG_IGN)
     return code
 
 
