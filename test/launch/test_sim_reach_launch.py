@@ -42,5 +42,7 @@ class TestSimReach(unittest.TestCase):
 
 @launch_testing.post_shutdown_test()
 class TestShutdown(unittest.TestCase):
-    def test_nodes_exit_cleanly(self, proc_info) -> None:
+    def test_every_node_ran_and_exited_cleanly(self, proc_info) -> None:
+        names = {name.rsplit("-", 1)[0] for name in proc_info.process_names()}
+        assert {"arm_sim", "snn_sac_controller", "reach_targets"} <= names, names
         launch_testing.asserts.assertExitCodes(proc_info, allowable_exit_codes=[0])
