@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "sim": ("snn_sac_ros.commands.bench_sim", "arm_sim: top real-time factor per arm, PyBullet vs ROS share"),
     "soak": ("snn_sac_ros.commands.bench_soak", "long run, learning on: memory growth, non-finite values, success"),
     "realtime": ("snn_sac_ros.commands.bench_realtime", "controller tick and latency at 500/1000 Hz, Nengo vs floor"),
+    "executor": ("snn_sac_ros.commands.bench_executor", "rclpy executors' CPU time per callback at a control rate"),
 }
 
 
