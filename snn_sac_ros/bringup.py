@@ -13,8 +13,11 @@ parameter at all, so a user's ``params_file`` is never overridden by a default t
 
 from __future__ import annotations
 
+import atexit
 import re
+import shutil
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,10 +50,35 @@ class NodeSpec:
     optional: bool = False
     arguments: tuple[str, ...] = ()
 
-    def parameter_paths(self) -> list[Path]:
-        """The parameter files in the order they apply: a bare name is one of the package's configs."""
-        return [data_path("config", name) if Path(name).name == name else Path(name).expanduser()
-                for name in self.parameter_files]
+    def parameter_paths(self, namespace: str = "") -> list[Path]:
+        """The parameter files in the order they apply: a bare name is one of the package's configs.
+
+        A file keyed by the bare node name (``snn_sac_controller:``, as ours and most users' are) applies to
+        the node in the root namespace only: in a ``namespace`` the node is ``/<namespace>/<name>`` and ROS
+        ignores it. So there such a file is given as a copy keyed ``/**/<name>`` (the node in any namespace).
+        """
+        paths = [data_path("config", name) if Path(name).name == name else Path(name).expanduser()
+                 for name in self.parameter_files]
+        return [_any_namespace(path, self.name) for path in paths] if namespace.strip("/") else paths
+
+
+_REKEYED: dict[tuple[Path, str], Path] = {}
+
+
+def _any_namespace(path: Path, node: str) -> Path:
+    """``path`` with its top-level ``<node>:`` key made ``/**/<node>:`` (a copy in a temporary folder)."""
+    if not path.is_file():
+        return path  # the node says that the file is missing
+    text = path.read_text()
+    rekeyed = re.sub(rf"^{re.escape(node)}:", f"/**/{node}:", text, flags=re.MULTILINE)
+    if rekeyed == text:
+        return path
+    if (path, node) not in _REKEYED:
+        folder = Path(tempfile.mkdtemp(prefix="snn_sac_ros_params_"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        _REKEYED[path, node] = folder / path.name
+        _REKEYED[path, node].write_text(rekeyed)
+    return _REKEYED[path, node]
 
 
 @dataclass(frozen=True)
@@ -184,7 +212,8 @@ def sim_reach_plan(**values: str) -> Plan:
         NodeSpec("reach_targets", "snn_sac_ros.adapters.ros.reach_targets_node", "reach_targets",
                  ("reach_targets.yaml",),
                  {**sim_time, "arm": a["arm"], "reaches": a["reaches"], "reach_seconds": a["reach_seconds"],
-                  "payload_kg": a["payload_kg"], "output_dir": a["output_dir"], "seed": a["seed"]},
+                  "payload_kg": a["payload_kg"], "output_dir": a["output_dir"], "seed": a["seed"],
+                  "controller_node": "snn_sac_controller"},
                  ends_launch=True),
         NodeSpec("robot_state_publisher", "", "robot_state_publisher", (),
                  {**sim_time, "robot_description": robot_description(a["arm"])}, package="robot_state_publisher",
@@ -250,7 +279,7 @@ def command_line(spec: NodeSpec, python: str = sys.executable, plan: Plan | None
         args += ["-r", f"__ns:=/{plan.namespace.strip('/')}"]
     if plan is not None:
         args += ["--log-level", plan.log_level]
-    for path in spec.parameter_paths():
+    for path in spec.parameter_paths(plan.namespace if plan is not None else ""):
         args += ["--params-file", str(path)]
     parameters = dict(spec.parameters)
     if spec.lifecycle and plan is not None and plan.autostart:

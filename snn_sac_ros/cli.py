@@ -33,6 +33,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "cost": ("snn_sac_ros.commands.bench_cost", "a tick's spikes, synaptic events, dense MACs, energy estimates"),
     "realtime": ("snn_sac_ros.commands.bench_realtime", "controller tick and latency at 500/1000 Hz, Nengo vs floor"),
     "transfer": ("snn_sac_ros.commands.bench_transfer", "checkpoints on the nominal arm and held-out perturbations"),
+    "executor": ("snn_sac_ros.commands.bench_executor", "rclpy executors' CPU time per callback at a control rate"),
 }
 
 

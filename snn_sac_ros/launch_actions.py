@@ -4,8 +4,9 @@ Imports ``launch`` and ``launch_ros`` (not on PyPI): only :func:`snn_sac_ros.bri
 imports this module. Every node gets the plan's namespace and log level. A lifecycle node is a
 ``LifecycleNode``; with ``autostart`` the launch configures it when its process starts and activates it
 once configure has taken it to ``inactive`` (not after a later deactivate: that one is the user's). A node
-that ends the launch (``reach_targets``) emits ``Shutdown`` when it exits. An optional node whose package is
-not installed is skipped with a line in the log.
+that ends the launch (``reach_targets``) emits ``Shutdown`` when it exits, unless the launch is already
+shutting down (Ctrl-C): a second Shutdown makes launch_ros stop its ROS adapter twice, which fails the launch.
+An optional node whose package is not installed is skipped with a line in the log.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def node_action(spec: NodeSpec, plan: Plan) -> Node:
     """The launch_ros action starting ``spec`` in ``plan``'s namespace, at its log level."""
     kind = LifecycleNode if spec.lifecycle else Node
     return kind(package=spec.package, executable=spec.executable, name=spec.name, namespace=plan.namespace,
-                output="screen", parameters=[*(str(p) for p in spec.parameter_paths()), spec.parameters],
+                output="screen", parameters=[*(str(p) for p in spec.parameter_paths(plan.namespace)), spec.parameters],
                 remappings=list(spec.remappings),
                 arguments=[*spec.arguments, "--ros-args", "--log-level", plan.log_level])
 
@@ -68,6 +69,13 @@ def node_actions(plan: Plan) -> list[Any]:
         if spec.lifecycle and plan.autostart:
             actions += bring_up(node)
         if spec.ends_launch:
-            actions.append(RegisterEventHandler(OnProcessExit(target_action=node, on_exit=[
-                EmitEvent(event=Shutdown(reason=f"{spec.name} finished"))])))
+            actions.append(RegisterEventHandler(OnProcessExit(target_action=node, on_exit=end_launch(spec.name))))
     return actions
+
+
+def end_launch(name: str) -> Any:
+    """The ``on_exit`` of the node that ends the launch: Shutdown, unless one is under way."""
+    def on_exit(_event: Any, context: Any) -> list[Any] | None:
+        return None if context.is_shutdown else [EmitEvent(event=Shutdown(reason=f"{name} finished"))]
+
+    return on_exit

@@ -9,12 +9,16 @@ holds and fails the test with a message when it does not in time.
 from __future__ import annotations
 
 import bisect
+import contextlib
+import json
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -63,10 +67,9 @@ class NodeProcess:
     """A node running in its own process, with its stderr lines collected as they come."""
 
     def __init__(self, module: str, params: dict[str, Any], extra_args: Sequence[str] = (),
-                 env: dict[str, str] | None = None) -> None:
-        args = [sys.executable, "-m", module, "--ros-args"]
-        for key, value in params.items():
-            args += ["-p", f"{key}:={_ros_value(value)}"]
+                 env: dict[str, str] | None = None, command: Sequence[str] = ()) -> None:
+        """Start ``python -m module --ros-args -p ...``, or ``command`` as it is when one is given."""
+        args = list(command) or [sys.executable, "-m", module, "--ros-args", *ros_parameter_args(params)]
         args += list(extra_args)
         env = dict(os.environ, PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0",
                    RCUTILS_COLORIZED_OUTPUT="0", **(env or {}))
@@ -104,6 +107,11 @@ class NodeProcess:
         code = self.stop()
         assert code == 0, self.stderr
         assert "Traceback" not in self.stderr
+
+
+def ros_parameter_args(params: dict[str, Any]) -> list[str]:
+    """``-p name:=value`` for each parameter."""
+    return [arg for key, value in params.items() for arg in ("-p", f"{key}:={_ros_value(value)}")]
 
 
 def _ros_value(value: Any) -> str:
@@ -150,7 +158,7 @@ class Probe:
         thread.start()
         self._threads.append(thread)
 
-    def record_commands(self) -> None:
+    def record_commands(self, topic: str = "effort_controller/commands") -> None:
         """Record every effort command: ``received`` (arrival time, values) and ``published_ns`` (DDS source stamp)."""
         self.received: list[tuple[float, np.ndarray]] = []
         self.published_ns: list[int] = []
@@ -162,7 +170,7 @@ class Probe:
             self._arrivals.append(now)
             self.published_ns.append(info["source_timestamp"])
 
-        self.node.create_subscription(Float64MultiArray, "effort_controller/commands", command, COMMAND_QOS)
+        self.node.create_subscription(Float64MultiArray, topic, command, COMMAND_QOS)
 
     def commands_after(self, t: float) -> list[np.ndarray]:
         """Commands that arrived after monotonic time ``t`` (needs :meth:`record_commands`)."""
@@ -265,8 +273,9 @@ class RobotProbe(Probe):
     ``mode`` says), the target every 50 ms, e-stops on demand; keeps the last diagnostics of the controller
     node named ``controller``.
 
-    Modes: valid, silent (no states), nan, missing_joint, stale (stamped 2 s ago), jumping (random positions
-    within the joint limits: a fake robot whose states teleport).
+    Modes: valid, silent (no states), nan, missing_joint, stale (stamped 2 s ago), jumping (a fake robot whose
+    states teleport: they cycle through 15 configurations within the planar2 joint limits, each 1 rad or
+    more from the 14 before it, farther than the arm moves in the 30 ms the cycle takes).
     """
 
     def __init__(self, name: str = "robot_probe", *, joints: Sequence[str] = ("shoulder", "elbow"),
@@ -276,9 +285,9 @@ class RobotProbe(Probe):
         self.controller = controller
         node = self.node
         self.joints, self.q, self.dq = list(joints), list(q), [0.0] * len(q)
-        self.record_commands()
-        self.diagnostics: dict[str, str] = {}
         prefix = f"/{namespace}/" if namespace else ""
+        self.record_commands(f"{prefix}effort_controller/commands")
+        self.diagnostics: dict[str, str] = {}
         node.create_subscription(DiagnosticArray, "/diagnostics", self._diag, 10)
         self.state_pub = node.create_publisher(JointState, f"{prefix}joint_states", STATE_QOS)
         self.target_pub = node.create_publisher(PointStamped, f"{prefix}target", 10)
@@ -288,7 +297,7 @@ class RobotProbe(Probe):
         self.last_state_sent = 0.0
         self.last_state_ns = 0
         self.target: np.ndarray | None = None
-        self._rng = np.random.default_rng(3)
+        self._jumps = 0
         self.every(period, self._publish_state)
         node.create_timer(0.05, self._publish_target)  # repeated, so a late subscription gets it too
 
@@ -312,7 +321,8 @@ class RobotProbe(Probe):
         elif self.mode == "stale":
             msg.header.stamp.sec -= 2
         elif self.mode == "jumping":
-            msg.position = self._rng.uniform(-2.5, 2.5, len(self.q)).tolist()
+            self._jumps += 1
+            msg.position = [(-2.5, 0.0, 2.5)[self._jumps % 3], (-2.0, -1.0, 0.0, 1.0, 2.0)[self._jumps % 5]]
         self.state_pub.publish(msg)
         self.last_state_sent = time.monotonic()
         self.last_state_ns = time.time_ns()
@@ -337,3 +347,59 @@ class RobotProbe(Probe):
         start = time.monotonic()
         self.spin_until(lambda: any(np.any(c != 0) for c in self.commands_after(start)), timeout, what)
 
+
+
+@contextlib.contextmanager
+def controlling(node: NodeProcess, probe: RobotProbe) -> Iterator[tuple[NodeProcess, RobotProbe]]:
+    """A planar2 controller ``node`` fed by ``probe`` until it commands torque; closed (the node must exit
+    cleanly) at the end."""
+    try:
+        probe.send_target(planar2_target())
+        probe.wait_torque("a first non-zero command", timeout=90)
+        yield node, probe
+    finally:
+        probe.close()
+        node.stop_cleanly()
+
+
+class StoppableSubscriber:
+    """``slow_subscriber.py`` in a process of its own: a reliable subscriber of every topic, which a test SIGSTOPs
+    and resumes; :meth:`count` and :meth:`last_command` read what it wrote (it writes ten times a second)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.file = folder / "subscriber_counts.txt"
+        self.process = subprocess.Popen([sys.executable, str(Path(__file__).with_name("slow_subscriber.py")),
+                                         str(self.file)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def _lines(self) -> list[str]:
+        try:
+            return self.file.read_text().split("\n")
+        except OSError:
+            return []
+
+    def count(self) -> int:
+        """Messages received so far."""
+        lines = self._lines()
+        return int(lines[0]) if lines and lines[0].isdigit() else 0
+
+    def last_command(self) -> dict[str, Any]:
+        """The last effort command received: ``values`` and ``received_ns`` (wall clock); {} before the first."""
+        lines = self._lines()
+        try:
+            return json.loads(lines[1]) if len(lines) > 1 else {}
+        except json.JSONDecodeError:
+            return {}
+
+    def alive(self) -> None:
+        assert self.process.poll() is None, self.process.stderr.read() if self.process.stderr else ""
+
+    def pause(self) -> None:
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
+    def close(self) -> None:
+        self.resume()
+        self.process.terminate()
+        self.process.wait(15)

@@ -68,3 +68,39 @@ def test_command_line_passes_files_overrides_and_remappings_like_ros2_launch() -
     assert Path(files[0]).name == "snn_sac_controller.yaml" and files[1] == "/tmp/my_arm.yaml"
     assert "max_torque:=[1.0, 2.0]" in line
     assert "__node:=snn_sac_controller" in line
+
+
+def test_the_sim_plan_brings_the_controller_up_before_the_first_target_and_ends_with_the_reaches() -> None:
+    """What sim_reach.launch.py makes of the plan (launch_actions: LifecycleNode with configure/activate events,
+    Shutdown when reach_targets exits) rests on these flags; the demo's supervisor on the same ones."""
+    plan = bringup.sim_reach_plan()
+    nodes = {s.name: s for s in plan.nodes}
+    assert plan.autostart and nodes["snn_sac_controller"].lifecycle
+    assert [s.name for s in plan.nodes if s.ends_launch] == ["reach_targets"]
+    assert nodes["reach_targets"].parameters["controller_node"] == "snn_sac_controller"
+    assert nodes["robot_state_publisher"].optional and not nodes["robot_state_publisher"].module
+    assert not bringup.controller_plan().autostart  # hardware: a lifecycle manager or the user brings it up
+    with pytest.raises(ValueError, match="log_level"):
+        bringup.sim_reach_plan(log_level="loud")
+
+
+def test_in_a_namespace_parameter_files_still_reach_their_node(tmp_path: Path) -> None:
+    """A file keyed by the bare node name applies only in the root namespace; in a namespace the plan passes
+    a copy keyed /**/<name>, in the same order, and leaves files keyed otherwise alone."""
+    mine = tmp_path / "my_arm.yaml"
+    mine.write_text("# my arm\nsnn_sac_controller:\n  ros__parameters:\n    control_rate_hz: 250.0\n")
+    plan = bringup.controller_plan(params_file=str(mine), namespace="arm1")
+    (spec,) = plan.nodes
+    assert spec.parameter_paths() == [bringup.data_path("config", "snn_sac_controller.yaml"), mine]
+    package, user = spec.parameter_paths(plan.namespace)
+    assert package.name == "snn_sac_controller.yaml" and user.name == "my_arm.yaml" and user != mine
+    for path in (package, user):
+        assert list(yaml.safe_load(path.read_text())) == ["/**/snn_sac_controller"]
+    assert yaml.safe_load(user.read_text())["/**/snn_sac_controller"]["ros__parameters"]["control_rate_hz"] == 250.0
+    line = bringup.command_line(spec, plan=plan)
+    assert [line[i + 1] for i, a in enumerate(line) if a == "--params-file"] == [str(package), str(user)]
+    assert "__ns:=/arm1" in line
+    wildcard = tmp_path / "any.yaml"
+    wildcard.write_text("/**:\n  ros__parameters:\n    control_rate_hz: 100.0\n")
+    (other,) = bringup.controller_plan(params_file=str(wildcard), namespace="arm1").nodes
+    assert other.parameter_paths("arm1")[-1] == wildcard

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -34,8 +35,10 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _in_workspace(ws: Path, command: str) -> subprocess.CompletedProcess[str]:
+    """``command`` in a shell with the workspace sourced and this interpreter's venv active (first on PATH)."""
+    path = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
     return subprocess.run(["bash", "-c", f"source install/setup.bash && {command}"], cwd=ws,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "PATH": path})
 
 
 def test_console_scripts_land_in_lib_and_start(workspace: Path) -> None:
@@ -43,6 +46,7 @@ def test_console_scripts_land_in_lib_and_start(workspace: Path) -> None:
     scripts = sorted(p.name for p in lib.iterdir())
     assert "snn-sac-ros" in scripts
     for script in scripts:
+        assert (lib / script).read_text().startswith("#!/usr/bin/env python3\n"), f"{script}: the venv's python"
         result = _in_workspace(workspace, f"{lib / script} --help")
         assert result.returncode == 0, f"{script}: {result.stderr}"
         assert "usage" in result.stdout.lower()

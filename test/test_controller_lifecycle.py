@@ -4,16 +4,20 @@ Every transition (configure, cleanup, activate, deactivate, shutdown from each s
 repeated, must leave exactly one of each topic, service and timer and a live node; an e-stop message in
 any state must not kill it; a latched e-stop must outlive every transition (a transient_local true
 published before the node started included) and give torque back only after ~/reset_estop and an
-activation; a silent e-stop heartbeat must latch it.
+activation; a silent e-stop heartbeat must latch it. Shutdown must wait until the final zero command is
+acknowledged.
 """
 
 from __future__ import annotations
 
+import signal
 import threading
+import time
+from pathlib import Path
 
 import numpy as np
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from ros_helpers import CONTROLLER, NodeProcess, RobotProbe, controller_params, planar2_target
+from ros_helpers import CONTROLLER, NodeProcess, RobotProbe, StoppableSubscriber, controller_params, planar2_target
 from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 
@@ -27,9 +31,9 @@ LATCHED = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=Relia
 
 
 def _start(name: str, tmp_path: object, **params: object) -> NodeProcess:
-    return NodeProcess(CONTROLLER, controller_params(
-        autostart=False, checkpoint=str(shipped_checkpoint("planar2")), resume=False, learning=False,
-        save_path=str(tmp_path / f"{name}.npz"), **params), ["-r", f"__node:={name}"])
+    return NodeProcess(CONTROLLER, controller_params(**{
+        "autostart": False, "checkpoint": str(shipped_checkpoint("planar2")), "resume": False, "learning": False,
+        "save_path": str(tmp_path / f"{name}.npz"), **params}), ["-r", f"__node:={name}"])
 
 
 def _counts(probe: RobotProbe, name: str) -> dict[str, int]:
@@ -134,3 +138,34 @@ def test_a_latched_estop_survives_transitions_and_a_silent_heartbeat_latches_it(
     finally:
         probe.close()
         node.stop_cleanly()
+
+
+def test_shutdown_waits_until_the_final_zero_command_is_acknowledged(tmp_path: Path) -> None:
+    """A reliable subscriber of the commands (a driver) is SIGSTOPped for 2 s of commands, so that its transport
+    queue overflows and the final zero can reach it only by a retransmission, which needs the controller's
+    writer; the controller is stopped, the subscriber resumes 0.5 s later. The last command it gets is zero,
+    before the controller has exited. (Without the wait, shutdown_ack_timeout 0, it got a non-zero one.)"""
+    subscriber = StoppableSubscriber(tmp_path)
+    node = _start("ack_ctl", tmp_path, autostart=True, shutdown_ack_timeout=5.0)
+    probe = RobotProbe("ack_probe", controller="ack_ctl")
+    try:
+        probe.send_target(planar2_target())
+        probe.wait_torque("torque from the controller", timeout=90)
+        probe.spin_until(lambda: any(subscriber.last_command().get("values", [])), 30, "torque at the subscriber")
+        subscriber.pause()
+        probe.run_mode("valid", ticks=1000)
+        node.process.send_signal(signal.SIGTERM)
+        probe.spin_for(0.5)
+        subscriber.resume()
+        code = node.process.wait(30)
+        exited_ns = time.time_ns()
+        probe.spin_for(0.5)  # the subscriber writes what it got ten times a second
+        last = subscriber.last_command()
+        assert code == 0, node.stderr[-3000:]
+        assert last["values"] == [0.0, 0.0], f"the last command the driver got was {last['values']}, not zero"
+        assert last["received_ns"] < exited_ns
+        assert "final zero command was not acknowledged" not in node.stderr
+    finally:
+        probe.close()
+        subscriber.close()
+        node.stop()

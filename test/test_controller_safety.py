@@ -3,7 +3,8 @@
 One controller (planar2, fake robot at 500 Hz) serves the tests in order: state_timeout refused under 2.5
 measured joint-state periods (at run time and at activation), the ramp stop and the torque rate limit,
 stopped ticks reported as warnings with their share, max_torque <= 0 refused, and ~/set_learning saying
-when it refused. Timing is counted in ticks and DDS source stamps, never asserted in milliseconds.
+when it refused. A kuka_iiwa controller of its own shows the default clamp, the checkpoint's torque scale.
+Timing is counted in ticks and DDS source stamps, never asserted in milliseconds.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from ros_helpers import CONTROLLER, NodeProcess, RobotProbe, controller_params, planar2_target
+from ros_helpers import CONTROLLER, NodeProcess, RobotProbe, controller_params, controlling
 from std_srvs.srv import SetBool
 
+from snn_sac_ros.core.agent.checkpoint import load_checkpoint
+from snn_sac_ros.core.arm import PyBulletArm
 from snn_sac_ros.core.resources import shipped_checkpoint
 
 NODE = "snn_sac_controller"
@@ -31,14 +34,8 @@ def controller(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     node = NodeProcess(CONTROLLER, controller_params(checkpoint=str(shipped_checkpoint("planar2")), resume=False,
                                                      learning=False, anchor_tau=0.0,
                                                      save_path=str(tmp_path_factory.mktemp("safety") / "w.npz")))
-    probe = RobotProbe("safety_probe")
-    try:
-        probe.send_target(planar2_target())
-        probe.wait_torque("a first non-zero command", timeout=90)
-        yield node, probe
-    finally:
-        probe.close()
-        node.stop_cleanly()
+    with controlling(node, RobotProbe("safety_probe")) as running:
+        yield running
 
 
 def _published_after(probe: RobotProbe, ns: int) -> tuple[np.ndarray, np.ndarray]:
@@ -168,3 +165,33 @@ def test_set_learning_reports_when_it_refused(controller: Running) -> None:
     assert not response.success and "anchor_tau" in response.message, response.message
     assert probe.get_parameter(NODE, "learning") is False
     assert probe.call(SetBool, f"/{NODE}/set_learning", SetBool.Request(data=False)).success
+
+
+def test_the_default_clamp_is_the_checkpoints_torque_scale_not_the_urdf_limit(tmp_path: object) -> None:
+    """kuka_iiwa's URDF allows 300 Nm per joint; its checkpoint was trained with at most 30 Nm on the first four.
+    With ``max_torque`` unset, a command that would exceed the torque scale (the policy's torque minus the
+    checkpoint's joint damping at a fast joint 2: 12.9 Nm s/rad x 5 rad/s = 65 Nm) is clamped to it."""
+    checkpoint = shipped_checkpoint("kuka_iiwa")
+    trained = load_checkpoint(checkpoint)
+    scale = np.array(trained.action_contract.torque_scale)
+    assert scale[1] == 30.0 and trained.action_contract.joint_damping[1] * 5.0 > 2 * scale[1]
+    node = NodeProcess(CONTROLLER, controller_params(
+        arm="kuka_iiwa", checkpoint=str(checkpoint), resume=False, save_path=str(tmp_path / "kuka.npz"),
+        learning=False, spiking=False, apply_joint_damping=True), ["-r", "__node:=kuka_clamp", "-r", "__ns:=/kuka"])
+    joints = list(trained.observation_contract.joint_names)
+    q = [0.1, 0.4, 0.0, -1.2, 0.0, 0.8, 0.0]
+    probe = RobotProbe("kuka_clamp_probe", joints=joints, q=q, namespace="kuka", controller="kuka_clamp")
+    probe.dq = [0.0, 5.0, 0.0, 0.0, 0.0, 0.0, 0.0]  # within twice the 10 rad/s velocity limit: a valid state
+    try:
+        with PyBulletArm("kuka_iiwa") as arm:
+            assert np.all(arm.effort_limits == 300.0)
+            probe.send_target(arm.forward_kinematics(np.array(q) + 0.3))
+        probe.wait_torque("torque from the kuka_iiwa controller", timeout=120)
+        commands = np.array(probe.run_mode("valid", ticks=100))
+        assert np.all(np.abs(commands) <= scale + 1e-9), np.abs(commands).max(axis=0)
+        assert np.all(commands[:, 1] == -scale[1]), f"joint 2 not held at the clamp: {commands[:5, 1]}"
+        probe.spin_until(lambda: "torque_limits" in probe.diagnostics, 20, "the controller's torque limits")
+        assert np.allclose([float(v) for v in probe.diagnostics["torque_limits"].split(",")], scale, rtol=1e-3)
+    finally:
+        probe.close()
+        node.stop_cleanly()

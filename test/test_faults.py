@@ -21,7 +21,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -89,7 +88,7 @@ if __name__ != "__main__":
     from rcl_interfaces.msg import ParameterDescriptor, ParameterType
     from rcl_interfaces.srv import DescribeParameters, GetParameters, ListParameters, SetParameters
     from rclpy.parameter import Parameter, parameter_value_to_python
-    from ros_helpers import NodeProcess, Probe, _ros_value, controller_params, target_msg
+    from ros_helpers import NodeProcess, Probe, controller_params, ros_parameter_args, target_msg
     from sensor_msgs.msg import JointState
     from std_srvs.srv import Trigger
 
@@ -103,17 +102,8 @@ if __name__ != "__main__":
         """A node started under a wrapper command (``unshare ... sh -c 'mount ...; exec python -m ...'``)."""
 
         def __init__(self, module: str, params: dict[str, Any], wrap: Sequence[str]) -> None:
-            args = [sys.executable, "-m", module, "--ros-args"]
-            for key, value in params.items():
-                args += ["-p", f"{key}:={_ros_value(value)}"]
-            env = dict(os.environ, PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0",
-                       RCUTILS_COLORIZED_OUTPUT="0")
-            command = [*wrap[:-1], wrap[-1] + " " + " ".join(_quote(a) for a in args)]
-            self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                            env=env)
-            self.lines: list[str] = []
-            self._reader = threading.Thread(target=self._read, daemon=True)
-            self._reader.start()
+            args = [sys.executable, "-m", module, "--ros-args", *ros_parameter_args(params)]
+            super().__init__(module, params, command=[*wrap[:-1], wrap[-1] + " " + " ".join(_quote(a) for a in args)])
 
     class FaultProbe(Probe):
         """Targets, commands, diagnostics; optionally plays the robot (valid joint_states every 2 ms)."""

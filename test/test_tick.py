@@ -80,3 +80,19 @@ def test_the_unchecked_encoding_equals_the_checked_one() -> None:
     contract = load_checkpoint(shipped_checkpoint("planar2")).observation_contract
     args = (np.array([0.3, -2.0]), np.array([30.0, -1.0]), np.array([0.2, 0.1, 0.0]), np.array([0.1, 0.4, 0.0]))
     np.testing.assert_array_equal(contract.encode(*args), contract.encode_unchecked(*args))
+
+
+def test_a_state_stepped_on_again_keeps_its_verdict(arm: PyBulletArm) -> None:
+    """A loop faster than the states steps twice on one state: a teleported state is not learned from the
+    second time either (it did not move from itself), and a smooth one still is."""
+    tick = _tick(arm, learning=True)
+    tick.set_target(arm.forward_kinematics(np.array([0.9, 0.5])))
+    q = np.array([0.0, 1.2])
+    tick.start_from(q, np.zeros(2))
+    before = tick.agent.weights_digest()
+    for far in (np.array([2.5, 2.0]), np.array([-2.5, -2.0])) * 3:
+        assert not tick.step(far, np.zeros(2)).learned
+        assert not tick.step(far, np.zeros(2), new_state=False).learned
+    assert tick.agent.weights_digest() == before
+    tick.step(q, np.zeros(2))  # a jump back
+    assert tick.step(q + 0.001, np.zeros(2)).learned and tick.step(q + 0.001, np.zeros(2), new_state=False).learned

@@ -1,8 +1,9 @@
 """launch_testing test of ``sim_reach.launch.py``, for machines with a full ROS 2 install.
 
 Run with ``launch_test test/launch/test_sim_reach_launch.py`` (or ``colcon test``). ``launch_testing`` has
-no PyPI wheel, so on a pip-only machine pytest skips this module; the same nodes, built from the same
-description, are exercised by test_demo.py and test_controller_node.py there.
+no PyPI wheel, so on a pip-only machine pytest skips this module. There the plan this launch file turns
+into actions is checked by test_bringup.py, and the same nodes, started from the same plan by
+``snn-sac-ros demo``, by test_demo.py.
 """
 
 from __future__ import annotations
@@ -32,13 +33,16 @@ def generate_test_description() -> LaunchDescription:
 
 
 class TestSimReach(unittest.TestCase):
-    def test_controller_activates_and_reaches_are_scored(self, proc_output) -> None:
-        proc_output.assertWaitFor("active: commanding torques", timeout=120)
+    def test_the_launch_brings_the_controller_up_and_scores_the_reaches(self, proc_output) -> None:
+        proc_output.assertWaitFor("active: commanding torques", timeout=120)  # configure, activate: the launch's
+        proc_output.assertWaitFor("snn_sac_controller is active: first target", timeout=120)
         proc_output.assertWaitFor("reach 1/2", timeout=120)
         proc_output.assertWaitFor("done: 2 reaches", timeout=120)
 
 
 @launch_testing.post_shutdown_test()
 class TestShutdown(unittest.TestCase):
-    def test_nodes_exit_cleanly(self, proc_info) -> None:
+    def test_every_node_ran_and_exited_cleanly(self, proc_info) -> None:
+        names = {name.rsplit("-", 1)[0] for name in proc_info.process_names()}
+        assert {"arm_sim", "snn_sac_controller", "reach_targets"} <= names, names
         launch_testing.asserts.assertExitCodes(proc_info, allowable_exit_codes=[0])

@@ -22,7 +22,6 @@ from rclpy.client import Client
 from rclpy.duration import Duration
 from rclpy.exceptions import InvalidTopicNameException, ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
 from rclpy.publisher import Publisher
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -147,17 +146,19 @@ class ThrottledErrors:
         #: how many times each kind happened, logged or not
         self.counts: dict[str, int] = {}
 
-    def report(self, kind: str, message: str | Callable[[], str], level: str = "error") -> bool:
-        """Count one ``kind`` problem; log ``message`` unless that kind was logged within the period."""
+    def report(self, kind: str, message: str | Callable[[], str], level: str = "error", key: str = "") -> bool:
+        """Count one ``kind`` problem; log ``message`` unless that kind (or ``key``, when one problem has several
+        sources that must each be said: a failing topic) was logged within the period."""
+        key = key or kind
         with self._lock:
             self.counts[kind] = self.counts.get(kind, 0) + 1
             now = self._clock()
-            last = self._last.get(kind)
+            last = self._last.get(key)
             if last is not None and now - last < self._period:
-                self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+                self._suppressed[key] = self._suppressed.get(key, 0) + 1
                 return False
-            suppressed = self._suppressed.pop(kind, 0)
-            self._last[kind] = now
+            suppressed = self._suppressed.pop(key, 0)
+            self._last[key] = now
         text = message() if callable(message) else message
         suffix = f" ({suppressed} more like this since the last report)" if suppressed else ""
         if level == "warning":  # two calls: rclpy refuses one call site logging at two severities
@@ -169,15 +170,18 @@ class ThrottledErrors:
 
 # -- publishing that never kills a node -------------------------------------------------------------------------
 class SafePublisher:
-    """A publisher whose failed publishes are counted and logged (throttled), never raised.
+    """A publisher whose failed publishes are counted and logged (throttled per topic), never raised.
 
-    DDS can refuse a publish (``RCLError: Failed to publish: cannot publish data``) when a reliable
-    subscriber stalls under load; a node must not die of a slow peer. ``failures`` counts them, and
-    ``report`` names the topic under the ``publish_failed`` kind.
+    The middleware can refuse a publish: ``RCLError: Failed to publish: cannot publish data`` when a
+    reliable subscriber stalls under load, a plain ``RuntimeError`` when Fast DDS throws (a writer profile
+    with preallocated memory too small for the message), ``InvalidHandle`` for a publisher or context that
+    is gone. All are ``RuntimeError``; a node must not die of any of them. ``failures`` counts them, and
+    each topic's failures are logged under the ``publish_failed`` kind at most once a second.
     """
 
     def __init__(self, node: Node, msg_type: Any, topic: str, qos: QoSProfile | int, errors: ThrottledErrors) -> None:
         self.publisher = node.create_publisher(msg_type, topic, qos)
+        self.topic = self.publisher.topic_name
         self._errors = errors
         self.failures = 0
 
@@ -185,17 +189,21 @@ class SafePublisher:
         """Publish ``msg``; False (counted, logged at most once a second) when DDS refused it."""
         try:
             self.publisher.publish(msg)
-        except _rclpy.RCLError as error:
+        except RuntimeError as error:  # RCLError, InvalidHandle and what pybind11 makes of a C++ exception
             self.failures += 1
-            why = str(error).splitlines()[0]
-            self._errors.report("publish_failed", lambda: f"publishing on {self.publisher.topic_name} failed "
-                                f"({self.failures} so far): {why}; skipped, the node goes on")
+            why = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            topic = self.topic
+            self._errors.report("publish_failed", lambda: f"publishing on {topic} failed ({self.failures} so far): "
+                                f"{why}; skipped, the node goes on", key=f"publish_failed {topic}")
             return False
         return True
 
     def wait_for_all_acked(self, seconds: float) -> bool:
         """Wait up to ``seconds`` until every reliable subscriber acknowledged what was published."""
-        return self.publisher.wait_for_all_acked(Duration(nanoseconds=int(seconds * 1e9)))
+        try:
+            return self.publisher.wait_for_all_acked(Duration(nanoseconds=int(seconds * 1e9)))
+        except RuntimeError:  # the middleware refused: nothing known to be acknowledged
+            return False
 
 
 def destroy_entities(node: Node, entities: Sequence[Any]) -> None:
@@ -230,7 +238,8 @@ def spin_node(make_node: Callable[[], Node], args: Sequence[str] | None = None, 
     a publish there raises, and nothing can be published or logged to /rosout on the way out (a
     controller could not send its zero torque). So rclpy is told to install none; SIGINT and SIGTERM set
     a flag instead, the executor finishes the callback it is in, and the node's ``close()`` (if it has
-    one) runs while the context is still valid. A second signal during ``close()`` ends it at once.
+    one) runs while the context is still valid. A second signal during ``close()`` ends it at once; signals
+    after that (a launch's SIGINT to a node that has just finished by itself) are ignored: it is exiting.
     A node that cannot start because of its configuration (a bad parameter override, an unknown arm)
     raises; that is printed as one line, prefixed with ``name``, with exit code 2. Code 0 otherwise.
     """
@@ -247,7 +256,8 @@ def spin_node(make_node: Callable[[], Node], args: Sequence[str] | None = None, 
         stop.set()
 
     rclpy.init(args=list(args) if args is not None else None, signal_handler_options=SignalHandlerOptions.NO)
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, request_stop)
     node: Node | None = None
     code = 0
     try:
@@ -272,8 +282,8 @@ def spin_node(make_node: Callable[[], Node], args: Sequence[str] | None = None, 
             pass
         finally:
             rclpy.try_shutdown()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            for sig in (signal.SIGINT, signal.SIGTERM):  # done: a late Ctrl-C must not kill the exit (-2)
+                signal.signal(sig, signal.SIG_IGN)
     return code
 
 

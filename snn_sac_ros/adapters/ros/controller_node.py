@@ -213,8 +213,6 @@ class SnnSacController(LifecycleNode, ControllerSetup, params.ParameterHandling)
             self.reach.forget_state()
             return
         now = time.monotonic()
-        last_stamp, last_arrival = self._state_times
-        self._state_elapsed = stamp - last_stamp if stamp > last_stamp > 0 else now - last_arrival
         self._state_times = (stamp, now)
         self._q, self._dq, self._state_stamp = q, dq, stamp
         self.input_error = None
@@ -303,7 +301,7 @@ class SnnSacController(LifecycleNode, ControllerSetup, params.ParameterHandling)
         problem = problem or gate or (None if self.reach.target is not None else "no target received yet")
         torque = None
         if problem is None and guard.active and not guard.estop_latched and not guard.watchdog_reasons(start):
-            result = self.reach.step(self._q, self._dq, self._state_elapsed)
+            result = self.reach.step(self._q, self._dq, *self._since_stepped())
             torque = result.torque
             if result.problem:
                 self.errors.report("policy_output", result.problem)
@@ -323,6 +321,14 @@ class SnnSacController(LifecycleNode, ControllerSetup, params.ParameterHandling)
         if self._trace is not None:
             answered = torque is not None and not decision.zeroed  # a stopped command answers no state
             self._trace.record(start, compute, self._state_stamp if answered else np.nan, self._last_publish)
+
+    def _since_stepped(self) -> tuple[float, bool]:
+        """Seconds from the state the last step used to the newest (by stamps, else arrivals), and whether the
+        newest is a new one: what the tick needs to tell a jump from a move."""
+        (stamp, arrival), (last_stamp, last_arrival) = self._state_times, self._stepped_times
+        self._stepped_times = self._state_times
+        elapsed = stamp - last_stamp if stamp > last_stamp > 0 else arrival - last_arrival
+        return elapsed, (stamp, arrival) != (last_stamp, last_arrival)
 
     def _report_stop(self, reasons: list[str]) -> None:
         """Waiting for the first joint states or target is normal at start-up: said once, as info. Other

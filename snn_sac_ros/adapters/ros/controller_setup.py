@@ -49,7 +49,8 @@ class ControllerSetup:
         self._configure_error = ""
         self.input_error: tuple[str, str] | None = None
         self._q = self._dq = None
-        self._state_times, self._state_elapsed, self._state_stamp = (0.0, -np.inf), 0.0, float("nan")
+        self._state_times, self._state_stamp = (0.0, -np.inf), float("nan")  # the newest state's stamp, arrival
+        self._stepped_times = self._state_times  # those of the state the last step used
         self.state_period = JointStatePeriod()
         self.reach_results: deque[float] = deque(maxlen=20)
         self._last_publish = time.monotonic()
@@ -133,7 +134,6 @@ class ControllerSetup:
         self._set_rate_limit()
         self.stats = TickStats(1.0 / rate)
         self._tick_on_state, self._period = bool(p("tick_on_state")), 1.0 / rate
-        self._state_elapsed = self._period
         self._trace = TickTrace() if p("tick_trace") else None
         self.reach = ReachTick(self.agent, self.arm.forward_kinematics, self.arm.velocity_limits, self._period,
                                continuous=self.arm.continuous, apply_damping=p("apply_joint_damping"),

@@ -6,7 +6,8 @@ The task half of the simulated demo, as a node so that ``ros2 launch`` runs it t
 effector from ``ee_pose``, and at the end of each reach logs and records the final distance. After
 ``payload_after`` reaches it sets the simulator's ``payload_kg`` parameter: the arm's dynamics change and
 the online learner must adapt. After ``reaches`` reaches it writes ``reaches.csv`` and ``summary.json``
-to ``output_dir`` (if set) and exits.
+to ``output_dir`` (if set) and exits. With ``controller_node`` set, the first target waits until that
+lifecycle node is active, so that no reach is scored while the controller is still loading its model.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from geometry_msgs.msg import PointStamped, PoseStamped
+from lifecycle_msgs.srv import GetState
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
@@ -47,6 +49,10 @@ class ReachTargets(Node):
         self.output_dir = declare(self, "output_dir", "", "folder for reaches.csv and summary.json (empty: none)",
                                   read_only=True)
         seed = declare(self, "seed", 1, "seed of the target sequence", low=0, high=2**31 - 1, read_only=True)
+        controller = declare(self, "controller_node", "", "lifecycle node the first target waits for to be active "
+                             "('': none)", read_only=True)
+        self._controller_state = self.create_client(GetState, f"{controller}/get_state") if controller else None
+        self._asked: object = None  # the pending GetState request
         if self.payload_after < 0:
             self.payload_after = self.reaches // 2
         self.task = ReachTask()
@@ -70,8 +76,23 @@ class ReachTargets(Node):
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
+    def _controller_active(self) -> bool:
+        """Whether the first target may go out: no controller to wait for, or it is active (asked every 0.1 s)."""
+        if self._controller_state is None:
+            return True
+        if self._asked is not None and self._asked.done():
+            result, self._asked = self._asked.result(), None
+            if result is not None and result.current_state.label == "active":
+                self.get_logger().info(f"{self._controller_state.srv_name.rsplit('/', 1)[0]} is active: first target")
+                self.destroy_client(self._controller_state)
+                self._controller_state = None
+                return True
+        if self._asked is None and self._controller_state.service_is_ready():
+            self._asked = self._controller_state.call_async(GetState.Request())
+        return False
+
     def _timer_callback(self) -> None:
-        if self.done or self.ee is None:  # wait for the arm before the first target
+        if self.done or self.ee is None or not self._controller_active():  # the arm and controller first
             return
         now = self._now()
         if self.index < 0 or now - self.reach_start >= self.reach_seconds:

@@ -350,7 +350,8 @@ class ArmSimNode(Node, SimParameters):
                         "lockstep": float(self._params["lockstep"]), "paused": float(self._paused),
                         "commands_received": self._commands_received, "stale_events": self._stale_events,
                         "publish_failures": sum(pub.failures for pub in (self._pub_state, self._pub_clock,
-                                                                          self._pub_pose, self._pub_diag)),
+                                                                          self._pub_pose, self._pub_diag,
+                                                                          self._pub_marker)),
                         **{f"rejected_{kind}": n for kind, n in self._errors.counts.items()}})
         return figures
 

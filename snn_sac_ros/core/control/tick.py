@@ -15,7 +15,10 @@ the torque. What is checked where, once each:
 
 A joint state that moved farther from the previous one than the arm can move in the time between them
 (twice the larger of its velocity limits and the two states' own velocities) is acted on but not learned
-from: a test client or a faulty driver must not teach the policy physics the arm does not have.
+from: a test client or a faulty driver must not teach the policy physics the arm does not have; nor is the
+first state after a stop or an invalid state (nothing to compare it with). A loop
+that ticks faster than states come steps on the same state again (``new_state=False``): that tick keeps
+the verdict the state got when it was new, since it did not move from itself.
 """
 
 from __future__ import annotations
@@ -104,6 +107,7 @@ class ReachTick:
         self._last_action: np.ndarray | None = None
         self._last_q: np.ndarray | None = None
         self._last_dq: np.ndarray | None = None
+        self._last_jumped = True
 
     def set_target(self, target: np.ndarray) -> float | None:
         """Aim at ``target`` [m]; a different target ends the episode. Returns the final distance [m] of the
@@ -118,8 +122,10 @@ class ReachTick:
         return ended
 
     def command_dropped(self) -> None:
-        """The last computed torque was not applied (a stop): the next tick must not reward it."""
+        """The last computed torque was not applied (a stop): the next tick must not reward it, nor learn from
+        its state as the continuation of the last one (the arm moved without the policy meanwhile)."""
         self._last_action = None
+        self._last_q = None
 
     def start_from(self, q: np.ndarray, dq: np.ndarray) -> None:
         """The arm is known to be at ``q``, ``dq`` now (a simulation's start): the first step is checked
@@ -143,13 +149,16 @@ class ReachTick:
         reach = JUMP_VELOCITY_FACTOR * speed * max(elapsed, self.period) + JUMP_TOLERANCE_RAD
         return bool(np.any(np.abs(moved) > reach))
 
-    def step(self, q: np.ndarray, dq: np.ndarray, elapsed: float | None = None) -> TickResult:
-        """One tick from a validated joint state, ``elapsed`` [s] after the previous one (None: one period)."""
+    def step(self, q: np.ndarray, dq: np.ndarray, elapsed: float | None = None, new_state: bool = True) -> TickResult:
+        """One tick from a validated joint state, ``elapsed`` [s] after the previous one (None: one period);
+        ``new_state`` False when the last tick stepped on this same state."""
         if self.target is None:
             raise RuntimeError("no target: call set_target first")
         ee = self._fk(q)
         self.distance = distance = self.task.distance(ee, self.target)
-        jumped = self.jumped(q, dq, self.period if elapsed is None else elapsed)
+        if new_state or self._last_q is None:
+            self._last_jumped = self.jumped(q, dq, self.period if elapsed is None else elapsed)
+        jumped = self._last_jumped
         self._last_q, self._last_dq = np.array(q, dtype=float), np.array(dq, dtype=float)
         self.jumps += jumped and self.agent.learning
         reward = None if self._last_action is None or jumped else self.task.reward(distance, self._last_action)
