@@ -210,14 +210,30 @@ class Probe:
     def send(self, values: Sequence[float]) -> None:
         self.commands.publish(Float64MultiArray(data=[float(v) for v in values]))
 
-    def call(self, srv_type: Any, name: str, request: Any, timeout: float = 10.0) -> Any:
-        """Call a service and return its response."""
+    def call(self, srv_type: Any, name: str, request: Any, timeout: float = 10.0,
+             resend_after: float | None = None) -> Any:
+        """Call a service and return its response.
+
+        ``resend_after`` (idempotent requests only) sends the request again when no response came in that
+        many seconds: a service is "ready" once its request topic matched, and a response sent before the
+        server's reply writer matched the client is lost (seen on a loaded machine right after discovery).
+        """
         client = self.node.create_client(srv_type, name)
         try:
             self.spin_until(client.service_is_ready, timeout, f"service {name}")
-            future = client.call_async(request)
-            self.spin_until(future.done, timeout, f"the response of {name}")
-            return future.result()
+            futures = [client.call_async(request)]
+            deadline = time.monotonic() + timeout
+            while not any(f.done() for f in futures):
+                wait = min(resend_after or timeout, deadline - time.monotonic())
+                if wait <= 0:
+                    raise AssertionError(f"timed out after {timeout} s waiting for the response of {name}")
+                try:
+                    self.spin_until(lambda: any(f.done() for f in futures), wait, f"the response of {name}")
+                except AssertionError:
+                    if resend_after is None or time.monotonic() >= deadline:
+                        raise
+                    futures.append(client.call_async(request))
+            return next(f for f in futures if f.done()).result()
         finally:
             self.node.destroy_client(client)
 
@@ -232,7 +248,8 @@ class Probe:
         from rcl_interfaces.srv import GetParameters
         from rclpy.parameter import parameter_value_to_python
 
-        response = self.call(GetParameters, f"/{node_name}/get_parameters", GetParameters.Request(names=[name]))
+        response = self.call(GetParameters, f"/{node_name}/get_parameters", GetParameters.Request(names=[name]),
+                             resend_after=2.0)
         return parameter_value_to_python(response.values[0])
 
     def transition(self, node_name: str, transition: str) -> bool:
@@ -265,7 +282,8 @@ class Probe:
         """A lifecycle node's current state label (unconfigured, inactive, active, finalized)."""
         from lifecycle_msgs.srv import GetState
 
-        return self.call(GetState, f"/{node_name}/get_state", GetState.Request()).current_state.label
+        return self.call(GetState, f"/{node_name}/get_state", GetState.Request(),
+                         resend_after=2.0).current_state.label
 
 
 class RobotProbe(Probe):
