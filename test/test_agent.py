@@ -324,3 +324,18 @@ def test_the_spiking_start_depends_on_the_seed_alone(tiny_checkpoint: Path) -> N
     other = OnlineAgent(ckpt, spiking=True, learning=False, actor_only=True, seed=4)
     starts = [a.sim.signals[a.sim.model.sig[a.actor]["voltage0"]] for a in (agents[0], other)]
     assert not np.array_equal(*starts)
+
+
+def test_eval_writes_an_animation_of_the_reaches_with_the_target(tiny_checkpoint: Path, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    from PIL import Image
+
+    gif = tmp_path / "reaches.gif"
+    assert main(["eval", "--checkpoint", str(tiny_checkpoint), "--episodes", "2", "--animation", str(gif),
+                 "--animation-episodes", "1", "--json"]) == 0
+    assert _last_json(capsys.readouterr().out)["animation"] == str(gif)
+    with Image.open(gif) as image:
+        assert image.n_frames == 50  # every 2nd step of one 100-step planar2 episode
+        first = np.asarray(image.convert("RGB"), dtype=int)
+    green = (first[..., 1] > 150) & (first[..., 0] < 80) & (first[..., 2] < 80)  # the target marker
+    assert green.sum() > 5

@@ -170,17 +170,19 @@ def ladder(means: list[dict]) -> list[dict]:
                      "mean_final_distance_m": m["mean_final_distance_m"], "train_wall_s": m["train_wall_s"],
                      "vs_exact": m["success_2cm"] / exact["success_2cm"] if exact and exact["success_2cm"] else None,
                      "vs_sb3": m["success_2cm"] / sb3["success_2cm"] if sb3 and sb3["success_2cm"] else None})
-    header = (f"{'rung':<10} {'weight transport':<44} {'2 cm':>7} {'5 cm':>7} {'dist [cm]':>10} {'train [s]':>10} "
-              f"{'/ exact':>8} {'/ SB3':>7}")
+    rows.sort(key=lambda r: list(FEEDBACK_MODES).index(r["rung"]))  # the ladder's order: backprop first
+    header = (f"{'rung':<10} {'weight transport':<54} {'seeds':>5} {'2 cm':>7} {'5 cm':>7} {'dist [cm]':>10} "
+              f"{'train [s]':>10} {'/ exact':>8} {'/ SB3':>7}")
     print("\nthe ladder: spiking success, means over seeds (2 cm ratios to backprop and to SB3 SAC)")
     print(header)
     print("-" * len(header))
     for r in rows:
         ratios = "".join(f"{v:>8.2f}" if v is not None else f"{'-':>8}" for v in (r["vs_exact"], r["vs_sb3"]))
-        print(f"{r['rung']:<10} {r['transports']:<44} {r['success_2cm']:>7.1%} {r['success_5cm']:>7.1%} "
-              f"{r['mean_final_distance_m'] * 100:>10.2f} {r['train_wall_s']:>10.0f}{ratios}")
+        print(f"{r['rung']:<10} {r['transports']:<54} {len(r['seeds']):>5} {r['success_2cm']:>7.1%} "
+              f"{r['success_5cm']:>7.1%} {r['mean_final_distance_m'] * 100:>10.2f} {r['train_wall_s']:>10.0f}{ratios}")
     if sb3:
-        print(f"{'SB3 SAC':<10} {'(autograd, not a spiking network)':<44} {sb3['success_2cm']:>7.1%} "
+        print(f"{'SB3 SAC':<10} {'(autograd, not a spiking network)':<54} {len(sb3['seeds']):>5} "
+              f"{sb3['success_2cm']:>7.1%} "
               f"{sb3['success_5cm']:>7.1%} {sb3['mean_final_distance_m'] * 100:>10.2f} {sb3['train_wall_s']:>10.0f}")
     return rows
 

@@ -8,6 +8,9 @@ The policy runs in the Nengo simulator as the controller runs it (one 1 ms step 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+import numpy as np
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--perturb", default="", metavar="PROFILE",
                         help="evaluate under this randomisation profile (a name under config/randomization, e.g. "
                         "eval-delay10ms, or a YAML path), drawn per episode; default: the nominal arm")
+    parser.add_argument("--animation", default="", metavar="GIF",
+                        help="write an animated GIF of the first --animation-episodes reaches (target shown)")
+    parser.add_argument("--animation-episodes", type=int, default=4, help="reaches in the animation")
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -30,12 +36,28 @@ def run(args: argparse.Namespace) -> dict:
     from snn_sac_ros.core.resources import shipped_checkpoint
 
     path = args.checkpoint or str(shipped_checkpoint(args.arm or "planar2"))
+    frames: list[np.ndarray] | None = [] if args.animation else None
     r = evaluate_checkpoint(path, episodes=args.episodes, spiking=args.spiking, seed=args.seed, dt=args.dt,
                             synapse=args.synapse, perturb=args.perturb,
-                            arm=args.arm if args.checkpoint else None)
+                            arm=args.arm if args.checkpoint else None, frames=frames,
+                            frame_episodes=args.animation_episodes)
     mode = "spiking LIF" if args.spiking else "LIF rate"
     perturbed = f", perturbation {r['perturbation']}" if r["perturbation"] != "none" else ""
     print(f"eval {r['arm']} ({mode}, {r['episodes']} targets{perturbed}): success 2 cm {r['success_2cm']:.0%}, "
           f"5 cm {r['success_5cm']:.0%}, mean final distance {r['mean_final_distance_m'] * 100:.1f} cm, "
           f"mean return {r['mean_return']:.1f}  [{r['us_per_tick']:.0f} us per Nengo step]")
+    if frames:
+        r["animation"] = str(write_animation(frames, Path(args.animation), fps=25))
+        print(f"animation: {r['animation']} ({len(frames)} frames)")
     return r
+
+
+def write_animation(frames: list[np.ndarray], path: Path, fps: float) -> Path:
+    """An animated GIF of RGB frames (Pillow, which matplotlib already brings): viewable anywhere, no codec."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images = [Image.fromarray(np.asarray(f, dtype=np.uint8)[..., :3]) for f in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0,
+                   optimize=True)
+    return path

@@ -19,20 +19,25 @@ from snn_sac_ros.core.arm.randomization import RandomizationProfile, load_profil
 from snn_sac_ros.core.task import SUCCESS_THRESHOLDS_M
 
 
-def run_episodes(env: Any, act: Callable[[np.ndarray], np.ndarray], episodes: int, seed: int,
-                 on_reset: Callable[[], None] | None = None) -> dict:
-    """Roll out ``act`` (obs -> action) for ``episodes`` episodes; summary dict."""
+def run_episodes(env: Any, act: Callable[[np.ndarray], np.ndarray], episodes: int, seed: int, *,
+                 on_reset: Callable[[], None] | None = None,
+                 on_step: Callable[[int, int], None] | None = None) -> dict:
+    """Roll out ``act`` (obs -> action) for ``episodes`` episodes; summary dict. ``on_step(episode, step)`` is
+    called after every env step (for rendering)."""
     finals, returns = [], []
     for k in range(episodes):
         obs, _ = env.reset(seed=seed + k)
         if on_reset is not None:
             on_reset()
-        total, done = 0.0, False
+        total, done, step = 0.0, False, 0
         info: dict = {}
         while not done:
             obs, reward, terminated, truncated, info = env.step(act(obs))
             total += reward
             done = terminated or truncated
+            if on_step is not None:
+                on_step(k, step)
+            step += 1
         finals.append(float(info["distance"]))
         returns.append(total)
     d = np.array(finals)
@@ -44,12 +49,16 @@ def run_episodes(env: Any, act: Callable[[np.ndarray], np.ndarray], episodes: in
 
 def evaluate_checkpoint(path: str, *, episodes: int = 100, spiking: bool = False, seed: int = 100_000,
                         dt: float = 0.001, synapse: float = 0.005, agent_seed: int = 0,
-                        perturb: str | RandomizationProfile | None = None, arm: str | None = None) -> dict:
+                        perturb: str | RandomizationProfile | None = None, arm: str | None = None,
+                        frames: list[np.ndarray] | None = None, frame_episodes: int = 4,
+                        frame_every: int = 2) -> dict:
     """Evaluate a checkpoint in the Nengo simulator on its own arm; summary dict with timing.
 
     ``perturb``: a randomisation profile to evaluate under (a name, a YAML path or a profile; default: the
     nominal arm), drawn per episode from the episode's seed. ``arm``: the checkpoint's URDF where it is now, if
     it moved (checked to be the same file). The result names the perturbation and the training randomisation.
+    ``frames``: a list that gets a TinyRenderer image (target shown) every ``frame_every`` env steps of the first
+    ``frame_episodes`` episodes, for an animation.
     """
     import time
 
@@ -61,7 +70,8 @@ def evaluate_checkpoint(path: str, *, episodes: int = 100, spiking: bool = False
 
     ckpt = load_checkpoint(path)
     profile = load_profile(perturb)
-    env = gym.make("snn_sac_ros/ArmReach-v0", arm=ckpt.arm_spec(arm), randomize=profile)
+    env = gym.make("snn_sac_ros/ArmReach-v0", arm=ckpt.arm_spec(arm), randomize=profile,
+                   render_mode="rgb_array" if frames is not None else None)
     base = env.unwrapped
     ckpt = load_checkpoint(path, base.observation_contract, base.action_contract)
     agent = OnlineAgent(ckpt, spiking=spiking, learning=False, dt=dt, seed=agent_seed, synapse=synapse,
@@ -73,8 +83,12 @@ def evaluate_checkpoint(path: str, *, episodes: int = 100, spiking: bool = False
         # same impulse is the mean of the ticks' actions.
         return np.mean([agent.step(obs) for _ in range(ticks)], axis=0)
 
+    def render(episode: int, step: int) -> None:
+        if frames is not None and episode < frame_episodes and step % frame_every == 0:
+            frames.append(env.render())
+
     start = time.perf_counter()
-    result = run_episodes(env, act, episodes, seed, on_reset=agent.end_episode)
+    result = run_episodes(env, act, episodes, seed, on_reset=agent.end_episode, on_step=render)
     wall = time.perf_counter() - start
     agent.close()
     env.close()
