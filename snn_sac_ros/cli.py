@@ -70,6 +70,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(argv).parse_args(argv)
+    args.command_line = list(sys.argv[1:] if argv is None else argv)  # what a checkpoint records it was made by
     module = importlib.import_module(args._module)
     try:
         result = module.run(args)

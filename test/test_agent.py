@@ -4,7 +4,6 @@ learning through the OnlineAgent API, and learning sanity checks that fail when 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +36,8 @@ def test_train_and_eval_cli_smoke(tiny_checkpoint: Path, capsys: pytest.CaptureF
     assert (out / "learning_curve.png").stat().st_size > 1000
     meta = load_checkpoint(tiny_checkpoint).metadata
     assert meta["arm"] == "planar2" and meta["seed"] == 1 and meta["hidden"] == [32, 32]
-    assert meta["train_command"].startswith("snn-sac-ros") or meta["train_command"] == ""
+    assert meta["train_command"] == ("snn-sac-ros train --arm planar2 --steps 400 --learning-starts 200 "
+                                     f"--batch-size 32 --hidden 32 32 --seed 1 --out {out} --no-progress --json")
     capsys.readouterr()
     assert main(["eval", "--checkpoint", str(tiny_checkpoint), "--episodes", "2", "--spiking", "--json"]) == 0
     result = _last_json(capsys.readouterr().out)
@@ -65,11 +65,9 @@ def test_online_agent_learns_saves_and_toggles(tiny_checkpoint: Path, tmp_path: 
     rng = np.random.default_rng(1)
     obs = rng.uniform(-0.5, 0.5, agent.obs_dim)
     before = agent.weights_digest()
-    start = time.perf_counter()
     for _ in range(50):
         action = agent.step(obs, reward=-0.3)
         assert action.shape == (agent.act_dim,) and np.all(np.abs(action) <= 1.0)
-    per_step = (time.perf_counter() - start) / 50
     learned = agent.weights_digest()
     assert learned != before and agent.updates > 0
     agent.learning = False
@@ -83,7 +81,6 @@ def test_online_agent_learns_saves_and_toggles(tiny_checkpoint: Path, tmp_path: 
                                         expected_action=agent.action_contract)
     assert again.weights_digest() == learned
     assert again.metadata["online_updates"] == agent.updates
-    assert per_step < 0.05, f"{per_step * 1e3:.1f} ms per step with learning on"
     with pytest.raises(ValueError, match="observation"):
         agent.step(np.full(agent.obs_dim, np.nan))
 

@@ -69,10 +69,11 @@ def _metadata(env: object, agent: object, args: argparse.Namespace, steps: int, 
 def train_run(args: argparse.Namespace, command: list[str] | None = None) -> dict:
     """Train and write outputs; the result dict (also used by ``bench learn``).
 
-    ``command`` is the ``snn-sac-ros`` command line the checkpoint records (default: this process's), so
+    ``command`` is the ``snn-sac-ros`` command line the checkpoint records (default: the one ``main`` parsed), so
     that a checkpoint trained by ``bench learn`` names the ``train`` command that reproduces it.
     """
-    command = sys.argv[1:] if command is None else command
+    if command is None:
+        command = list(getattr(args, "command_line", None) or sys.argv[1:])
     import gymnasium as gym
     from tqdm import tqdm
 
