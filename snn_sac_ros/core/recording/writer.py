@@ -133,6 +133,11 @@ class McapRecorder:
         """Records queued, not yet written."""
         return self._queue.qsize()
 
+    @property
+    def closed(self) -> bool:
+        """Closed, or stopped by an error (:attr:`error`): writes are dropped."""
+        return self._closed
+
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued, then the summary and footer; idempotent."""
         if self._closed:
