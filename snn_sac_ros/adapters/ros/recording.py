@@ -3,10 +3,13 @@
 A node holds one :class:`RosRecorder` and calls :meth:`RosRecorder.record` where it publishes or receives a
 message; it costs the caller a queue put (serialization runs in the recorder's thread). The per-tick record has
 no rclpy class (the package builds no interfaces): it goes as a dict, encoded from its schema.
+:class:`ControllerRecording` is the controller's set of those calls.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -61,3 +64,82 @@ class RosRecorder:
 
     def close(self) -> None:
         self.core.close()
+
+
+class ControllerRecording:
+    """What ``snn_sac_controller`` records, one call per place it receives or publishes (``record_path`` empty: a
+    recording that records nothing, so the node calls the same hooks either way).
+
+    Each hook is a queue put: joint states as received (before they are checked: a bad state is recorded too),
+    targets as received, commands as published, the node's own ``/diagnostics``, and one tick record per tick
+    whose policy step ran. The controller computes the end effector's position, not its pose: the position is in
+    the tick record, and no ``/ee_pose`` is recorded. Log times are wall-clock receive times [ns], as rosbag2's;
+    header stamps are the messages' own (sim time under ``use_sim_time``).
+    """
+
+    def __init__(self, path: str | Path = "", *, topics: dict[str, str] | None = None,
+                 metadata: dict[str, object] | None = None, **options: Any) -> None:
+        self.path = str(path)
+        self.recorder = RosRecorder(path, metadata={"snn_sac_ros": {k: str(v) for k, v in (metadata or {}).items()}},
+                                    **options) if path else None
+        names = {"joint_states": "/joint_states", "commands": "/effort_controller/commands", "target": "/target",
+                 "diagnostics": "/diagnostics", "tick": "/snn_sac_controller/tick", **(topics or {})}
+        self._joint_states, self._commands = names["joint_states"], names["commands"]
+        self._target, self._diagnostics, self._tick = names["target"], names["diagnostics"], names["tick"]
+        self._episode, self._last_target = -1, None
+
+    @property
+    def on(self) -> bool:
+        return self.recorder is not None
+
+    def joint_state(self, msg: Any) -> None:
+        if self.recorder is not None:
+            self.recorder.record(self._joint_states, msg, time.time_ns())
+
+    def target(self, msg: Any) -> None:
+        if self.recorder is not None:
+            self.recorder.record(self._target, msg, time.time_ns())
+
+    def command(self, msg: Any, published: bool = True) -> None:
+        """A command, if it went out (a publish DDS refused is not recorded)."""
+        if self.recorder is not None and published:
+            self.recorder.record(self._commands, msg, time.time_ns())
+
+    def diagnostics(self, msg: Any) -> Any:
+        """Record ``msg`` and hand it back (so the node records what it publishes in the same expression)."""
+        if self.recorder is not None:
+            self.recorder.record(self._diagnostics, msg, time.time_ns())
+        return msg
+
+    def tick(self, node: Any, result: Any, torque: Any, commanded: bool) -> None:
+        """The tick record of a tick whose policy step gave ``result`` (a ``TickResult``; None: no step, nothing
+        recorded), with the ``torque`` that went out; the message is built in the writer thread."""
+        if self.recorder is None or result is None:
+            return
+        target = node.reach.target
+        if target is not self._last_target:  # ReachTick keeps a new array per new target: a new reach
+            self._last_target, self._episode = target, self._episode + 1
+        self.recorder.tick({
+            "t": node._state_stamp, "joint_names": node.driver_names, "q": node._q, "dq": node._dq,
+            "ee": result.ee if result.ee is not None else (math.nan,) * 3, "target": target,
+            "observation": result.observation, "action": result.action, "torque": torque, "reward": result.reward,
+            "learning": node.learning_on, "commanded": commanded, "episode": self._episode}, time.time_ns(),
+            self._tick)
+
+    def status(self) -> dict[str, str]:
+        """The recorder's keys on ``/diagnostics``: its state, what it wrote and what it dropped."""
+        if self.recorder is None:
+            return {"recording": "off"}
+        core = self.recorder.core
+        state = f"failed: {core.error}" if core.error else ("closed" if core.closed else "recording")
+        return {"recording": state, "record_path": self.path, "recorder_written": str(core.written),
+                "recorder_dropped": str(core.dropped), "recorder_pending": str(core.pending)}
+
+    def close(self) -> str:
+        """Write what is queued and the file's summary; returns a line for the log ('' when off)."""
+        if self.recorder is None:
+            return ""
+        self.recorder.close()
+        core = self.recorder.core
+        return (f"recording closed: {core.written} messages written to {self.path}, {core.dropped} dropped"
+                + (f"; the writer failed: {core.error}" if core.error else ""))
