@@ -1,7 +1,8 @@
 """Recording a ROS 2 node's messages into MCAP: rclpy messages serialized by rclpy, written by the core recorder.
 
 A node holds one :class:`RosRecorder` and calls :meth:`RosRecorder.record` where it publishes or receives a
-message; it costs the caller a queue put (serialization runs in the recorder's thread). The per-tick record has
+message; it costs the caller a queue put (serialization runs in the recorder's thread, by the core's own CDR
+encoders for the messages of every tick, by rclpy for the others). The per-tick record has
 no rclpy class (the package builds no interfaces): it goes as a dict, encoded from its schema.
 :class:`ControllerRecording` is the controller's set of those calls.
 """
@@ -15,7 +16,7 @@ from typing import Any
 
 from rclpy.serialization import serialize_message
 
-from snn_sac_ros.core.recording import messages, schemas
+from snn_sac_ros.core.recording import cdr, messages, schemas
 from snn_sac_ros.core.recording.writer import Channel, McapRecorder
 
 
@@ -23,6 +24,22 @@ def type_name(message: Any) -> str:
     """``pkg/msg/Type`` of an rclpy message (as rosbag2 names it)."""
     cls = type(message)
     return f"{cls.__module__.split('.')[0]}/msg/{cls.__name__}"
+
+
+def _joint_state_cdr(msg: Any) -> bytes:
+    stamp = msg.header.stamp
+    return cdr.joint_state(stamp.sec, stamp.nanosec, frame_id=msg.header.frame_id, names=msg.name,
+                           position=msg.position, velocity=msg.velocity, effort=msg.effort)
+
+
+def _float64_array_cdr(msg: Any) -> bytes:
+    return cdr.float64_array(msg.data) if not msg.layout.dim and not msg.layout.data_offset else \
+        serialize_message(msg)
+
+
+#: the core's encoders of rclpy messages (the same bytes as ``serialize_message``, a tenth of its time)
+FAST_ENCODERS = {"sensor_msgs/msg/JointState": _joint_state_cdr,
+                 "std_msgs/msg/Float64MultiArray": _float64_array_cdr}
 
 
 class RosRecorder:
@@ -41,7 +58,8 @@ class RosRecorder:
             if isinstance(message, dict):
                 schema, encode = schema or messages.TOPICS[topic], None
             else:
-                schema, encode = schemas.schema(type_name(message)), serialize_message
+                name = type_name(message)
+                schema, encode = schemas.schema(name), FAST_ENCODERS.get(name, serialize_message)
             channel = self._channels[topic] = self.core.channel(topic, schema, qos=qos, encode=encode)
         return self.core.write(channel, message, log_time_ns)
 
@@ -51,7 +69,7 @@ class RosRecorder:
         channel = self._channels.get(topic)
         if channel is None:
             channel = self._channels[topic] = self.core.channel(
-                topic, schemas.TICK_RECORD, build=lambda kwargs: messages.tick_record(**kwargs))
+                topic, schemas.TICK_RECORD, encode=lambda kwargs: cdr.tick_record(**kwargs))
         return self.core.write(channel, fields, log_time_ns)
 
     @property
