@@ -192,3 +192,15 @@ def test_the_fast_encoders_write_what_rclpy_reads_and_the_schema_encoder_writes(
                   "ee": [0.3, 0.1, 0.0], "target": np.array([0.3, -0.4, 0.5]), "observation": obs, "action": action,
                   "torque": [1.5, -0.75], "reward": reward, "learning": True, "commanded": False, "episode": 3}
         assert cdr.tick_record(**fields) == encode(messages.tick_record(**fields))
+
+
+def test_a_recording_never_overwrites_another(tmp_path: Path) -> None:
+    """A second configure with the same record_path (after a cleanup, or a second run) records beside the first."""
+    from snn_sac_ros.adapters.ros.recording import unused_path
+
+    path = tmp_path / "my-run.mcap"
+    assert unused_path(path) == path
+    path.write_bytes(b"first")
+    assert unused_path(path) == tmp_path / "my-run-2.mcap"
+    (tmp_path / "my-run-2.mcap").write_bytes(b"second")
+    assert unused_path(path) == tmp_path / "my-run-3.mcap"

@@ -99,7 +99,7 @@ def _report(out: Path, record: dict, codes: dict[str, int], args: argparse.Names
     summary_file = out / "summary.json"
     reach_summary = json.loads(summary_file.read_text()) if summary_file.exists() else {
         "reaches": 0, "success_2cm": 0.0, "success_5cm": 0.0, "mean_final_distance_m": float("nan")}
-    recording = out / "run.mcap"
+    recording = Path(record["controller"].get("record_path", out / "run.mcap"))  # run-2.mcap if run.mcap was there
     recorded, _, read = demo_record(recording) if recording.is_file() else ({"series": {}}, [], None)
     # the reach log (reaches.csv) knows the payload; the controller's recording does not
     plots = write_plots(out, recorded, args.reaches // 2 if args.payload_kg > 0 else None)

@@ -23,7 +23,7 @@ from std_srvs.srv import Trigger
 
 from snn_sac_ros.adapters.ros import controller_params as params
 from snn_sac_ros.adapters.ros.common import COMMAND_QOS, LATEST_STATE_QOS, SafePublisher, array_value
-from snn_sac_ros.adapters.ros.recording import ControllerRecording
+from snn_sac_ros.adapters.ros.recording import ControllerRecording, unused_path
 from snn_sac_ros.adapters.ros.robot_model import load_arm
 from snn_sac_ros.core.agent.checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
 from snn_sac_ros.core.arm import PRESETS
@@ -158,8 +158,11 @@ class ControllerSetup:
         if not path:
             return ControllerRecording()
         resolve = self.resolve_topic_name
+        free = unused_path(Path(path).expanduser())
+        if free != Path(path).expanduser():
+            self.get_logger().warning(f"record_path {path} exists: recording to {free} instead")
         recording = ControllerRecording(
-            Path(path).expanduser(), queue_size=self._p("record_queue_size"), flush_seconds=self._p("record_flush_s"),
+            free, queue_size=self._p("record_queue_size"), flush_seconds=self._p("record_flush_s"),
             topics={"joint_states": resolve("joint_states"), "commands": resolve("effort_controller/commands"),
                     "target": resolve("target"), "diagnostics": "/diagnostics", "tick": resolve("~/tick")},
             metadata={"node": self.get_fully_qualified_name(), "arm": self.arm.spec.name, "checkpoint": checkpoint,

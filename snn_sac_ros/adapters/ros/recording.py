@@ -84,6 +84,17 @@ class RosRecorder:
         self.core.close()
 
 
+def unused_path(path: str | Path) -> Path:
+    """``path``, or when a file is there already (an earlier run, or this node's configure before a cleanup) the first
+    free ``<stem>-<n><suffix>`` beside it: a recording never overwrites another."""
+    first = candidate = Path(path)
+    n = 1
+    while candidate.exists():
+        n += 1
+        candidate = first.with_name(f"{first.stem}-{n}{first.suffix}")
+    return candidate
+
+
 class ControllerRecording:
     """What ``snn_sac_controller`` records, one call per place it receives or publishes (``record_path`` empty: a
     recording that records nothing, so the node calls the same hooks either way).
