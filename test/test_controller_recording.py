@@ -2,8 +2,8 @@
 state its ticks used; a SIGKILLed controller's file reads up to its last chunk; the cost of a tick is on
 /diagnostics. (Recording off by default: ``test_controller_node.py``.)
 
-Counted in commands and states, not in milliseconds, except the crash bound, which is the recorder's flush period
-plus a second for a writer thread on a loaded machine.
+Counted in commands and states, not in milliseconds, except the crash bound: the recorder's flush period plus a
+second for a writer thread on a loaded machine.
 """
 
 from __future__ import annotations
@@ -103,9 +103,10 @@ def test_a_sigkilled_controller_leaves_its_recording_readable_up_to_the_last_chu
     lost = killed_at - stamps[-1]
     print(f"recorded {len(stamps)} states over {stamps[-1] - stamps[0]:.2f} s; lost the last {lost:.3f} s")
     assert lost < flush + 1.0, f"the last {lost:.2f} s before the kill are missing (record_flush_s {flush})"
-    # nothing missing before the cut: the probe sends a state every 2 ms; the controller's depth-1 subscription
-    # may skip a few under load, never a chunk's worth
-    gaps = np.diff(stamps)
-    assert gaps.max() < flush, f"a {gaps.max():.3f} s hole in the recorded states"
+    # nothing missing before the cut: a tick's state was queued before its record, so every tick record in the file
+    # has its joint state in the file too
     ticks = load_ticks(path)
     assert len(ticks) > 100 and all(math.isfinite(t) for t in ticks.t)
+    recorded = np.array(stamps)
+    for t in ticks.t:
+        assert np.min(np.abs(recorded - t)) < 2e-6, t

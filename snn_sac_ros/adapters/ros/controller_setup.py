@@ -39,6 +39,7 @@ from snn_sac_ros.core.timing import TickStats
 #: 500 Hz gives the run's mean without adding that to every tick
 COST_SAMPLE_EVERY = 25
 
+
 class ControllerSetup:
     """Configure-time building and saving for :class:`~snn_sac_ros.adapters.ros.controller_node.SnnSacController`."""
 
