@@ -131,7 +131,8 @@ SIM_REACH_ARGUMENTS: dict[str, Argument] = {
     "reaches": Argument("20", "number of reach targets; the launch ends after the last", int),
     "reach_seconds": Argument("3.0", "sim seconds per reach target", float),
     "payload_kg": Argument("2.0", "payload added at the end effector half-way through (0: none)", float),
-    "output_dir": Argument("", "folder for the reach log, snapshots and learned weights (empty: none)"),
+    "output_dir": Argument("", "folder for the reach log, snapshots, learned weights and the run's recording "
+                           "(run.mcap) (empty: none)"),
     "seed": Argument("1", "seed of the reach target sequence", int),
     "gui": _flag("false", "open PyBullet's GUI (needs a display)"),
     "autostart": _flag("true", "configure and activate the controller (lifecycle transitions from the launch)"),
@@ -207,8 +208,8 @@ def sim_reach_plan(**values: str) -> Plan:
                  ("snn_sac_controller.yaml",),
                  {**sim_time, "arm": a["arm"], "checkpoint": a["checkpoint"], "learning": a["learning"],
                   "control_rate_hz": a["control_rate_hz"], "command_controller": "",
-                  **({"save_path": str(out / "online_weights.npz"), "spike_log": str(out / "spikes.npz")}
-                     if out else {})}, lifecycle=True),
+                  **({"save_path": str(out / "online_weights.npz"), "spike_log": str(out / "spikes.npz"),
+                      "record_path": str(out / "run.mcap")} if out else {})}, lifecycle=True),
         NodeSpec("reach_targets", "snn_sac_ros.adapters.ros.reach_targets_node", "reach_targets",
                  ("reach_targets.yaml",),
                  {**sim_time, "arm": a["arm"], "reaches": a["reaches"], "reach_seconds": a["reach_seconds"],

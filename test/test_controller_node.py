@@ -7,6 +7,7 @@ slows the test down without making it fail.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -169,6 +170,17 @@ def test_save_service_writes_a_loadable_checkpoint_without_stopping_the_loop(
     gaps = np.diff(published)  # by the controller's publish stamps: the probe's own hiccups do not count
     assert gaps.max() < 0.05, f"the loop paused {gaps.max() * 1e3:.0f} ms around the save"
     assert "[save_failed]" not in node.stderr
+
+
+def test_recording_is_off_by_default(controller: Running) -> None:
+    """No record_path: the diagnostics say so and no MCAP file appears where the node could write one."""
+    node, probe = controller
+    probe.spin_until(lambda: probe.diagnostics.get("cost_ticks_sampled", "0") != "0", 30,
+                     "the cost of a sampled tick on /diagnostics")
+    assert probe.diagnostics["recording"] == "off" and "recorder_dropped" not in probe.diagnostics
+    assert float(probe.diagnostics["cost_spikes"]) > 0  # the cost of a tick is counted with recording off too
+    assert not [*Path(os.environ["ROS_HOME"]).rglob("*.mcap"), *Path.cwd().glob("*.mcap")]
+    assert "recording to" not in node.stderr
 
 
 def test_learning_switch_service(controller: Running) -> None:

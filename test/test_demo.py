@@ -104,3 +104,30 @@ def test_a_node_that_dies_during_the_demo_stops_every_node_and_fails_the_command
     os.kill(command.node("sim_node")[0], signal.SIGKILL)
     code, _, err = command.finish()
     _assert_failed_cleanly(command, code, err, "arm_sim", "was killed by signal 9")
+
+
+def test_the_demo_records_its_run_and_draws_its_plots_from_the_recording(tmp_path: Path) -> None:
+    """run.mcap in the output folder, complete, with at least 99 % of the commands the controller published and a
+    tick record per policy tick; the plots come from it (no recording.npz); the summary reports the cost."""
+    import json
+    import re
+
+    from snn_sac_ros.core.recording.reader import ReadResult, load_ticks, read_messages
+
+    out = tmp_path / "out"
+    code, stdout, err = Command("demo", "--reaches", "2", "--reach-seconds", "1", "--out", str(out), "--json",
+                                "--no-learning").finish(timeout=300)
+    assert code == 0, err[-3000:]
+    result = json.loads(stdout.strip().splitlines()[-1])
+    assert result["recording"] == str(out / "run.mcap") and result["recording_complete"]
+    assert result["cost"]["spikes"] > 0 and result["cost"]["loihi_nj"] > 0 and result["cost"]["cpu_nj"] > 0
+    assert "cost of a tick" in stdout
+    assert not (out / "recording.npz").exists()
+    assert {"distance.png", "torques.png"} <= {Path(p).name for p in result["plots"]}
+    closed = re.search(r"recording closed: \d+ messages written to .+, (\d+) dropped; (\d+) commands published",
+                       (out / "snn_sac_controller.log").read_text())
+    assert closed and int(closed[1]) == 0
+    read = ReadResult()
+    topics = [m.topic for m in read_messages(out / "run.mcap", result=read)]
+    assert read.complete and topics.count("/effort_controller/commands") >= 0.99 * int(closed[2]) > 0
+    assert len(load_ticks(out / "run.mcap")) > 100 and topics.count("/joint_states") > 100

@@ -166,3 +166,41 @@ def test_a_channel_can_build_its_messages_in_the_writer_thread(tmp_path: Path) -
                                  "episode": 7}, 5 * 10**8)
     (tick,) = [m.message for m in read_messages(path)]
     assert tick.position == [0.25] and tick.action == [] and np.isnan(tick.reward) and tick.episode == 7
+
+
+def test_the_fast_encoders_write_what_rclpy_reads_and_the_schema_encoder_writes() -> None:
+    """The per-tick messages, packed by the core's CDR encoders: rclpy deserializes them into the messages they came
+    from (joint states with and without empty arrays and frame ids; commands; byte equality is no test, rclpy leaves
+    its padding bytes unset), and tick records are byte for byte what the schema's encoder writes."""
+    from mcap_ros2._dynamic import serialize_dynamic
+    from rclpy.serialization import deserialize_message
+
+    from snn_sac_ros.adapters.ros.recording import FAST_ENCODERS
+    from snn_sac_ros.core.recording import cdr
+
+    states = [_rclpy_messages()["/joint_states"], JointState(name=["a", "bc", "def"], position=[1.0, 2.0, 3.0]),
+              JointState(), JointState(name=["j"], velocity=[-1.5], effort=[2.0])]
+    states[1].header.stamp.sec, states[1].header.stamp.nanosec = 1_700_000_000, 999_999_999
+    for msg in states:
+        assert deserialize_message(FAST_ENCODERS["sensor_msgs/msg/JointState"](msg), JointState) == msg
+    for data in ([], [1.25, -2.5], [1e300] * 7):
+        msg = Float64MultiArray(data=data)
+        assert deserialize_message(FAST_ENCODERS["std_msgs/msg/Float64MultiArray"](msg), Float64MultiArray) == msg
+    encode = serialize_dynamic(schemas.TICK_RECORD.name, schemas.TICK_RECORD.text)[schemas.TICK_RECORD.name]
+    for action, reward, obs in ((np.array([0.5, -0.5]), -0.25, np.arange(8, dtype=np.float32)), (None, None, [])):
+        fields = {"t": 1234.5678, "joint_names": ("shoulder", "elbow"), "q": [0.1, -0.2], "dq": np.array([1.5, 2.5]),
+                  "ee": [0.3, 0.1, 0.0], "target": np.array([0.3, -0.4, 0.5]), "observation": obs, "action": action,
+                  "torque": [1.5, -0.75], "reward": reward, "learning": True, "commanded": False, "episode": 3}
+        assert cdr.tick_record(**fields) == encode(messages.tick_record(**fields))
+
+
+def test_a_recording_never_overwrites_another(tmp_path: Path) -> None:
+    """A second configure with the same record_path (after a cleanup, or a second run) records beside the first."""
+    from snn_sac_ros.adapters.ros.recording import unused_path
+
+    path = tmp_path / "my-run.mcap"
+    assert unused_path(path) == path
+    path.write_bytes(b"first")
+    assert unused_path(path) == tmp_path / "my-run-2.mcap"
+    (tmp_path / "my-run-2.mcap").write_bytes(b"second")
+    assert unused_path(path) == tmp_path / "my-run-3.mcap"

@@ -23,6 +23,9 @@ learning on/off, one row:
    publish) of the same row: same path, similar size. An arm node in lockstep would measure it directly;
    ours runs on its own clock, as a real arm does.
 
+``--record on`` (or ``both``, each row with and without) has the controller record the run into MCAP
+(``record_path``), to see what recording costs the tick; the ``rec`` column says which.
+
 The checkpoints are made here (random weights of the chosen sizes: timing does not depend on training).
 """
 
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import os
 import random
 import tempfile
@@ -42,7 +46,7 @@ import numpy as np
 from snn_sac_ros.supervision import Supervisor
 
 COLUMNS = ("neurons", "rate_hz", "learning", "tick_p50_ms", "tick_p99_ms", "tick_max_ms", "deadline_misses",
-           "latency_p50_ms", "latency_p99_ms", "nengo_step_us", "floor_step_us", "nengo_over_floor")
+           "latency_p50_ms", "latency_p99_ms", "nengo_step_us", "floor_step_us", "nengo_over_floor", "record")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,6 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rt-priority", type=int, default=0,
                         help="run the nodes and the in-process timing under SCHED_FIFO at this priority (chrt -f; "
                              "needs CAP_SYS_NICE), as a 1 kHz loop is deployed; 0: normal scheduling")
+    parser.add_argument("--record", choices=["off", "on", "both"], default="off",
+                        help="the controller records the run into MCAP (both: each row without, then with)")
     parser.add_argument("--no-ros", action="store_true", help="only the in-process Nengo / floor columns")
     parser.add_argument("--out", default=None, help="folder for node logs and checkpoints (default: a temp dir)")
 
@@ -228,7 +234,7 @@ class _Realtime:
 
 
 def measure_ros(checkpoint: Path, *, arm: str, rate: float, learning: bool, duration: float, warmup: float,
-                out: Path, tick_on_state: bool = False, rt_priority: int = 0) -> dict:
+                out: Path, tick_on_state: bool = False, rt_priority: int = 0, record: bool = False) -> dict:
     """Run arm_sim + controller at ``rate`` for ``warmup + duration`` seconds; the row's ROS columns."""
     from snn_sac_ros import bringup
     from snn_sac_ros.core.agent.checkpoint import load_checkpoint
@@ -239,12 +245,12 @@ def measure_ros(checkpoint: Path, *, arm: str, rate: float, learning: bool, dura
     plan = bringup.sim_reach_plan(arm=arm, checkpoint=str(checkpoint), learning=str(learning).lower(),
                                   control_rate_hz=str(rate), use_sim_time="true")
     specs = {s.name: s for s in plan.nodes}
-    tag = f"{checkpoint.stem}_{rate:g}hz_{'learn' if learning else 'frozen'}"
+    tag = f"{checkpoint.stem}_{rate:g}hz_{'learn' if learning else 'frozen'}{'_rec' if record else ''}"
     sim = dataclasses.replace(specs["arm_sim"], parameters={**specs["arm_sim"].parameters, "publish_rate": rate})
     ctl = dataclasses.replace(specs["snn_sac_controller"], parameters={
         **specs["snn_sac_controller"].parameters, "resume": False, "save_period_s": 0.0,
         "save_path": str(out / f"{tag}_weights.npz"), "tick_trace": str(out / f"{tag}_ticks.npz"),
-        "tick_on_state": tick_on_state})
+        "tick_on_state": tick_on_state, **({"record_path": str(out / f"{tag}.mcap")} if record else {})})
     logs = [out / f"{tag}_arm_sim.log", out / f"{tag}_controller.log"]
     probe = _Probe(target.tolist())
     nodes = Supervisor(dict(os.environ))
@@ -345,6 +351,7 @@ def run(args: argparse.Namespace) -> dict:
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench-realtime-"))
     out.mkdir(parents=True, exist_ok=True)
     learning = {"on": [True], "off": [False], "both": [True, False]}[args.learning]
+    records = {"on": [True], "off": [False], "both": [False, True]}[args.record]
     rows = []
     print(f"bench realtime: {machine()}; {args.duration:g} s per row, depth {args.depth}, "
           f"{'tick on state' if args.tick_on_state else 'timer ticks'}, "
@@ -353,8 +360,8 @@ def run(args: argparse.Namespace) -> dict:
         hidden = hidden_sizes(neurons, args.depth)
         checkpoint = make_checkpoint(args.arm, hidden, out / f"n{neurons}_d{args.depth}.npz")
         for rate in args.rates:
-            for learn in learning:
-                row = {"hidden": list(hidden), "rate_hz": rate, "learning": learn}
+            for learn, record in itertools.product(learning, records):
+                row = {"hidden": list(hidden), "rate_hz": rate, "learning": learn, "record": record}
                 with _Realtime(args.rt_priority):
                     row.update(time_in_process(checkpoint, rate, learn, args.nengo_steps))
                 if args.no_ros:
@@ -363,7 +370,8 @@ def run(args: argparse.Namespace) -> dict:
                     with _Realtime(args.rt_priority):  # the probe's threads too: its stamps are the latency
                         row.update(measure_ros(checkpoint, arm=args.arm, rate=rate, learning=learn,
                                                duration=args.duration, warmup=args.warmup, out=out,
-                                               tick_on_state=args.tick_on_state, rt_priority=args.rt_priority))
+                                               tick_on_state=args.tick_on_state, rt_priority=args.rt_priority,
+                                               record=record))
                 rows.append(row)
                 print(_line(row), flush=True)
     _print_table(rows)
@@ -373,14 +381,15 @@ def run(args: argparse.Namespace) -> dict:
 
 
 _HEADER = (f"{'neurons':>7} {'rate':>5} {'learn':>5} {'tick p50':>8} {'p99':>6} {'max':>6} {'misses':>6} "
-           f"{'lat p50':>7} {'p99':>6} {'nengo us':>8} {'floor us':>8} {'ratio':>5}")
+           f"{'lat p50':>7} {'p99':>6} {'nengo us':>8} {'floor us':>8} {'ratio':>5} {'rec':>3}")
 
 
 def _line(r: dict) -> str:
     return (f"{r['neurons']:>7d} {r['rate_hz']:>5.0f} {'on' if r['learning'] else 'off':>5} "
             f"{r['tick_p50_ms']:>8.3f} {r['tick_p99_ms']:>6.3f} {r['tick_max_ms']:>6.2f} "
             f"{r['deadline_misses']:>6} {r['latency_p50_ms']:>7.3f} {r['latency_p99_ms']:>6.3f} "
-            f"{r['nengo_step_us']:>8.0f} {r['floor_step_us']:>8.0f} {r['nengo_over_floor']:>5.2f}")
+            f"{r['nengo_step_us']:>8.0f} {r['floor_step_us']:>8.0f} {r['nengo_over_floor']:>5.2f} "
+            f"{'on' if r['record'] else 'off':>3}")
 
 
 def _print_table(rows: list[dict]) -> None:

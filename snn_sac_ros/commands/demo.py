@@ -3,9 +3,11 @@
 Starts the nodes of ``launch/sim_reach.launch.py`` (from the same :mod:`snn_sac_ros.bringup`
 description, with the same parameter files) as separate processes over real DDS on localhost: the
 PyBullet arm, the spiking SAC controller (shipped checkpoint, learning on) and the reach targets, which
-add a payload half-way. An observer node in this process records what a person would watch; at the end
-it prints a summary and writes plots and rendered frames to the output folder. When a node dies or fails to
-start, every node is stopped and the command fails, naming the node and showing the end of its log.
+add a payload half-way. The controller records the run into ``run.mcap`` in the output folder; an observer node in
+this process shows progress, keeps the controller's last diagnostics and asks for rendered frames. At the end it
+prints a summary (with the cost of a tick) and draws the plots from ``run.mcap``, as ``snn-sac-ros plot`` does.
+When a node dies or fails to start, every node is stopped and the command fails, naming the node and showing the
+end of its log.
 """
 
 from __future__ import annotations
@@ -16,8 +18,6 @@ import os
 import random
 from datetime import datetime
 from pathlib import Path
-
-import numpy as np
 
 from snn_sac_ros import bringup
 from snn_sac_ros.supervision import Supervisor
@@ -86,15 +86,25 @@ def _frame_reaches(reaches: int) -> list[int]:
     return sorted({0, reaches // 4, reaches // 2, (3 * reaches) // 4, reaches - 1})
 
 
+def cost_summary(diagnostics: dict[str, str]) -> dict[str, float]:
+    """The cost of a tick from the controller's ``cost_*`` diagnostics (mean per tick, all networks; energies are
+    estimates): ``{}`` when it reported none."""
+    return {k.removeprefix("cost_"): float(v) for k, v in diagnostics.items() if k.startswith("cost_")}
+
+
 def _report(out: Path, record: dict, codes: dict[str, int], args: argparse.Namespace) -> dict:
     from snn_sac_ros.commands.demo_plots import write_plots
+    from snn_sac_ros.commands.plot import demo_record
 
     summary_file = out / "summary.json"
     reach_summary = json.loads(summary_file.read_text()) if summary_file.exists() else {
         "reaches": 0, "success_2cm": 0.0, "success_5cm": 0.0, "mean_final_distance_m": float("nan")}
-    np.savez_compressed(out / "recording.npz", **{k: np.asarray(v) for k, v in record["series"].items()})
-    plots = write_plots(out, record, args.reaches // 2 if args.payload_kg > 0 else None)
+    recording = Path(record["controller"].get("record_path", out / "run.mcap"))  # run-2.mcap if run.mcap was there
+    recorded, _, read = demo_record(recording) if recording.is_file() else ({"series": {}}, [], None)
+    # the reach log (reaches.csv) knows the payload; the controller's recording does not
+    plots = write_plots(out, recorded, args.reaches // 2 if args.payload_kg > 0 else None)
     diag = record["controller"]
+    gains = recorded["series"].get("damping", [])
     result = {
         "reaches": reach_summary["reaches"], "success_2cm": reach_summary["success_2cm"],
         "success_5cm": reach_summary["success_5cm"],
@@ -102,7 +112,10 @@ def _report(out: Path, record: dict, codes: dict[str, int], args: argparse.Names
         "control_rate_hz": float(diag.get("control_rate_hz", "nan")),
         "tick_p99_ms": float(diag.get("tick_p99_ms", "nan")),
         "deadline_misses": int(diag.get("deadline_misses", -1)),
-        "damping_gains": [float(g) for g in record["series"]["damping"][-1:].ravel()],  # as last reported
+        "damping_gains": [float(g) for g in gains[-1]] if len(gains) else [],  # as last recorded
+        "cost": cost_summary(diag),
+        "recording": str(recording) if recording.is_file() else "",
+        "recording_complete": bool(read and read.complete),
         "exit_codes": codes, "plots": [str(p) for p in plots],
         "frames": sorted(str(p) for p in out.glob("frame_*.png")), "output_dir": str(out),
     }
@@ -112,8 +125,14 @@ def _report(out: Path, record: dict, codes: dict[str, int], args: argparse.Names
           f"{result['mean_final_distance_m'] * 100:.1f} cm")
     print(f"controller: {result['control_rate_hz']:.0f} Hz achieved, tick p99 {result['tick_p99_ms']:.3f} ms, "
           f"{result['deadline_misses']} deadline misses; node exit codes {codes}")
+    cost = result["cost"]
+    if cost:
+        print(f"cost of a tick (mean, estimates): {cost['spikes']:.1f} spikes, {cost['synaptic_events']:.0f} "
+              f"synaptic events; {cost['loihi_nj']:.0f} nJ on a Loihi-class chip (+{cost['loihi_learning_nj']:.0f} "
+              f"learning) vs {cost['cpu_nj']:.0f} nJ of dense MACs on a CPU (+{cost['cpu_learning_nj']:.0f})")
     if result["damping_gains"]:
         print("learned joint damping gains [Nm s/rad]: " + ", ".join(f"{g:.2f}" for g in result["damping_gains"]))
-    print(f"plots: {', '.join(Path(p).name for p in plots)}; frames: {len(result['frames'])}")
+    print(f"plots: {', '.join(Path(p).name for p in plots)} (from {recording.name}); frames: "
+          f"{len(result['frames'])}")
     print(f"output: {out}")
     return result

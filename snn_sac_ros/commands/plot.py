@@ -1,8 +1,10 @@
 """``snn-sac-ros plot RUN.mcap``: the demo's plots drawn from a recorded run (the demo's own, or any recording).
 
 Reads ``/ee_pose`` and ``/target`` (distance to target), ``/joint_states`` (torques), ``/diagnostics`` (the
-controller's learned damping gains, the arm's payload) at up to ``--record-hz``, like the demo's observer, and
-scores each reach by its last distance before the target changed. A file cut short by a crash plots up to its cut.
+controller's learned damping gains, the arm's payload) at up to ``--record-hz``, and scores each reach by its last
+distance before the target changed. A controller's own recording has no ``/ee_pose`` (it computes the end
+effector's position, not its pose): its tick records' end effector and target stand in until a pose arrives. A file
+cut short by a crash plots up to its cut.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from snn_sac_ros.core.recording.reader import ReadResult, read_messages, stamp_seconds
+from snn_sac_ros.core.recording.reader import TICK_TOPIC, ReadResult, read_messages, stamp_seconds
 
-TOPICS = ("/ee_pose", "/target", "/joint_states", "/diagnostics")
+TOPICS = ("/ee_pose", "/target", "/joint_states", "/diagnostics", TICK_TOPIC)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +35,18 @@ def demo_record(path: str | Path, record_hz: float = 100.0) -> tuple[dict, list[
     reaches: list[tuple[float, float]] = []
     last_distance = np.nan
     result = ReadResult()
+    poses = False  # a /ee_pose seen: tick records no longer stand in for it
+
+    def sample(t: float, ee: np.ndarray, aim: np.ndarray) -> float:
+        distance = float(np.linalg.norm(ee - aim))
+        if t - last["pose"] >= gap:
+            last["pose"] = t
+            series["t"].append(t)
+            series["ee"].append(ee)
+            series["target"].append(aim)
+            series["distance"].append(distance)
+        return distance
+
     for m in read_messages(path, TOPICS, result):
         msg = m.message
         if m.topic == "/target":
@@ -40,17 +54,15 @@ def demo_record(path: str | Path, record_hz: float = 100.0) -> tuple[dict, list[
             if target is not None and not np.array_equal(point, target) and np.isfinite(last_distance):
                 reaches.append((last_distance, payload))
             target = point
-        elif m.topic == "/ee_pose" and target is not None:
-            p = msg.pose.position
-            ee = np.array([p.x, p.y, p.z])
-            last_distance = float(np.linalg.norm(ee - target))
-            t = stamp_seconds(msg.header)
-            if t - last["pose"] >= gap:
-                last["pose"] = t
-                series["t"].append(t)
-                series["ee"].append(ee)
-                series["target"].append(target)
-                series["distance"].append(last_distance)
+        elif m.topic == "/ee_pose":
+            poses = True
+            if target is not None:
+                p = msg.pose.position
+                last_distance = sample(stamp_seconds(msg.header), np.array([p.x, p.y, p.z]), target)
+        elif m.topic == TICK_TOPIC and not poses:
+            p, aim = msg.ee_position, msg.target
+            last_distance = sample(stamp_seconds(msg.header), np.array([p.x, p.y, p.z]),
+                                   np.array([aim.x, aim.y, aim.z]))
         elif m.topic == "/joint_states":
             t = stamp_seconds(msg.header)
             if t - last["state"] >= gap:

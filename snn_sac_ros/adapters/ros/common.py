@@ -176,14 +176,15 @@ class SafePublisher:
     reliable subscriber stalls under load, a plain ``RuntimeError`` when Fast DDS throws (a writer profile
     with preallocated memory too small for the message), ``InvalidHandle`` for a publisher or context that
     is gone. All are ``RuntimeError``; a node must not die of any of them. ``failures`` counts them, and
-    each topic's failures are logged under the ``publish_failed`` kind at most once a second.
+    each topic's failures are logged under the ``publish_failed`` kind at most once a second; ``published``
+    counts the publishes the middleware took (what a recording of the topic is checked against).
     """
 
     def __init__(self, node: Node, msg_type: Any, topic: str, qos: QoSProfile | int, errors: ThrottledErrors) -> None:
         self.publisher = node.create_publisher(msg_type, topic, qos)
         self.topic = self.publisher.topic_name
         self._errors = errors
-        self.failures = 0
+        self.failures = self.published = 0
 
     def publish(self, msg: Any) -> bool:
         """Publish ``msg``; False (counted, logged at most once a second) when DDS refused it."""
@@ -196,6 +197,7 @@ class SafePublisher:
             self._errors.report("publish_failed", lambda: f"publishing on {topic} failed ({self.failures} so far): "
                                 f"{why}; skipped, the node goes on", key=f"publish_failed {topic}")
             return False
+        self.published += 1
         return True
 
     def wait_for_all_acked(self, seconds: float) -> bool:

@@ -2,7 +2,9 @@
 
 The keys are what operators watch (and what the demo, the soak benchmark and the tests read): the rate
 and tick times, deadline misses, the watchdog and e-stop, the share of ticks that were stopped, learning,
-the last save, the recent success rate, and the node's own counts of errors by kind.
+the last save, the recent success rate, the node's own counts of errors by kind, the recorder's state and
+drops, and the cost of a tick (``cost_*``: the mean per tick of the sampled ticks since configure, from
+:class:`~snn_sac_ros.core.cost.CostMeter`; energies are estimates, see :mod:`snn_sac_ros.core.cost`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,18 @@ from typing import Any
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+#: the cost figures on /diagnostics: ``cost_<name>`` for each, the total of the networks per tick
+COST_KEYS = ("spikes", "synaptic_events", "neuron_updates", "dense_macs", "loihi_nj", "loihi_learning_nj", "cpu_nj",
+             "cpu_learning_nj")
+
+
+def cost_values(meter: Any) -> dict[str, str]:
+    """The cost meter's mean per tick as ``/diagnostics`` values ('nan' before the first sampled tick)."""
+    total = meter.summary().get("total", {}) if meter.ticks else {}
+    values = {f"cost_{k}": f"{total[k]:.6g}" if k in total else "nan" for k in COST_KEYS}
+    values["cost_ticks_sampled"] = str(meter.ticks)
+    return values
 
 
 def _share(part: int, whole: int) -> str:
@@ -41,8 +55,10 @@ def controller_status(node: Any) -> DiagnosticStatus:
         "recent_success_rate": f"{success:.3f}", "reaches": str(len(node.reach_results)),
         "distance_m": f"{node.reach.distance:.4f}",
         "publish_failures": str(node.command_pub.failures + node.diag_pub.failures),
+        "commands_published": str(node.command_pub.published),
         "entities": node.entity_counts(),
         "input_errors": ",".join(f"{k}={v}" for k, v in sorted(node.errors.counts.items())) or "none",
+        **node.recording.status(), **cost_values(node.cost),
     }
     level, message = DiagnosticStatus.OK, "controlling"
     if node.estop.latched:
@@ -51,6 +67,8 @@ def controller_status(node: Any) -> DiagnosticStatus:
         level, message = DiagnosticStatus.ERROR, node.gate_problem()
     elif reasons or node.input_error:
         level, message = DiagnosticStatus.WARN, "; ".join(reasons) or node.input_error[1]
+    elif node.recording.status()["recording"].startswith("failed"):
+        level, message = DiagnosticStatus.WARN, f"recording {node.recording.status()['recording']}"
     elif not guard.active:
         level, message = DiagnosticStatus.WARN, "inactive"
     return DiagnosticStatus(level=level, name=f"{node.get_name()}: control loop", message=message,

@@ -201,6 +201,7 @@ class SnnSacController(LifecycleNode, ControllerSetup, params.ParameterHandling)
 
     # -- input -------------------------------------------------------------------------------------------
     def _joint_state_callback(self, msg: JointState) -> None:
+        self.recording.joint_state(msg)
         arm = self.arm
         try:
             q, dq = order_joint_state(msg.name, msg.position, msg.velocity, self.driver_names, lower=arm.lower,
@@ -243,6 +244,7 @@ class SnnSacController(LifecycleNode, ControllerSetup, params.ParameterHandling)
     def _target_callback(self, msg: PointStamped) -> None:
         from snn_sac_ros.core.control.tick import target_problem
 
+        self.recording.target(msg)
         point = np.array([msg.point.x, msg.point.y, msg.point.z], dtype=float)
         base = self.get_parameter("base_frame").value
         if msg.header.frame_id not in ("", base):
@@ -299,7 +301,7 @@ class SnnSacController(LifecycleNode, ControllerSetup, params.ParameterHandling)
         if gate and not gate.startswith("measuring"):
             self.errors.report("state_timeout_too_short", f"{gate}: zero torque until it is raised")
         problem = problem or gate or (None if self.reach.target is not None else "no target received yet")
-        torque = None
+        torque = result = None
         if problem is None and guard.active and not guard.estop_latched and not guard.watchdog_reasons(start):
             result = self.reach.step(self._q, self._dq, *self._since_stepped())
             torque = result.torque
@@ -311,6 +313,7 @@ class SnnSacController(LifecycleNode, ControllerSetup, params.ParameterHandling)
             # state that is now old, so zero went out instead
             guard.zero_sent()
             decision.reasons.append(f"{STALL_REASON} inside a tick ({(time.monotonic() - start) * 1e3:.1f} ms)")
+        self._after_tick(result, decision)
         self._ticks_window += 1
         if decision.zeroed:
             self.reach.command_dropped()  # the arm did not get the policy's action: no reward for it
@@ -355,7 +358,8 @@ class SnnSacController(LifecycleNode, ControllerSetup, params.ParameterHandling)
         with self._publish_lock:
             fresh = computed_at is None or time.monotonic() - computed_at <= self.guard.stall_timeout
             values = torque if fresh else np.zeros(len(torque))
-            self.command_pub.publish(Float64MultiArray(data=[float(t) for t in values]))
+            msg = Float64MultiArray(data=[float(t) for t in values])
+            self.recording.command(msg, self.command_pub.publish(msg))
             self._last_publish = time.monotonic()
         return fresh
 
@@ -382,7 +386,7 @@ class SnnSacController(LifecycleNode, ControllerSetup, params.ParameterHandling)
         return response
 
     def _publish_diagnostics(self) -> None:
-        self.diag_pub.publish(diagnostics_message(self))
+        self.diag_pub.publish(self.recording.diagnostics(diagnostics_message(self)))
 
     def entity_counts(self) -> str:
         """How many publishers, subscriptions, services and timers the node holds (lifecycle leaks show here)."""

@@ -106,6 +106,13 @@ def declare_controller_parameters(node: Node) -> None:
     d("tick_trace", "", "at shutdown, write every tick's start, compute time, publish time and the stamp of the "
       "joint state it used here (.npz; empty: no); bench realtime reads it", **ro)
     d("diagnostics_period_s", 1.0, "seconds between /diagnostics messages", low=0.05, high=60.0, **ro)
+    # recording
+    d("record_path", "", "record the run into this MCAP file (rosbag2's storage): joint states received, commands "
+      "published, targets, /diagnostics and a record per tick (empty: no recording)", **ro)
+    d("record_queue_size", 20000, "records that may wait for the recorder's writer thread; beyond it they are "
+      "dropped and counted on /diagnostics (the tick never waits)", low=1, high=10_000_000, **ro)
+    d("record_flush_s", 0.5, "a chunk of the recording goes to disk once its first message is this old [s]: at "
+      "most what a crash loses", low=0.01, high=60.0, **ro)
 
 
 def default_save_path(node_name: str, checkpoint: str, sim_time: bool) -> Path:

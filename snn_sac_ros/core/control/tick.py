@@ -42,7 +42,7 @@ JUMP_TOLERANCE_RAD = 1e-3
 class TickResult:
     """One tick's outcome: the torque before the safety clamp [Nm] (None: the policy gave none, see
     ``problem``), the end effector's distance to the target [m], whether the tick was learned from, and what went
-    through the agent (observation, action, reward), for a recorder."""
+    through the agent (observation, action, reward) and the end effector it computed [m], for a recorder."""
 
     torque: np.ndarray | None
     distance: float
@@ -51,6 +51,7 @@ class TickResult:
     observation: np.ndarray | None = None
     action: np.ndarray | None = None
     reward: float | None = None
+    ee: np.ndarray | None = None
 
 
 def target_problem(point: np.ndarray, contract: object, max_azimuth: float) -> tuple[str, str] | None:
@@ -170,10 +171,10 @@ class ReachTick:
             action = self.agent.step(obs, reward)
         except (ValueError, FloatingPointError) as error:  # non-finite in the network or its output
             self._last_action = None
-            return TickResult(None, distance, False, f"policy output refused: {error}", obs, None, reward)
+            return TickResult(None, distance, False, f"policy output refused: {error}", obs, None, reward, ee)
         finally:
             if jumped and learning:
                 self.agent.learning = True
         self._last_action = action
         return TickResult(self._scale(action, dq if self.apply_damping else None), distance, learning and not jumped,
-                          observation=obs, action=action, reward=reward)
+                          observation=obs, action=action, reward=reward, ee=ee)

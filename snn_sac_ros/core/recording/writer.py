@@ -1,7 +1,9 @@
 """An MCAP recorder that never delays its caller: a writer thread, a bounded queue, and a count of what it dropped.
 
-:meth:`McapRecorder.write` only puts ``(channel, message, time)`` on a queue (``put_nowait``); a full queue drops
-the record and counts it (:attr:`McapRecorder.dropped`, for ``/diagnostics``). The thread encodes (CDR) and writes.
+:meth:`McapRecorder.write` only appends ``(channel, message, time)`` to a bounded queue (a deque: no lock, no
+wake-up of the writer); a full queue drops the record and counts it (:attr:`McapRecorder.dropped`, for
+``/diagnostics``). The thread wakes every ``poll_seconds``, encodes (CDR) and writes what is queued: woken on every
+message instead, it took the GIL from its caller on every message (a put then cost about 10 us instead of 0.3).
 Messages arrive either as CDR bytes (an adapter serialized them, e.g. with ``rclpy.serialization``), through a
 channel's own ``encode`` function, or as plain dicts / objects encoded from the channel's schema by
 ``mcap-ros2-support``'s encoder, so this module needs no ROS.
@@ -14,9 +16,9 @@ clean :meth:`close` writes the summary and footer that seeking readers use.
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,18 +67,20 @@ class McapRecorder:
     Parameters
     ----------
     path: the ``.mcap`` file (its folder is made).
-    queue_size: records that may wait for the writer thread; beyond it they are dropped and counted.
+    queue_size: records that may wait for the writer thread; beyond it they are dropped and counted (writers in
+        several threads may overshoot it by one each).
     chunk_size: bytes of messages per chunk (what a crash may lose at most, with ``flush_seconds``).
     flush_seconds: a chunk is also closed when its first message is this old [s].
     compression: ``"zstd"``, ``"lz4"`` or ``"none"`` per chunk.
+    poll_seconds: how often the writer thread takes what is queued [s].
     metadata: ``{name: {key: value}}`` metadata records written at the start (e.g. the run's settings).
     """
 
     def __init__(self, path: str | Path, *, queue_size: int = 20_000, chunk_size: int = 256 * 1024,
                  flush_seconds: float = 0.5, compression: str = "zstd",
-                 metadata: dict[str, dict[str, str]] | None = None) -> None:
-        if queue_size < 1 or chunk_size < 1 or not flush_seconds > 0:
-            raise ValueError("queue_size and chunk_size must be >= 1 and flush_seconds > 0")
+                 metadata: dict[str, dict[str, str]] | None = None, poll_seconds: float = 0.01) -> None:
+        if queue_size < 1 or chunk_size < 1 or not flush_seconds > 0 or not poll_seconds > 0:
+            raise ValueError("queue_size and chunk_size must be >= 1, flush_seconds and poll_seconds > 0")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "wb")  # closed by the writer thread
@@ -87,7 +91,10 @@ class McapRecorder:
         self._writer.start(profile="ros2", library="snn_sac_ros")
         for name, values in (metadata or {}).items():
             self._writer.add_metadata(name, {k: str(v) for k, v in values.items()})
-        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._queue: deque = deque()
+        self._queue_size = int(queue_size)
+        self._wake = threading.Event()  # set by close() only
+        self._poll = min(float(poll_seconds), float(flush_seconds))
         self._flush_seconds = float(flush_seconds)
         self._channels: list[Channel] = []
         self._registered: dict[int, int] = {}  # our channel id -> the file's channel id
@@ -117,28 +124,30 @@ class McapRecorder:
         ``log_time_ns``: the time it was received [ns] (rosbag2 plays messages in this order); ``message``: CDR
         bytes, or what the channel's ``encode`` or the schema's encoder takes (a dict or an object with the fields).
         """
-        if self._closed:
+        if self._closed or len(self._queue) >= self._queue_size:
             self.dropped += 1
             return False
-        try:
-            self._queue.put_nowait((channel, message, int(log_time_ns),
-                                    int(log_time_ns if publish_time_ns is None else publish_time_ns)))
-        except queue.Full:
-            self.dropped += 1
-            return False
+        self._queue.append((channel, message, int(log_time_ns),
+                            int(log_time_ns if publish_time_ns is None else publish_time_ns)))
         return True
 
     @property
     def pending(self) -> int:
         """Records queued, not yet written."""
-        return self._queue.qsize()
+        return len(self._queue)
+
+    @property
+    def closed(self) -> bool:
+        """Closed, or stopped by an error (:attr:`error`): writes are dropped."""
+        return self._closed
 
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued, then the summary and footer; idempotent."""
         if self._closed:
             return
         self._closed = True
-        self._queue.put(_STOP)
+        self._queue.append(_STOP)
+        self._wake.set()
         self._thread.join(timeout)
 
     def __enter__(self) -> McapRecorder:
@@ -151,22 +160,22 @@ class McapRecorder:
 
     def _run(self) -> None:
         chunk_started: float | None = None
+        queued = self._queue
         try:
-            while True:
-                wait = None if chunk_started is None else max(0.0, chunk_started + self._flush_seconds
-                                                              - time.monotonic())
-                try:
-                    item = self._queue.get(timeout=wait)
-                except queue.Empty:
-                    item = None
-                if item is _STOP:
-                    break
-                if item is not None:
+            stop = False
+            while not stop:
+                while queued:
+                    item = queued.popleft()
+                    if item is _STOP:
+                        stop = True
+                        break
                     self._write(*item)
                     chunk_started = chunk_started or time.monotonic()
                 if chunk_started is not None and time.monotonic() - chunk_started >= self._flush_seconds:
                     self._finish_chunk()
                     chunk_started = None
+                if not stop:
+                    self._wake.wait(self._poll)
             self._writer.finish()
         except Exception as error:  # a full disk, an unencodable message: stop recording, say why
             self.error = f"{type(error).__name__}: {error}"
