@@ -42,6 +42,7 @@ def controller_status(node: Any) -> DiagnosticStatus:
         "distance_m": f"{node.reach.distance:.4f}",
         "publish_failures": str(node.command_pub.failures + node.diag_pub.failures),
         "entities": node.entity_counts(),
+        "control_thread": node.control_thread_status(),
         "input_errors": ",".join(f"{k}={v}" for k, v in sorted(node.errors.counts.items())) or "none",
     }
     level, message = DiagnosticStatus.OK, "controlling"
