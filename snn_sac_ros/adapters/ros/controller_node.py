@@ -173,9 +173,10 @@ class SnnSacController(LifecycleNode, ControllerSetup, params.ParameterHandling)
         """A tick raised in the control thread: zero torque now, the error logged (throttled)."""
         import traceback
 
-        if self.guard is not None:
-            self._publish(np.zeros(self.guard.n_joints))
-            self.guard.zero_sent()
+        guard = self.guard
+        if guard is not None and self.command_pub is not None:
+            self._publish(np.zeros(guard.n_joints))
+            guard.zero_sent()
         self.errors.report("tick_failed", lambda: "a control tick raised; zero torque commanded:\n"
                            + "".join(traceback.format_exception(error)).rstrip())
 
