@@ -106,7 +106,7 @@ class NodeProcess:
         """SIGTERM; the node must exit with code 0 and no traceback on stderr."""
         code = self.stop()
         assert code == 0, self.stderr
-        assert "Traceback" not in self.stderr
+        assert "Traceback" not in self.stderr, self.stderr
 
 
 def ros_parameter_args(params: dict[str, Any]) -> list[str]:

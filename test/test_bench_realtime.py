@@ -44,15 +44,20 @@ def test_the_floor_computes_the_agents_tick(tmp_path) -> None:
 
 @pytest.mark.parametrize("on_state", [False, True], ids=["timer", "tick_on_state"])
 def test_bench_realtime_reports_every_column(tmp_path, capsys, on_state: bool) -> None:
+    """Every column, and with ``--control-thread both`` a row for the control thread and one for the executor
+    timer, side by side."""
     code = main(["bench", "realtime", "--neurons", "300", "--rates", "500", "--learning", "on", "--duration", "2",
-                 "--warmup", "1", "--nengo-steps", "200", "--out", str(tmp_path), "--json",
+                 "--warmup", "1", "--nengo-steps", "200", "--out", str(tmp_path), "--json", "--control-thread", "both",
                  *(["--tick-on-state", "--record", "on"] if on_state else [])])
     assert code == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    (row,) = result["rows"]
-    for column in COLUMNS:
-        assert column in row, column
-    assert row["neurons"] == 300 and row["rate_hz"] == 500 and row["learning"] is True
-    assert row["record"] is on_state and len(list(tmp_path.glob("*_rec.mcap"))) == int(on_state)
-    for column in COLUMNS[3:]:
-        assert isinstance(row[column], int | float) and math.isfinite(row[column]), (column, row[column])
+    rows = result["rows"]
+    assert [row["control_thread"] for row in rows] == [True, False]
+    assert len(list(tmp_path.glob("*_rec.mcap"))) == 2 * int(on_state)
+    for row in rows:
+        for column in COLUMNS:
+            assert column in row, column
+        assert row["neurons"] == 300 and row["rate_hz"] == 500 and row["learning"] is True
+        assert row["record"] is on_state
+        for column in COLUMNS[4:]:
+            assert isinstance(row[column], int | float) and math.isfinite(row[column]), (column, row[column])

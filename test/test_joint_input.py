@@ -33,3 +33,34 @@ def test_bad_messages_are_refused_by_kind(names: list[str], pos: list[float], ve
     with pytest.raises(JointInputError) as error:
         order_joint_state(names, pos, vel, JOINTS, **LIMITS)
     assert error.value.kind == kind
+
+
+def test_the_reader_gives_what_order_joint_state_gives_when_the_names_repeat_or_change() -> None:
+    """The reader keeps the index of the last name list: a new order, a refused message or a value out of range
+    after a run of good ones must each be read as order_joint_state reads it, with the same error kind."""
+    from snn_sac_ros.core.joint_input import JointStateReader
+
+    read = JointStateReader(JOINTS, **LIMITS)
+    messages = [
+        (["shoulder", "elbow"], [0.1, 0.2], [0.0, 1.0]),
+        (["shoulder", "elbow"], [0.3, 0.4], [0.5, 1.5]),
+        (["elbow", "shoulder"], [0.3, 0.4], [0.5, 1.5]),  # same values, other order: must swap
+        (["elbow", "shoulder"], [np.nan, 0.4], [0.5, 1.5]),
+        (["elbow", "shoulder"], [0.3, 0.4], [0.5, 25.0]),
+        (["elbow", "shoulder"], [9.0, 0.4], [0.5, 1.5]),
+        (["elbow", "shoulder"], [0.3, 0.4], [0.5]),
+        (["elbow"], [0.3], [0.5]),
+        (["gripper", "elbow", "shoulder"], [0.0, 0.3, 0.4], [0.0, 0.5, 1.5]),
+        (["gripper", "elbow", "shoulder"], [0.0, 0.7, 0.8], [0.0, 0.5, 1.5]),
+    ]
+    for names, pos, vel in messages:
+        try:
+            expected = order_joint_state(names, pos, vel, JOINTS, **LIMITS)
+        except JointInputError as error:
+            with pytest.raises(JointInputError) as got:
+                read(names, pos, vel)
+            assert got.value.kind == error.kind, names
+            continue
+        q, dq = read(names, pos, vel)
+        np.testing.assert_array_equal(q, expected[0])
+        np.testing.assert_array_equal(dq, expected[1])

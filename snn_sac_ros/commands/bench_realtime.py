@@ -7,8 +7,13 @@ learning on/off, one row:
    :class:`~snn_sac_ros.core.realtime_floor.FloorAgent` (the same tick's arithmetic in a few NumPy calls),
    timed in alternating blocks so machine noise hits both alike; median microseconds per step each.
 2. Over real DDS on localhost: the ``arm_sim`` node (publishing joint states at the control rate, real
-   time) and the ``snn_sac_controller`` node (steady-clock timer at that rate, one Nengo step per tick),
+   time) and the ``snn_sac_controller`` node (its control thread, or with ``--control-thread off`` its
+   executor timer, at that rate on the steady clock, one Nengo step per tick; ``both``: a row of each),
    started as ``bringup`` starts them, plus a probe node here that publishes a reach target and listens.
+   With ``--rt-priority``, the arm node and the probe run under SCHED_FIFO; so does the controller's control
+   thread (``thread_priority``) while the rest of that node runs normally, or, on the timer path, the whole
+   controller node (``chrt``). A SCHED_FIFO process that keeps a core over 95 % busy is throttled by the
+   kernel for the rest of each second (``sched_rt_runtime_us``): ~50 ms maxima at a fixed phase each second.
    Tick compute time is the controller's own (``TickStats``' measure, tick start to command published),
    taken from its ``tick_trace`` over exactly the row (after ``--warmup``): p50/p99/max, and deadline
    misses by ``TickStats``' rule. Its ``/diagnostics`` figures (a rolling 5000-tick window; the row's
@@ -45,8 +50,9 @@ import numpy as np
 
 from snn_sac_ros.supervision import Supervisor
 
-COLUMNS = ("neurons", "rate_hz", "learning", "tick_p50_ms", "tick_p99_ms", "tick_max_ms", "deadline_misses",
-           "latency_p50_ms", "latency_p99_ms", "nengo_step_us", "floor_step_us", "nengo_over_floor", "record")
+COLUMNS = ("neurons", "rate_hz", "learning", "control_thread", "tick_p50_ms", "tick_p99_ms", "tick_max_ms",
+           "deadline_misses", "latency_p50_ms", "latency_p99_ms", "nengo_step_us", "floor_step_us", "nengo_over_floor",
+           "record")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,6 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="hidden layers per network (1: NEF-like, weights grow as n; 2: n x n hidden weights)")
     parser.add_argument("--arm", default="planar2", help="arm preset")
     parser.add_argument("--nengo-steps", type=int, default=3000, help="steps timed per simulator (in process)")
+    parser.add_argument("--control-thread", choices=["on", "off", "both"], default="on",
+                        help="the controller's tick in its own thread (control_thread), on an executor timer, or a "
+                             "row of each, side by side")
     parser.add_argument("--tick-on-state", action="store_true",
                         help="controller ticks on each joint state (tick_on_state), the timer only as a fallback")
     parser.add_argument("--rt-priority", type=int, default=0,
@@ -234,7 +243,8 @@ class _Realtime:
 
 
 def measure_ros(checkpoint: Path, *, arm: str, rate: float, learning: bool, duration: float, warmup: float,
-                out: Path, tick_on_state: bool = False, rt_priority: int = 0, record: bool = False) -> dict:
+                out: Path, tick_on_state: bool = False, rt_priority: int = 0, control_thread: bool = True,
+                record: bool = False) -> dict:
     """Run arm_sim + controller at ``rate`` for ``warmup + duration`` seconds; the row's ROS columns."""
     from snn_sac_ros import bringup
     from snn_sac_ros.core.agent.checkpoint import load_checkpoint
@@ -245,18 +255,23 @@ def measure_ros(checkpoint: Path, *, arm: str, rate: float, learning: bool, dura
     plan = bringup.sim_reach_plan(arm=arm, checkpoint=str(checkpoint), learning=str(learning).lower(),
                                   control_rate_hz=str(rate), use_sim_time="true")
     specs = {s.name: s for s in plan.nodes}
-    tag = f"{checkpoint.stem}_{rate:g}hz_{'learn' if learning else 'frozen'}{'_rec' if record else ''}"
+    tag = (f"{checkpoint.stem}_{rate:g}hz_{'learn' if learning else 'frozen'}_{'thread' if control_thread else 'timer'}"
+           f"{'_rec' if record else ''}")
     sim = dataclasses.replace(specs["arm_sim"], parameters={**specs["arm_sim"].parameters, "publish_rate": rate})
     ctl = dataclasses.replace(specs["snn_sac_controller"], parameters={
         **specs["snn_sac_controller"].parameters, "resume": False, "save_period_s": 0.0,
         "save_path": str(out / f"{tag}_weights.npz"), "tick_trace": str(out / f"{tag}_ticks.npz"),
-        "tick_on_state": tick_on_state, **({"record_path": str(out / f"{tag}.mcap")} if record else {})})
+        "tick_on_state": tick_on_state, "control_thread": control_thread,
+        "thread_priority": rt_priority if control_thread else 0,
+        **({"record_path": str(out / f"{tag}.mcap")} if record else {})})
     logs = [out / f"{tag}_arm_sim.log", out / f"{tag}_controller.log"]
     probe = _Probe(target.tolist())
     nodes = Supervisor(dict(os.environ))
     try:
         _start(nodes, "arm_sim", sim, plan, logs[0], rt_priority=rt_priority)
-        _start(nodes, "snn_sac_controller", ctl, plan, logs[1], rt_priority=rt_priority)
+        # the control thread takes the priority itself (thread_priority), the rest of its node stays normal, as
+        # ros2_control runs its loop; the timer path can only run the whole node under SCHED_FIFO
+        _start(nodes, "snn_sac_controller", ctl, plan, logs[1], rt_priority=0 if control_thread else rt_priority)
 
         def ticking() -> bool:
             d = probe.latest()
@@ -352,6 +367,7 @@ def run(args: argparse.Namespace) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     learning = {"on": [True], "off": [False], "both": [True, False]}[args.learning]
     records = {"on": [True], "off": [False], "both": [False, True]}[args.record]
+    threads = {"on": [True], "off": [False], "both": [True, False]}[args.control_thread]
     rows = []
     print(f"bench realtime: {machine()}; {args.duration:g} s per row, depth {args.depth}, "
           f"{'tick on state' if args.tick_on_state else 'timer ticks'}, "
@@ -360,32 +376,35 @@ def run(args: argparse.Namespace) -> dict:
         hidden = hidden_sizes(neurons, args.depth)
         checkpoint = make_checkpoint(args.arm, hidden, out / f"n{neurons}_d{args.depth}.npz")
         for rate in args.rates:
-            for learn, record in itertools.product(learning, records):
-                row = {"hidden": list(hidden), "rate_hz": rate, "learning": learn, "record": record}
+            for learn in learning:
                 with _Realtime(args.rt_priority):
-                    row.update(time_in_process(checkpoint, rate, learn, args.nengo_steps))
-                if args.no_ros:
-                    row.update({k: float("nan") for k in COLUMNS if k not in row})
-                else:
-                    with _Realtime(args.rt_priority):  # the probe's threads too: its stamps are the latency
-                        row.update(measure_ros(checkpoint, arm=args.arm, rate=rate, learning=learn,
-                                               duration=args.duration, warmup=args.warmup, out=out,
-                                               tick_on_state=args.tick_on_state, rt_priority=args.rt_priority,
-                                               record=record))
-                rows.append(row)
-                print(_line(row), flush=True)
+                    in_process = time_in_process(checkpoint, rate, learn, args.nengo_steps)
+                for thread, record in itertools.product(threads, records):
+                    row = {"hidden": list(hidden), "rate_hz": rate, "learning": learn, "control_thread": thread,
+                           "record": record, **in_process}
+                    if args.no_ros:
+                        row.update({k: float("nan") for k in COLUMNS if k not in row})
+                    else:
+                        with _Realtime(args.rt_priority):  # the probe's threads too: its stamps are the latency
+                            row.update(measure_ros(checkpoint, arm=args.arm, rate=rate, learning=learn,
+                                                   duration=args.duration, warmup=args.warmup, out=out,
+                                                   tick_on_state=args.tick_on_state, rt_priority=args.rt_priority,
+                                                   control_thread=thread, record=record))
+                    rows.append(row)
+                    print(_line(row), flush=True)
     _print_table(rows)
     return {"rows": rows, "machine": machine(), "duration_s": args.duration, "depth": args.depth,
-            "tick_on_state": args.tick_on_state, "rt_priority": args.rt_priority,
+            "tick_on_state": args.tick_on_state, "rt_priority": args.rt_priority, "control_thread": args.control_thread,
             "output_dir": str(out)}
 
 
-_HEADER = (f"{'neurons':>7} {'rate':>5} {'learn':>5} {'tick p50':>8} {'p99':>6} {'max':>6} {'misses':>6} "
+_HEADER = (f"{'neurons':>7} {'rate':>5} {'learn':>5} {'loop':>6} {'tick p50':>8} {'p99':>6} {'max':>6} {'misses':>6} "
            f"{'lat p50':>7} {'p99':>6} {'nengo us':>8} {'floor us':>8} {'ratio':>5} {'rec':>3}")
 
 
 def _line(r: dict) -> str:
     return (f"{r['neurons']:>7d} {r['rate_hz']:>5.0f} {'on' if r['learning'] else 'off':>5} "
+            f"{'thread' if r['control_thread'] else 'timer':>6} "
             f"{r['tick_p50_ms']:>8.3f} {r['tick_p99_ms']:>6.3f} {r['tick_max_ms']:>6.2f} "
             f"{r['deadline_misses']:>6} {r['latency_p50_ms']:>7.3f} {r['latency_p99_ms']:>6.3f} "
             f"{r['nengo_step_us']:>8.0f} {r['floor_step_us']:>8.0f} {r['nengo_over_floor']:>5.2f} "

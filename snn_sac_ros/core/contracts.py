@@ -25,6 +25,7 @@ subtracts ``joint_damping * dq``: the policy's torque is a residual on top of th
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -103,17 +104,23 @@ class ObservationContract:
         """:meth:`encode` without its checks, for a caller that validated its inputs where they entered (the
         controller's tick: joint states by name, range and finiteness on arrival, targets likewise), so each
         value is checked once."""
-        q, dq = np.asarray(q, dtype=float), np.asarray(dq, dtype=float)
-        ee, target = np.asarray(ee_position, dtype=float), np.asarray(target, dtype=float)
-        lower, upper = np.array(self.q_lower), np.array(self.q_upper)
-        axes = self.axis_indices
+        lower, span, dq_scale, axes, center = self._encoding
+        target = np.asarray(target, dtype=float)[axes]
         parts = (
-            2.0 * (q - lower) / (upper - lower) - 1.0,
-            dq / np.array(self.dq_scale),
-            (target[axes] - np.array(self.workspace_center)[axes]) / self.workspace_reach,
-            np.tanh((target[axes] - ee[axes]) / self.error_scale),
+            2.0 * (np.asarray(q, dtype=float) - lower) / span - 1.0,
+            np.asarray(dq, dtype=float) / dq_scale,
+            (target - center) / self.workspace_reach,
+            np.tanh((target - np.asarray(ee_position, dtype=float)[axes]) / self.error_scale),
         )
         return np.clip(np.concatenate(parts), -1.0, 1.0).astype(np.float32)
+
+    @cached_property
+    def _encoding(self) -> tuple[np.ndarray, ...]:
+        """The constant arrays of :meth:`encode_unchecked`, made once (it runs at the control rate)."""
+        axes = np.array(self.axis_indices)
+        lower = np.array(self.q_lower)
+        center = np.array(self.workspace_center)[axes]
+        return lower, np.array(self.q_upper) - lower, np.array(self.dq_scale), axes, center
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -174,10 +181,16 @@ class ActionContract:
     def scale(self, action: np.ndarray, dq: np.ndarray | None = None) -> np.ndarray:
         """``action * torque_scale`` [Nm], minus ``joint_damping * dq`` when ``dq`` is given: no checks and no
         clamp, for the controller's tick, whose torque guard checks and clamps every command once."""
-        torque = np.asarray(action, dtype=float) * np.array(self.torque_scale)
-        if self.joint_damping and dq is not None:
-            torque = torque - np.array(self.joint_damping) * dq
+        scale, damping = self._scaling
+        torque = np.asarray(action, dtype=float) * scale
+        if damping is not None and dq is not None:
+            torque = torque - damping * dq
         return torque
+
+    @cached_property
+    def _scaling(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """The constant arrays of :meth:`scale`, made once (it runs at the control rate)."""
+        return np.array(self.torque_scale), np.array(self.joint_damping) if self.joint_damping else None
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -3,7 +3,9 @@
 ros2_control's ``joint_state_broadcaster`` gives no order guarantee and may leave arrays empty, and a
 faulty driver can send anything. :func:`order_joint_state` maps by name, never by index, and refuses
 anything it cannot trust with a :class:`JointInputError` whose ``kind`` names the problem (for throttled
-logging, one line per kind).
+logging, one line per kind). :class:`JointStateReader` does the same at the control rate: a driver sends
+the same names in the same order every time, so it checks the names once per new name list and the values
+with one combined comparison (NaN fails it too), and only a message that fails is taken apart to say why.
 """
 
 from __future__ import annotations
@@ -67,3 +69,49 @@ def order_joint_state(names: Sequence[str], positions: Sequence[float], velociti
         bad = {j: round(float(v), 3) for j, v, o in zip(joint_names, dq, too_fast) if o}
         raise JointInputError("out_of_range", f"joint velocities above twice the limit: {bad}")
     return q, dq
+
+
+class JointStateReader:
+    """:func:`order_joint_state` for one arm's joints and limits, cheap when the names repeat.
+
+    The index of ``joint_names`` in a message's names is kept for the last name list seen; the values are
+    accepted by one comparison against the limits (which NaN fails); anything refused goes through
+    :func:`order_joint_state` for its kind and message. Same results, same errors.
+    """
+
+    def __init__(self, joint_names: Sequence[str], *, lower: np.ndarray, upper: np.ndarray,
+                 velocity_limits: np.ndarray, margin: float = 0.1, continuous: np.ndarray | None = None) -> None:
+        self.joint_names = tuple(joint_names)
+        self._limits = {"lower": np.asarray(lower, dtype=float), "upper": np.asarray(upper, dtype=float),
+                        "velocity_limits": np.asarray(velocity_limits, dtype=float), "margin": margin,
+                        "continuous": continuous}
+        self._low = self._limits["lower"] - margin
+        self._high = self._limits["upper"] + margin
+        self._fast = 2.0 * self._limits["velocity_limits"]
+        self._continuous = None if continuous is None or not np.any(continuous) else np.asarray(continuous, bool)
+        self._names: list[str] | None = None
+        self._index: np.ndarray | None = None
+
+    def __call__(self, names: Sequence[str], positions: Sequence[float],
+                 velocities: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+        """Positions and velocities in ``joint_names`` order; :class:`JointInputError` when refused."""
+        n = len(names)
+        if names != self._names or len(positions) != n or len(velocities) != n:
+            return self._slow(names, positions, velocities)
+        index = self._index
+        q = np.asarray(positions, dtype=float)[index]
+        dq = np.asarray(velocities, dtype=float)[index]
+        if self._continuous is not None:
+            q = np.where(self._continuous, wrap_angle(q), q)
+        if not ((self._low <= q) & (q <= self._high) & (np.abs(dq) <= self._fast)).all():  # NaN fails too
+            return self._slow(names, positions, velocities)
+        return q, dq
+
+    def _slow(self, names: Sequence[str], positions: Sequence[float],
+              velocities: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+        """The full checks (and their error), then the index kept for this name list."""
+        self._names = None
+        q, dq = order_joint_state(names, positions, velocities, self.joint_names, **self._limits)
+        names = list(names)
+        self._names, self._index = names, np.array([names.index(j) for j in self.joint_names])
+        return q, dq

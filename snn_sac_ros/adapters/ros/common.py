@@ -74,9 +74,10 @@ _TYPES = {
 #: Array parameters that are "unset" hold one element, the type's unset value: rclpy types an empty list
 #: as a byte array, and an array declared without a value (Parameter.Type) makes a get_parameters request
 #: for all names fail (``ros2 param dump``, rqt_reconfigure). So every array gets a typed default, and the
-#: default of an optional one is ``['']`` (strings) or ``[.nan]`` (doubles); ``array_value`` reads either
-#: as None. Neither is ever a valid value: no joint is named '', no limit is NaN.
-UNSET_ARRAYS: dict[type, list[Any]] = {str: [""], float: [math.nan]}
+#: default of an optional one is ``['']`` (strings), ``[.nan]`` (doubles) or ``[-1]`` (integers: CPU ids);
+#: ``array_value`` reads each as None. None is ever a valid value: no joint is named '', no limit is NaN, no
+#: CPU is -1.
+UNSET_ARRAYS: dict[type, list[Any]] = {str: [""], float: [math.nan], int: [-1]}
 
 
 def is_unset(value: Any) -> bool:
@@ -84,7 +85,8 @@ def is_unset(value: Any) -> bool:
     if value is None:
         return True
     values = list(value)
-    return len(values) == 1 and (values[0] == "" or (isinstance(values[0], float) and math.isnan(values[0])))
+    return len(values) == 1 and (values[0] == "" or (isinstance(values[0], float) and math.isnan(values[0]))
+                                 or (isinstance(values[0], int) and values[0] == -1))
 
 
 def declare(node: Node, name: str, default: Any, description: str, *, low: float | None = None,
@@ -233,8 +235,10 @@ def _wants_help(args: Sequence[str] | None) -> bool:
     return "-h" in words or "--help" in words
 
 
-def spin_node(make_node: Callable[[], Node], args: Sequence[str] | None = None, name: str = "node") -> int:
-    """Run one node on a SingleThreadedExecutor until Ctrl-C or SIGTERM; return the exit code.
+def spin_node(make_node: Callable[[], Node], args: Sequence[str] | None = None, name: str = "node",
+              events_executor: bool = False) -> int:
+    """Run one node on a SingleThreadedExecutor (``events_executor``: rclpy's EventsExecutor, less CPU per
+    callback) until Ctrl-C or SIGTERM; return the exit code.
 
     rclpy's own signal handlers shut the context down at once, in the middle of whatever callback runs:
     a publish there raises, and nothing can be published or logged to /rosout on the way out (a
@@ -264,7 +268,12 @@ def spin_node(make_node: Callable[[], Node], args: Sequence[str] | None = None, 
     code = 0
     try:
         node = make_node()
-        executor = SingleThreadedExecutor()
+        if events_executor:
+            from rclpy.experimental import EventsExecutor
+
+            executor = EventsExecutor()
+        else:
+            executor = SingleThreadedExecutor()
         executor.add_node(node)
         while not stop.is_set() and executor.context.ok():
             executor.spin_once(timeout_sec=_SPIN_TIMEOUT_S)

@@ -57,6 +57,7 @@ def controller_status(node: Any) -> DiagnosticStatus:
         "publish_failures": str(node.command_pub.failures + node.diag_pub.failures),
         "commands_published": str(node.command_pub.published),
         "entities": node.entity_counts(),
+        "control_thread": node.control_thread_status(),
         "input_errors": ",".join(f"{k}={v}" for k, v in sorted(node.errors.counts.items())) or "none",
         **node.recording.status(), **cost_values(node.cost),
     }

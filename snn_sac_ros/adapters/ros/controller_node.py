@@ -6,10 +6,19 @@ and :class:`~snn_sac_ros.core.safety.TorqueGuard`), this module does ROS I/O, li
 - configure: loads the robot model (:mod:`~snn_sac_ros.adapters.ros.robot_model`), the checkpoint and the
   Nengo model, and creates the topics, services and timers; cleanup destroys every one of them;
 - activate: refused while the e-stop is latched or when the forward command controller's ``joints``
-  differ from our command order; starts the control timer (steady clock) and the stall watchdog; torque
-  flows once the first ticks measured the joint-state period and only while ``state_timeout`` covers 2.5
-  of those periods (else zero torque and an error until it is raised);
-- deactivate: commands zero torque once and stops; shutdown also waits for that zero to be acknowledged.
+  differ from our command order; starts the control thread (or, with ``control_thread`` false, an executor
+  timer), both on the steady clock, and the stall watchdog; torque flows once the first ticks measured the
+  joint-state period and only while ``state_timeout`` covers 2.5 of those periods (else zero torque and an
+  error until it is raised);
+- deactivate: stops and joins the control thread, then commands zero torque once; shutdown also waits for
+  that zero to be acknowledged.
+
+The control thread (:class:`~snn_sac_ros.core.control.realtime.ControlLoop`) takes the newest joint state the
+subscription callback left (one tuple, swapped whole), ticks and publishes; the executor keeps the rest
+(states, targets, e-stop, services, diagnostics) in the main thread. What both threads change is guarded:
+the tick and the callbacks that change what it uses (targets, parameters) hold ``_tick_lock``; a command is
+published under ``_publish_lock``, and a tick's command is replaced by zero there when the e-stop latched or
+the node deactivated meanwhile, so nothing but zero follows the e-stop's zero or the final one.
 
 The e-stop subscription (volatile and transient_local, so a latched ``true`` published before start is
 seen), ``~/reset_estop`` and ``~/set_learning`` live as long as the node, so the latch survives every
@@ -18,9 +27,11 @@ transition. ``autostart`` configures and activates at start-up, for setups witho
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 import time
+from array import array
 
 import numpy as np
 from geometry_msgs.msg import PointStamped
@@ -37,6 +48,7 @@ from std_srvs.srv import SetBool, Trigger
 from snn_sac_ros.adapters.ros import controller_params as params
 from snn_sac_ros.adapters.ros.common import (
     ThrottledErrors,
+    array_value,
     destroy_entities,
     remote_parameter,
     spin_node,
@@ -44,7 +56,8 @@ from snn_sac_ros.adapters.ros.common import (
 )
 from snn_sac_ros.adapters.ros.controller_diagnostics import diagnostics_message
 from snn_sac_ros.adapters.ros.controller_setup import ControllerSetup
-from snn_sac_ros.core.joint_input import JointInputError, order_joint_state
+from snn_sac_ros.core.control.realtime import ControlLoop, lock_memory, set_thread_affinity, set_thread_priority
+from snn_sac_ros.core.joint_input import JointInputError
 from snn_sac_ros.core.safety import STALL_REASON, EStop, state_timeout_problem
 
 NODE_NAME = params.NODE_NAME
@@ -52,6 +65,8 @@ NODE_NAME = params.NODE_NAME
 PERIOD_SAMPLES = 20
 PERIOD_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=50, reliability=ReliabilityPolicy.RELIABLE,
                         durability=DurabilityPolicy.VOLATILE)
+#: the control thread's name (diagnostics count the live ones)
+CONTROL_THREAD_NAME = "snn_sac_control"
 #: the e-stop's latched QoS: a transient_local publisher's last "true" reaches a subscriber that starts later
 ESTOP_LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
                                durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -117,14 +132,54 @@ class SnnSacController(LifecycleNode, ControllerSetup, params.ParameterHandling)
         self.guard.restart()
         self.guard.active = True
         self.estop.start_heartbeat(now)
+        # what configure built lives until cleanup: out of the collector's reach, so that no full collection
+        # (tens of ms over Nengo's objects) stops a tick
+        gc.collect()
+        gc.freeze()
+        if self.get_parameter("lock_memory").value:
+            self._say_realtime("lock_memory", lock_memory())
         rate = self.get_parameter("control_rate_hz").value
-        self._timer = self.create_timer(1.0 / rate, self._tick, clock=self._steady)
+        if self.get_parameter("control_thread").value:
+            self._loop = ControlLoop(1.0 / rate, self._tick, on_state=self._tick_on_state, setup=self._thread_setup,
+                                     on_error=self._tick_failed, name=CONTROL_THREAD_NAME)
+            self._loop.start()
+        else:
+            self._timer = self.create_timer(1.0 / rate, self._tick, clock=self._steady)
         self._start_save_timer(self.get_parameter("save_period_s").value)
         self._watchdog_stop.clear()
         self._watchdog_thread = threading.Thread(target=self._stall_watchdog, name="stall_watchdog", daemon=True)
         self._watchdog_thread.start()
         self.get_logger().info("active: commanding torques")
         return TransitionCallbackReturn.SUCCESS
+
+    def _thread_setup(self) -> None:
+        """In the control thread, before its first tick: its priority and CPUs, as asked."""
+        priority = self.get_parameter("thread_priority").value
+        if priority > 0:
+            self._say_realtime(f"thread_priority {priority}", set_thread_priority(priority))
+        cpus = array_value(self, "cpu_affinity")
+        if cpus is not None:
+            self._say_realtime(f"cpu_affinity {list(cpus)}", set_thread_affinity(cpus))
+
+    def _say_realtime(self, what: str, refusal: str) -> None:
+        """Log a real-time setting applied (info) or refused (warning, with the OS's reason: control goes on)."""
+        if refusal:
+            self.get_logger().warning(f"{refusal}; the controller runs without it")
+            self.realtime[what] = f"refused: {refusal}"
+        else:
+            self.get_logger().info(f"{what}: applied")
+            self.realtime[what] = "applied"
+
+    def _tick_failed(self, error: Exception) -> None:
+        """A tick raised in the control thread: zero torque now, the error logged (throttled)."""
+        import traceback
+
+        guard = self.guard
+        if guard is not None and self.command_pub is not None:
+            self._publish(np.zeros(guard.n_joints))
+            guard.zero_sent()
+        self.errors.report("tick_failed", lambda: "a control tick raised; zero torque commanded:\n"
+                           + "".join(traceback.format_exception(error)).rstrip())
 
     def _activation_problem(self) -> str:
         if self.estop.latched:
@@ -170,6 +225,11 @@ class SnnSacController(LifecycleNode, ControllerSetup, params.ParameterHandling)
         self._end_period_measurement()
         if self.guard is not None:
             self.guard.active = False
+        if self._loop is not None:  # joined before the final zero, so no tick's command follows it
+            if not self._loop.stop(timeout=max(1.0, 3 * self._period)):
+                self.get_logger().error("the control thread did not end within its timeout: a tick is stuck")
+            self._loop = None
+        gc.unfreeze()  # what activation froze may be garbage after a cleanup: collectable again
         for timer in (self._timer, self._save_timer):
             if timer is not None:
                 self.destroy_timer(timer)
@@ -200,29 +260,41 @@ class SnnSacController(LifecycleNode, ControllerSetup, params.ParameterHandling)
         self._teardown()
 
     # -- input -------------------------------------------------------------------------------------------
+    # The EventsExecutor may still run a callback that was queued before its subscription or timer
+    # was destroyed (cleanup, the end of the period measurement): such a callback returns at once.
     def _joint_state_callback(self, msg: JointState) -> None:
+        if self.agent is None:  # destroyed meanwhile: see the note above
+            return
         self.recording.joint_state(msg)
-        arm = self.arm
         try:
-            q, dq = order_joint_state(msg.name, msg.position, msg.velocity, self.driver_names, lower=arm.lower,
-                                      upper=arm.upper, velocity_limits=arm.velocity_limits, continuous=arm.continuous)
+            q, dq = self._read_state(msg.name, msg.position, msg.velocity)
             stamp = time_to_seconds(msg.header.stamp)
             self._check_stamp(stamp)
         except JointInputError as error:
-            self.input_error = (error.kind, str(error))
             self.errors.report(error.kind, str(error))
-            self.reach.forget_state()
+            q, dq, stamp, arrival, _ = self._latest
+            self._latest = (q, dq, stamp, arrival, (error.kind, str(error)))  # one swap: the tick sees all or none
             return
         now = time.monotonic()
-        self._state_times = (stamp, now)
-        self._q, self._dq, self._state_stamp = q, dq, stamp
-        self.input_error = None
+        self._latest = (q, dq, stamp, now, None)
         self.guard.state_received(now)
         if self._tick_on_state and self.guard.active:
-            self._tick(from_state=True)
+            if self._loop is not None:
+                self._loop.state_arrived()
+            else:
+                self._tick(from_state=True)
+
+    @property
+    def input_error(self) -> tuple[str, str] | None:
+        """``(kind, message)`` of the newest joint state when it was refused, else None."""
+        return self._latest[4]
 
     def _period_callback(self, msg: JointState) -> None:
-        if self._period_sub is not None and set(self.driver_names) <= set(msg.name):
+        if self._period_sub is None:  # destroyed meanwhile: see the note above
+            return
+        if self.state_period.fixed is not None:  # measured (by a tick): this deep subscription is done
+            self._end_period_measurement()
+        elif self._period_sub is not None and set(self.driver_names) <= set(msg.name):
             self.state_period.arrived(time_to_seconds(msg.header.stamp), time.monotonic())
 
     def _end_period_measurement(self) -> None:
@@ -231,19 +303,20 @@ class SnnSacController(LifecycleNode, ControllerSetup, params.ParameterHandling)
             self._period_sub = None
 
     def _check_stamp(self, stamp: float) -> None:
-        max_age = self.get_parameter("max_stamp_age").value
+        max_age, lead = self._stamp_limits
         if max_age <= 0:
             return
         now = self.get_clock().now().nanoseconds * 1e-9
         if stamp < now - max_age:
             raise JointInputError("stale_stamp", f"joint_states stamped {now - stamp:.3f} s in the past")
-        lead = self.get_parameter("max_stamp_lead").value
         if stamp > now + lead:
             raise JointInputError("future_stamp", f"joint_states stamped {stamp - now:.3f} s in the future")
 
     def _target_callback(self, msg: PointStamped) -> None:
         from snn_sac_ros.core.control.tick import target_problem
 
+        if self.agent is None:  # destroyed meanwhile: see the note above
+            return
         self.recording.target(msg)
         point = np.array([msg.point.x, msg.point.y, msg.point.z], dtype=float)
         base = self.get_parameter("base_frame").value
@@ -255,7 +328,8 @@ class SnnSacController(LifecycleNode, ControllerSetup, params.ParameterHandling)
         if problem:
             self.errors.report(*problem)
             return
-        ended = self.reach.set_target(point)
+        with self._tick_lock:
+            ended = self.reach.set_target(point)
         if ended is not None:
             self.reach_results.append(ended)
 
@@ -283,37 +357,44 @@ class SnnSacController(LifecycleNode, ControllerSetup, params.ParameterHandling)
         if period.fixed is None:
             if period.samples < PERIOD_SAMPLES or not self.guard.active:
                 return f"measuring the joint-state period ({period.samples} of {PERIOD_SAMPLES} states)"
-            period.fix()
-            self._end_period_measurement()
+            period.fix()  # the measuring subscription ends at its next state, in the executor's thread
         return state_timeout_problem(self.guard.state_timeout, period.fixed)
 
     # -- control -----------------------------------------------------------------------------------------
     def _tick(self, from_state: bool = False) -> None:
         start = time.monotonic()
-        if self._tick_on_state and not from_state and start - self._last_tick_start < 1.5 * self._period:
+        if (self._tick_on_state and self._loop is None and not from_state
+                and start - self._last_tick_start < 1.5 * self._period):
             return  # ticks follow the joint states; the timer only fills in when they stop
         self._last_tick_start = start
+        with self._tick_lock:
+            self._tick_locked(start)
+
+    def _tick_locked(self, start: float) -> None:
         guard = self.guard
         if self.estop.check_heartbeat(start):
             self.get_logger().error(f"E-STOP latched: {self.estop.reason}")
-        problem = self.input_error[1] if self.input_error else None
+        q, dq, stamp, arrival, input_error = self._latest  # the newest state, read once
+        if input_error is not None:
+            self.reach.forget_state()  # the sequence broke: the next valid state is not learned from
+        problem = input_error[1] if input_error else None
         gate = self.gate_problem()
         if gate and not gate.startswith("measuring"):
             self.errors.report("state_timeout_too_short", f"{gate}: zero torque until it is raised")
         problem = problem or gate or (None if self.reach.target is not None else "no target received yet")
         torque = result = None
         if problem is None and guard.active and not guard.estop_latched and not guard.watchdog_reasons(start):
-            result = self.reach.step(self._q, self._dq, *self._since_stepped())
+            result = self.reach.step(q, dq, *self._since_stepped(stamp, arrival))
             torque = result.torque
             if result.problem:
                 self.errors.report("policy_output", result.problem)
-        decision = guard.filter(torque, start, problem, dq=self._dq)
+        decision = guard.filter(torque, start, problem, dq=dq)
         if not self._publish(decision.torque, computed_at=start):
             # stopped mid-tick (SIGSTOP, swapped out) after the guard's checks: the command was computed from a
             # state that is now old, so zero went out instead
             guard.zero_sent()
             decision.reasons.append(f"{STALL_REASON} inside a tick ({(time.monotonic() - start) * 1e3:.1f} ms)")
-        self._after_tick(result, decision)
+        self._after_tick(result, decision, (q, dq, stamp))
         self._ticks_window += 1
         if decision.zeroed:
             self.reach.command_dropped()  # the arm did not get the policy's action: no reward for it
@@ -323,13 +404,14 @@ class SnnSacController(LifecycleNode, ControllerSetup, params.ParameterHandling)
         self.stats.record(start, compute)
         if self._trace is not None:
             answered = torque is not None and not decision.zeroed  # a stopped command answers no state
-            self._trace.record(start, compute, self._state_stamp if answered else np.nan, self._last_publish)
+            self._trace.record(start, compute, stamp if answered else np.nan, self._last_publish)
 
-    def _since_stepped(self) -> tuple[float, bool]:
-        """Seconds from the state the last step used to the newest (by stamps, else arrivals), and whether the
-        newest is a new one: what the tick needs to tell a jump from a move."""
-        (stamp, arrival), (last_stamp, last_arrival) = self._state_times, self._stepped_times
-        self._stepped_times = self._state_times
+    def _since_stepped(self, stamp: float, arrival: float) -> tuple[float, bool]:
+        """Seconds from the state the last step used to the newest, stamped ``stamp`` and arrived at ``arrival``
+        (by stamps, else arrivals), and whether the newest is a new one: what the tick needs to tell a jump from
+        a move."""
+        last_stamp, last_arrival = self._stepped_times
+        self._stepped_times = (stamp, arrival)
         elapsed = stamp - last_stamp if stamp > last_stamp > 0 else arrival - last_arrival
         return elapsed, (stamp, arrival) != (last_stamp, last_arrival)
 
@@ -354,12 +436,24 @@ class SnnSacController(LifecycleNode, ControllerSetup, params.ParameterHandling)
             self._stopped_window = self._ticks_window = 0
 
     def _publish(self, torque: np.ndarray, computed_at: float | None = None) -> bool:
-        """Publish ``torque``, or zero if it was computed more than ``stall_timeout`` ago; False if zeroed."""
+        """Publish ``torque``, or zero if it was computed more than ``stall_timeout`` ago; False if zeroed.
+
+        A tick's command (``computed_at`` given) is zero too when the e-stop latched or the node deactivated
+        after the tick's guard looked: under the lock their own zero is published with, so it is never
+        followed by anything but zero. One message and its buffer are reused: no allocation per command.
+        """
         with self._publish_lock:
             fresh = computed_at is None or time.monotonic() - computed_at <= self.guard.stall_timeout
-            values = torque if fresh else np.zeros(len(torque))
-            msg = Float64MultiArray(data=[float(t) for t in values])
-            self.recording.command(msg, self.command_pub.publish(msg))
+            stopped = computed_at is not None and (self.estop.latched or not self.guard.active)
+            values = self._command_values
+            if fresh and not stopped:
+                values[:] = torque
+            else:
+                values[:] = 0.0
+            self._command_msg.data = self._command_buffer
+            published = self.command_pub.publish(self._command_msg)
+            if self.recording.on:  # the message is reused: the recorder, which encodes later, gets a copy
+                self.recording.command(Float64MultiArray(data=array("d", self._command_buffer)), published)
             self._last_publish = time.monotonic()
         return fresh
 
@@ -382,11 +476,25 @@ class SnnSacController(LifecycleNode, ControllerSetup, params.ParameterHandling)
         return response
 
     def _save_callback(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        if self.agent is None:  # destroyed meanwhile: see the note above _joint_state_callback
+            response.success, response.message = False, "not configured"
+            return response
         response.success, response.message = self.save("request")
         return response
 
     def _publish_diagnostics(self) -> None:
-        self.diag_pub.publish(self.recording.diagnostics(diagnostics_message(self)))
+        if self.agent is not None:  # destroyed meanwhile: see the note above
+            self.diag_pub.publish(self.recording.diagnostics(diagnostics_message(self)))
+
+    def control_thread_status(self) -> str:
+        """The control thread as diagnostics show it: off (timer ticks), or its name, how many such threads are
+        alive, its skipped periods, and what real-time setting was applied or refused."""
+        alive = sum(t.name == CONTROL_THREAD_NAME and t.is_alive() for t in threading.enumerate())
+        if not self.get_parameter("control_thread").value:
+            return f"off (executor timer); alive={alive}"
+        skipped = self._loop.skipped if self._loop is not None else 0
+        settings = "; ".join(f"{k} {v}" for k, v in self.realtime.items()) or "normal scheduling"
+        return f"{CONTROL_THREAD_NAME}; alive={alive}; skipped_periods={skipped}; {settings}"
 
     def entity_counts(self) -> str:
         """How many publishers, subscriptions, services and timers the node holds (lifecycle leaks show here)."""
@@ -404,7 +512,7 @@ def main(args: list[str] | None = None) -> int:
     # The saver and watchdog threads share the GIL with the control loop: let them hold it for at most
     # 0.5 ms at a time (Python's default is 5 ms, two and a half ticks at 500 Hz).
     sys.setswitchinterval(0.0005)
-    return spin_node(SnnSacController, args, name=NODE_NAME)
+    return spin_node(SnnSacController, args, name=NODE_NAME, events_executor=True)
 
 
 if __name__ == "__main__":

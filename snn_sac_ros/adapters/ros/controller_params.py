@@ -63,6 +63,13 @@ def declare_controller_parameters(node: Node) -> None:
     d("tick_on_state", False, "also tick the moment a valid joint state arrives, so the command answers it "
       "without waiting for the timer (latency); the timer then ticks only when no state came for 1.5 periods. "
       "Set the arm's state rate to control_rate_hz", **ro)
+    d("control_thread", True, "run the tick in a thread of its own, sleeping to absolute deadlines on the steady "
+      "clock (false: an executor timer, sharing the executor with every other callback)", **ro)
+    d("thread_priority", 0, "SCHED_FIFO priority of the control thread (1-99; 0: normal scheduling); refused "
+      "with a logged reason where the OS does not allow it (needs CAP_SYS_NICE)", low=0, high=99, **ro)
+    d("cpu_affinity", None, "CPU ids the control thread is pinned to (unset: any)", array_of=int, **ro)
+    d("lock_memory", False, "mlockall the process at activation, so no page fault stalls a tick; refused with a "
+      "logged reason where RLIMIT_MEMLOCK does not allow it", **ro)
     d("nengo_steps_per_tick", 1, "Nengo simulator steps per control tick", low=1, high=20, **ro)
     d("spiking", True, "run the actor as spiking LIF neurons (false: rate neurons)", **ro)
     d("learning", False, "online learning on (also: ~/set_learning); refused off sim time without anchor_tau")
@@ -182,8 +189,9 @@ class ParameterHandling:
                 why = self._stop_refusal(param)
             if why:
                 return SetParametersResult(successful=False, reason=why)
-        for param in parameters:  # all valid: apply
-            self._apply_parameter(param)
+        with self._tick_lock:  # all valid: applied between two ticks
+            for param in parameters:
+                self._apply_parameter(param)
         return SetParametersResult(successful=True)
 
     def _apply_parameter(self, param: Parameter) -> None:
@@ -192,6 +200,10 @@ class ParameterHandling:
             if self.agent is not None:
                 self.agent.learning = self.learning_on
             self.get_logger().info(f"online learning {'on' if self.learning_on else 'off'}")
+        if param.name == "max_stamp_age":
+            self._stamp_limits = (float(param.value), self._stamp_limits[1])
+        elif param.name == "max_stamp_lead":
+            self._stamp_limits = (self._stamp_limits[0], float(param.value))
         if self.guard is None:
             return
         if param.name == "max_torque":
@@ -203,7 +215,7 @@ class ParameterHandling:
             setattr(self.guard, param.name, float(param.value))
         elif param.name in ("stop_behavior", "stop_ramp_s"):
             self.guard.stop = self._changed_stop(param)
-        elif param.name == "save_period_s" and self._timer is not None:  # active: new period from now
+        elif param.name == "save_period_s" and self.guard.active:  # new period from now
             self._start_save_timer(float(param.value))
         elif param.name == "success_threshold":
             self.reach.task = dataclasses.replace(self.reach.task, success_threshold=float(param.value))

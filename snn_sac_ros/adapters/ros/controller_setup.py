@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from array import array
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,10 @@ from snn_sac_ros.adapters.ros.recording import ControllerRecording, unused_path
 from snn_sac_ros.adapters.ros.robot_model import load_arm
 from snn_sac_ros.core.agent.checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
 from snn_sac_ros.core.arm import PRESETS
+from snn_sac_ros.core.control.realtime import ControlLoop
 from snn_sac_ros.core.control.tick import ReachTick, TickResult
 from snn_sac_ros.core.cost import CostMeter
+from snn_sac_ros.core.joint_input import JointStateReader
 from snn_sac_ros.core.resources import shipped_checkpoint
 from snn_sac_ros.core.safety import JointStatePeriod, StopBehaviour, StopMode, TorqueGuard
 from snn_sac_ros.core.task import ReachTask
@@ -53,10 +56,18 @@ class ControllerSetup:
         self.driver_names: tuple[str, ...] = ()
         self._entities: list[Any] = []
         self._configure_error = ""
-        self.input_error: tuple[str, str] | None = None
-        self._q = self._dq = None
-        self._state_times, self._state_stamp = (0.0, -np.inf), float("nan")  # the newest state's stamp, arrival
-        self._stepped_times = self._state_times  # those of the state the last step used
+        #: the newest joint state as the subscription left it for the tick, swapped whole: positions,
+        #: velocities, its stamp and arrival, and (kind, message) when it was refused
+        self._latest: tuple[Any, Any, float, float, tuple[str, str] | None] = (None, None, 0.0, -np.inf, None)
+        self._stepped_times = (0.0, -np.inf)  # the stamp and arrival of the state the last step used
+        self._read_state: JointStateReader | None = None
+        self._stamp_limits = (self._p("max_stamp_age"), self._p("max_stamp_lead"))
+        self._tick_lock = threading.Lock()  # the tick, and what changes what it uses (targets, parameters)
+        self._loop: ControlLoop | None = None
+        self.realtime: dict[str, str] = {}  # real-time settings asked: applied, or refused and why
+        self._command_buffer = array("d")
+        self._command_values = np.zeros(0)
+        self._command_msg = Float64MultiArray()
         self.state_period = JointStatePeriod()
         self.reach_results: deque[float] = deque(maxlen=20)
         self._last_publish = time.monotonic()
@@ -144,7 +155,16 @@ class ControllerSetup:
         self.stats = TickStats(1.0 / rate)
         self._tick_on_state, self._period = bool(p("tick_on_state")), 1.0 / rate
         self._trace = TickTrace() if p("tick_trace") else None
-        self.reach = ReachTick(self.agent, self.arm.forward_kinematics, self.arm.velocity_limits, self._period,
+        arm = self.arm
+        self._read_state = JointStateReader(self.driver_names, lower=arm.lower, upper=arm.upper,
+                                            velocity_limits=arm.velocity_limits, continuous=arm.continuous)
+        self._command_buffer = array("d", bytes(8 * self.guard.n_joints))
+        self._command_values = np.frombuffer(self._command_buffer, dtype=float)  # a view: written in place
+
+        def forward_kinematics(q: np.ndarray) -> np.ndarray:  # the model is ours alone: no state to keep
+            return arm.forward_kinematics(q, keep_state=False)
+
+        self.reach = ReachTick(self.agent, forward_kinematics, self.arm.velocity_limits, self._period,
                                continuous=self.arm.continuous, apply_damping=p("apply_joint_damping"),
                                task=ReachTask(success_threshold=p("success_threshold")))
         self.recording = self._start_recording(start, rate)
@@ -172,11 +192,11 @@ class ControllerSetup:
         self.get_logger().info(f"recording to {recording.path}")
         return recording
 
-    def _after_tick(self, result: TickResult | None, decision: Any) -> None:
+    def _after_tick(self, result: TickResult | None, decision: Any, state: tuple[Any, Any, float]) -> None:
         """What follows a tick's publish: its record (a queue put) and, on a sample of ticks, its cost."""
         if result is None:
             return
-        self.recording.tick(self, result, decision.torque, not decision.zeroed)
+        self.recording.tick(self, result, decision.torque, not decision.zeroed, state)
         self._cost_countdown -= 1
         if self._cost_countdown <= 0:
             self._cost_countdown = COST_SAMPLE_EVERY

@@ -140,16 +140,17 @@ class ControllerRecording:
             self.recorder.record(self._diagnostics, msg, time.time_ns())
         return msg
 
-    def tick(self, node: Any, result: Any, torque: Any, commanded: bool) -> None:
+    def tick(self, node: Any, result: Any, torque: Any, commanded: bool, state: tuple[Any, Any, float]) -> None:
         """The tick record of a tick whose policy step gave ``result`` (a ``TickResult``; None: no step, nothing
-        recorded), with the ``torque`` that went out; the message is built in the writer thread."""
+        recorded) from ``state`` (q, dq, its stamp), with the ``torque`` that went out; the message is built in the
+        writer thread."""
         if self.recorder is None or result is None:
             return
         target = node.reach.target
         if target is not self._last_target:  # ReachTick keeps a new array per new target: a new reach
             self._last_target, self._episode = target, self._episode + 1
         self.recorder.tick({
-            "t": node._state_stamp, "joint_names": node.driver_names, "q": node._q, "dq": node._dq,
+            "t": state[2], "joint_names": node.driver_names, "q": state[0], "dq": state[1],
             "ee": result.ee if result.ee is not None else (math.nan,) * 3, "target": target,
             "observation": result.observation, "action": result.action, "torque": torque, "reward": result.reward,
             "learning": node.learning_on, "commanded": commanded, "episode": self._episode}, time.time_ns(),

@@ -195,9 +195,10 @@ class PyBulletArm:
         link = self._client.getLinkState(self._body, self._ee_index, computeForwardKinematics=True)
         return np.array(link[5])
 
-    def forward_kinematics(self, q: np.ndarray) -> np.ndarray:
-        """End-effector position [m, base frame] at joint positions ``q``; the arm's state is kept."""
-        saved = self._client.getJointStates(self._body, self._joint_ids)
+    def forward_kinematics(self, q: np.ndarray, keep_state: bool = True) -> np.ndarray:
+        """End-effector position [m, base frame] at joint positions ``q``; the arm's state is kept unless
+        ``keep_state`` is False (a model used for kinematics only, as a controller's: half the calls)."""
+        saved = self._client.getJointStates(self._body, self._joint_ids) if keep_state else ()
         for j, qj in zip(self._joint_ids, q):
             self._client.resetJointState(self._body, j, float(qj), 0.0)
         ee = self._ee_position()

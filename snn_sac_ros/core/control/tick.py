@@ -8,7 +8,7 @@ the torque. What is checked where, once each:
 
 - joint states (names, lengths, finiteness, range) and targets (finiteness, reach, trained azimuth) when
   they arrive (:func:`~snn_sac_ros.core.joint_input.order_joint_state`, :func:`target_problem`), so the
-  observation is encoded without re-checking;
+  observation is encoded and handed to the agent without re-checking;
 - the action is the agent's own: ``step`` returns finite values in [-1, 1] or raises;
 - the torque is scaled here unclamped; the caller's :class:`~snn_sac_ros.core.safety.TorqueGuard` (or the
   simulated arm, which clamps to its effort limits) checks and clamps it once.
@@ -168,7 +168,7 @@ class ReachTick:
         if jumped and learning:
             self.agent.learning = False
         try:
-            action = self.agent.step(obs, reward)
+            action = self.agent.step(obs, reward, checked=True)
         except (ValueError, FloatingPointError) as error:  # non-finite in the network or its output
             self._last_action = None
             return TickResult(None, distance, False, f"policy output refused: {error}", obs, None, reward, ee)

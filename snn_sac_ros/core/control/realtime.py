@@ -1,0 +1,153 @@
+"""A control thread at a fixed rate on the steady clock, and the OS settings a real-time loop asks for.
+
+No ROS here: the controller node hands :class:`ControlLoop` its tick and says what to log. The loop sleeps to
+absolute deadlines (``time.monotonic``), so a late tick does not shift the ones after it; a tick that comes
+a whole period or more late skips the periods it missed (counted in ``skipped``) instead of running them in
+a burst. With ``on_state`` it ticks when :meth:`ControlLoop.state_arrived` is called (a joint state came),
+and on the clock only when no state came for 1.5 periods.
+
+The OS settings are those of ros2_control's controller manager (``thread_priority``, ``cpu_affinity``,
+``lock_memory``): each returns ``""`` when applied, else the reason the OS gave, never raises: a controller
+that may not run as real time still controls, and says so.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+#: With ``on_state``, the clock ticks only after this many periods without a state.
+STATE_FALLBACK_PERIODS = 1.5
+_MCL_CURRENT, _MCL_FUTURE = 1, 2
+
+
+def _why(error: OSError, what: str) -> str:
+    hint = {errno.EPERM: " (not permitted: needs root or CAP_SYS_NICE, e.g. a container started with "
+                         "--cap-add=sys_nice, or an rtprio limit in /etc/security/limits.conf)",
+            errno.EINVAL: " (invalid value for this system)"}.get(error.errno, "")
+    return f"{what}: {os.strerror(error.errno) if error.errno else error}{hint}"
+
+
+def set_thread_priority(priority: int) -> str:
+    """SCHED_FIFO at ``priority`` (1-99) for the calling thread; '' when set, else why not."""
+    if not hasattr(os, "sched_setscheduler"):
+        return "SCHED_FIFO is not available on this OS"
+    low, high = os.sched_get_priority_min(os.SCHED_FIFO), os.sched_get_priority_max(os.SCHED_FIFO)
+    if not low <= priority <= high:
+        return f"SCHED_FIFO priority {priority} refused: this OS allows {low} to {high}"
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))  # pid 0: this thread, on Linux
+    except OSError as error:
+        return _why(error, f"SCHED_FIFO priority {priority} refused")
+    return ""
+
+
+def set_thread_affinity(cpus: Sequence[int]) -> str:
+    """Pin the calling thread to ``cpus``; '' when set, else why not."""
+    if not hasattr(os, "sched_setaffinity"):
+        return "CPU affinity is not available on this OS"
+    allowed = os.sched_getaffinity(0)
+    missing = sorted(set(cpus) - allowed)
+    if missing:
+        return f"CPU affinity {list(cpus)} refused: CPU(s) {missing} not available to this process {sorted(allowed)}"
+    try:
+        os.sched_setaffinity(0, set(cpus))
+    except OSError as error:
+        return _why(error, f"CPU affinity {list(cpus)} refused")
+    return ""
+
+
+def lock_memory() -> str:
+    """mlockall(MCL_CURRENT | MCL_FUTURE) for the process: no page fault stalls a tick; '' when locked."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return "memory lock refused: no C library found"
+    libc = ctypes.CDLL(name, use_errno=True)
+    if libc.mlockall(_MCL_CURRENT | _MCL_FUTURE) != 0:
+        code = ctypes.get_errno()
+        hint = " (RLIMIT_MEMLOCK too low: ulimit -l, or CAP_IPC_LOCK)" if code in (errno.ENOMEM, errno.EPERM) else ""
+        return f"memory lock refused: {os.strerror(code)}{hint}"
+    return ""
+
+
+class ControlLoop:
+    """Runs ``tick(from_state)`` in a thread of its own every ``period`` seconds (steady clock).
+
+    ``setup`` runs first, in the thread (where a thread's priority and affinity are set). ``on_error`` gets
+    any exception a tick raises; the loop goes on (the caller's watchdog zeroes a loop that stops
+    publishing). :meth:`stop` ends and joins the thread.
+    """
+
+    def __init__(self, period: float, tick: Callable[[bool], None], *, on_state: bool = False,
+                 setup: Callable[[], None] | None = None, on_error: Callable[[Exception], None] | None = None,
+                 name: str = "control_loop") -> None:
+        if period <= 0:
+            raise ValueError(f"period must be positive, got {period}")
+        self.period = float(period)
+        self.on_state = on_state
+        self.skipped = 0
+        self._tick, self._setup, self._on_error = tick, setup, on_error
+        self._stopping = False
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def state_arrived(self) -> None:
+        """A joint state came: with ``on_state``, tick on it now (safe from any thread)."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 2.0) -> bool:
+        """End the loop after the tick it is in; True when the thread ended within ``timeout``."""
+        self._stopping = True
+        self._wake.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        if self._setup is not None:
+            self._setup()
+        period, clock = self.period, time.monotonic
+        deadline = clock() + period
+        while not self._stopping:
+            delay = deadline - clock()
+            if self.on_state:
+                woke = self._wake.wait(delay) if delay > 0 else self._wake.is_set()
+                if self._stopping:
+                    break
+                if woke:
+                    self._wake.clear()
+                    start = clock()
+                    self._run_tick(True)
+                    deadline = start + STATE_FALLBACK_PERIODS * period
+                    continue
+            elif delay > 0:
+                time.sleep(delay)
+                if self._stopping:
+                    break
+            late = clock() - deadline
+            if late >= period:  # whole periods missed: skipped, not made up for in a burst
+                missed = int(late // period)
+                self.skipped += missed
+                deadline += missed * period
+            self._run_tick(False)
+            deadline += period
+
+    def _run_tick(self, from_state: bool) -> None:
+        try:
+            self._tick(from_state)
+        except Exception as error:  # a tick's bug must not end control silently: reported, the loop goes on
+            if self._on_error is None:
+                raise
+            self._on_error(error)
