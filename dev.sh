@@ -51,6 +51,8 @@ case "$job" in
   test)
     setup_venv dev requirements-dev.txt
     "$VENV/bin/ruff" check "$ROOT"
+    # the whole suite, unless the arguments name tests of their own (./dev.sh test test/test_tick.py -k name)
+    for arg in "$@"; do [[ "$arg" == test/* || "$arg" == */test/* ]] && exec "$VENV/bin/python" -m pytest "$@"; done
     exec "$VENV/bin/python" -m pytest "$ROOT/test" "$@" ;;
   bench)
     setup_venv dev requirements-dev.txt
