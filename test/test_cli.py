@@ -69,6 +69,11 @@ def test_bench_learn_reevaluates_finished_runs_without_retraining(tmp_path) -> N
     assert json.loads((tmp_path / "ours-exact-seed0.json").read_text()) == trained  # the original result is kept
     rows = json.loads(more.stdout.strip().splitlines()[-1])["rows"]
     assert {r["agent"] for r in rows} == {"ours exact rate", "ours exact spiking"}
+    spiking = _cli(*common, "--episodes", "2", "--eval-seed", "9", "--reevaluate", "--eval-modes", "spiking")
+    assert spiking.returncode == 0, spiking.stderr
+    only = json.loads((tmp_path / "eval-2x9" / "ours-exact-seed0.json").read_text())
+    assert "spiking" in only and "rate" not in only
+    assert {r["agent"] for r in json.loads(spiking.stdout.strip().splitlines()[-1])["rows"]} == {"ours exact spiking"}
 
 
 def test_train_defaults_are_the_agents_defaults() -> None:
