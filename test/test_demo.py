@@ -124,6 +124,11 @@ def test_the_demo_records_its_run_and_draws_its_plots_from_the_recording(tmp_pat
     assert "cost of a tick" in stdout
     assert not (out / "recording.npz").exists()
     assert {"distance.png", "torques.png"} <= {Path(p).name for p in result["plots"]}
+    assert result["frames"] and result["animation"] == str(out / "reaches.gif")
+    from PIL import Image
+
+    with Image.open(out / "reaches.gif") as gif:
+        assert gif.n_frames == len(result["frames"])
     closed = re.search(r"recording closed: \d+ messages written to .+, (\d+) dropped; (\d+) commands published",
                        (out / "snn_sac_controller.log").read_text())
     assert closed and int(closed[1]) == 0

@@ -92,6 +92,22 @@ def cost_summary(diagnostics: dict[str, str]) -> dict[str, float]:
     return {k.removeprefix("cost_"): float(v) for k, v in diagnostics.items() if k.startswith("cost_")}
 
 
+def _animate(frames: list[str], path: Path) -> str:
+    """The rendered snapshots (one per chosen reach, target shown) as an animated GIF; '' without frames."""
+    import numpy as np
+    from PIL import Image
+
+    from snn_sac_ros.commands.eval import write_animation
+
+    if not frames:
+        return ""
+    images = []
+    for frame in frames:
+        with Image.open(frame) as image:
+            images.append(np.asarray(image.convert("RGB")))
+    return str(write_animation(images, path, fps=1.0))
+
+
 def _report(out: Path, record: dict, codes: dict[str, int], args: argparse.Namespace) -> dict:
     from snn_sac_ros.commands.demo_plots import write_plots
     from snn_sac_ros.commands.plot import demo_record
@@ -119,6 +135,7 @@ def _report(out: Path, record: dict, codes: dict[str, int], args: argparse.Names
         "exit_codes": codes, "plots": [str(p) for p in plots],
         "frames": sorted(str(p) for p in out.glob("frame_*.png")), "output_dir": str(out),
     }
+    result["animation"] = _animate(result["frames"], out / "reaches.gif")
     (out / "demo_result.json").write_text(json.dumps(result, indent=2))
     print(f"\nreaches {result['reaches']}: success {result['success_2cm']:.0%} at 2 cm, "
           f"{result['success_5cm']:.0%} at 5 cm, mean final distance "
@@ -133,6 +150,6 @@ def _report(out: Path, record: dict, codes: dict[str, int], args: argparse.Names
     if result["damping_gains"]:
         print("learned joint damping gains [Nm s/rad]: " + ", ".join(f"{g:.2f}" for g in result["damping_gains"]))
     print(f"plots: {', '.join(Path(p).name for p in plots)} (from {recording.name}); frames: "
-          f"{len(result['frames'])}")
+          f"{len(result['frames'])}{' (animated: reaches.gif)' if result['animation'] else ''}")
     print(f"output: {out}")
     return result

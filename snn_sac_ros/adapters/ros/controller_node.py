@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import gc
 import sys
-import threading
 import time
 from array import array
 
@@ -48,7 +47,6 @@ from std_srvs.srv import SetBool, Trigger
 from snn_sac_ros.adapters.ros import controller_params as params
 from snn_sac_ros.adapters.ros.common import (
     ThrottledErrors,
-    array_value,
     destroy_entities,
     remote_parameter,
     spin_node,
@@ -56,7 +54,7 @@ from snn_sac_ros.adapters.ros.common import (
 )
 from snn_sac_ros.adapters.ros.controller_diagnostics import diagnostics_message
 from snn_sac_ros.adapters.ros.controller_setup import ControllerSetup
-from snn_sac_ros.core.control.realtime import ControlLoop, lock_memory, set_thread_affinity, set_thread_priority
+from snn_sac_ros.adapters.ros.controller_threads import ControllerThreads
 from snn_sac_ros.core.joint_input import JointInputError
 from snn_sac_ros.core.safety import STALL_REASON, EStop, state_timeout_problem
 
@@ -65,14 +63,12 @@ NODE_NAME = params.NODE_NAME
 PERIOD_SAMPLES = 20
 PERIOD_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=50, reliability=ReliabilityPolicy.RELIABLE,
                         durability=DurabilityPolicy.VOLATILE)
-#: the control thread's name (diagnostics count the live ones)
-CONTROL_THREAD_NAME = "snn_sac_control"
 #: the e-stop's latched QoS: a transient_local publisher's last "true" reaches a subscriber that starts later
 ESTOP_LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
                                durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
-class SnnSacController(LifecycleNode, ControllerSetup, params.ParameterHandling):
+class SnnSacController(LifecycleNode, ControllerSetup, ControllerThreads, params.ParameterHandling):
     """Lifecycle node running the online spiking SAC agent at a fixed rate; see the module docstring."""
 
     def __init__(self) -> None:
@@ -136,50 +132,10 @@ class SnnSacController(LifecycleNode, ControllerSetup, params.ParameterHandling)
         # (tens of ms over Nengo's objects) stops a tick
         gc.collect()
         gc.freeze()
-        if self.get_parameter("lock_memory").value:
-            self._say_realtime("lock_memory", lock_memory())
-        rate = self.get_parameter("control_rate_hz").value
-        if self.get_parameter("control_thread").value:
-            self._loop = ControlLoop(1.0 / rate, self._tick, on_state=self._tick_on_state, setup=self._thread_setup,
-                                     on_error=self._tick_failed, name=CONTROL_THREAD_NAME)
-            self._loop.start()
-        else:
-            self._timer = self.create_timer(1.0 / rate, self._tick, clock=self._steady)
+        self._start_loop()
         self._start_save_timer(self.get_parameter("save_period_s").value)
-        self._watchdog_stop.clear()
-        self._watchdog_thread = threading.Thread(target=self._stall_watchdog, name="stall_watchdog", daemon=True)
-        self._watchdog_thread.start()
         self.get_logger().info("active: commanding torques")
         return TransitionCallbackReturn.SUCCESS
-
-    def _thread_setup(self) -> None:
-        """In the control thread, before its first tick: its priority and CPUs, as asked."""
-        priority = self.get_parameter("thread_priority").value
-        if priority > 0:
-            self._say_realtime(f"thread_priority {priority}", set_thread_priority(priority))
-        cpus = array_value(self, "cpu_affinity")
-        if cpus is not None:
-            self._say_realtime(f"cpu_affinity {list(cpus)}", set_thread_affinity(cpus))
-
-    def _say_realtime(self, what: str, refusal: str) -> None:
-        """Log a real-time setting applied (info) or refused (warning, with the OS's reason: control goes on)."""
-        if refusal:
-            self.get_logger().warning(f"{refusal}; the controller runs without it")
-            self.realtime[what] = f"refused: {refusal}"
-        else:
-            self.get_logger().info(f"{what}: applied")
-            self.realtime[what] = "applied"
-
-    def _tick_failed(self, error: Exception) -> None:
-        """A tick raised in the control thread: zero torque now, the error logged (throttled)."""
-        import traceback
-
-        guard = self.guard
-        if guard is not None and self.command_pub is not None:
-            self._publish(np.zeros(guard.n_joints))
-            guard.zero_sent()
-        self.errors.report("tick_failed", lambda: "a control tick raised; zero torque commanded:\n"
-                           + "".join(traceback.format_exception(error)).rstrip())
 
     def _activation_problem(self) -> str:
         if self.estop.latched:
@@ -457,17 +413,6 @@ class SnnSacController(LifecycleNode, ControllerSetup, params.ParameterHandling)
             self._last_publish = time.monotonic()
         return fresh
 
-    def _stall_watchdog(self) -> None:
-        """A thread that commands zero torque when the control loop stops publishing (a stall)."""
-        timeout = self.guard.stall_timeout
-        while not self._watchdog_stop.wait(timeout / 2):
-            if time.monotonic() - self._last_publish > timeout and self.guard.active:
-                self._publish(np.zeros(self.guard.n_joints))
-                self.guard.zero_sent()
-                self.watchdog_zeroed += 1
-                self.errors.report("loop_stall", f"control loop published nothing for {timeout * 1e3:.0f} ms: "
-                                   "zero torque commanded by the watchdog", level="warning")
-
     # -- learning and saving -----------------------------------------------------------------------------
     def _set_learning_callback(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
         (result,) = self.set_parameters([Parameter("learning", Parameter.Type.BOOL, bool(request.data))])
@@ -485,16 +430,6 @@ class SnnSacController(LifecycleNode, ControllerSetup, params.ParameterHandling)
     def _publish_diagnostics(self) -> None:
         if self.agent is not None:  # destroyed meanwhile: see the note above
             self.diag_pub.publish(self.recording.diagnostics(diagnostics_message(self)))
-
-    def control_thread_status(self) -> str:
-        """The control thread as diagnostics show it: off (timer ticks), or its name, how many such threads are
-        alive, its skipped periods, and what real-time setting was applied or refused."""
-        alive = sum(t.name == CONTROL_THREAD_NAME and t.is_alive() for t in threading.enumerate())
-        if not self.get_parameter("control_thread").value:
-            return f"off (executor timer); alive={alive}"
-        skipped = self._loop.skipped if self._loop is not None else 0
-        settings = "; ".join(f"{k} {v}" for k, v in self.realtime.items()) or "normal scheduling"
-        return f"{CONTROL_THREAD_NAME}; alive={alive}; skipped_periods={skipped}; {settings}"
 
     def entity_counts(self) -> str:
         """How many publishers, subscriptions, services and timers the node holds (lifecycle leaks show here)."""
