@@ -74,6 +74,7 @@ class NodeProcess:
         env = dict(os.environ, PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0",
                    RCUTILS_COLORIZED_OUTPUT="0", **(env or {}))
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+        self.module = module or " ".join(args[:3])
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -96,9 +97,13 @@ class NodeProcess:
         try:
             code = self.process.wait(timeout)
         except subprocess.TimeoutExpired:
+            self.process.send_signal(signal.SIGUSR1)  # the nodes dump every thread's stack on it
+            time.sleep(1.0)
             self.process.kill()
             self.process.wait()
-            raise AssertionError(f"node did not exit {timeout} s after the signal; stderr:\n{self.stderr}") from None
+            self._reader.join(timeout=5)
+            raise AssertionError(f"{self.module} did not exit {timeout} s after the signal; stderr:\n{self.stderr}"
+                                 ) from None
         self._reader.join(timeout=5)
         return code
 

@@ -6,6 +6,7 @@ same way, survive failed publishes the same way and shut down the same way on Ct
 
 from __future__ import annotations
 
+import faulthandler
 import math
 import os
 import signal
@@ -261,6 +262,7 @@ def spin_node(make_node: Callable[[], Node], args: Sequence[str] | None = None, 
             raise KeyboardInterrupt
         stop.set()
 
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 <pid>`: every thread's stack, to stderr
     rclpy.init(args=list(args) if args is not None else None, signal_handler_options=SignalHandlerOptions.NO)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, request_stop)
