@@ -39,9 +39,8 @@ from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.wait_for_message import wait_for_message
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool, Float64MultiArray, String
+from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
 
 from snn_sac_ros.adapters.ros import controller_params as params
@@ -106,13 +105,6 @@ class SnnSacController(LifecycleNode, ControllerSetup, ControllerThreads, params
             self._configure_error = why
             return TransitionCallbackReturn.FAILURE
         return TransitionCallbackReturn.SUCCESS
-
-    def read_robot_description(self, topic: str, timeout: float) -> str | None:
-        """The URDF on ``topic`` (transient_local: a running robot_state_publisher's), None after ``timeout``."""
-        from snn_sac_ros.adapters.ros.robot_model import robot_description_qos
-
-        ok, msg = wait_for_message(String, self, topic, qos_profile=robot_description_qos(), time_to_wait=timeout)
-        return msg.data if ok and msg.data else None
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         problem = self._activation_problem()

@@ -18,14 +18,15 @@ from typing import Any
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
+from rclpy.wait_for_message import wait_for_message
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray
+from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 
 from snn_sac_ros.adapters.ros import controller_params as params
 from snn_sac_ros.adapters.ros.common import COMMAND_QOS, LATEST_STATE_QOS, SafePublisher, array_value
 from snn_sac_ros.adapters.ros.recording import ControllerRecording, unused_path
-from snn_sac_ros.adapters.ros.robot_model import load_arm
+from snn_sac_ros.adapters.ros.robot_model import load_arm, robot_description_qos
 from snn_sac_ros.core.agent.checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
 from snn_sac_ros.core.arm import PRESETS
 from snn_sac_ros.core.control.realtime import ControlLoop
@@ -201,6 +202,11 @@ class ControllerSetup:
         if self._cost_countdown <= 0:
             self._cost_countdown = COST_SAMPLE_EVERY
             self.cost.add(self.agent)
+
+    def read_robot_description(self, topic: str, timeout: float) -> str | None:
+        """The URDF on ``topic`` (transient_local: a running robot_state_publisher's), None after ``timeout``."""
+        ok, msg = wait_for_message(String, self, topic, qos_profile=robot_description_qos(), time_to_wait=timeout)
+        return msg.data if ok and msg.data else None
 
     def _robot_description(self, arm_name: str) -> tuple[str | None, str]:
         """The URDF text (None: the ``arm`` parameter names the robot) and where it came from."""
