@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import json
+import math
 import os
 import signal
 import subprocess
@@ -227,17 +228,16 @@ class Probe:
         try:
             self.spin_until(client.service_is_ready, timeout, f"service {name}")
             futures = [client.call_async(request)]
-            deadline = time.monotonic() + timeout
+            start = time.monotonic()
+            resend_at = start + resend_after if resend_after else math.inf
             while not any(f.done() for f in futures):
-                wait = min(resend_after or timeout, deadline - time.monotonic())
-                if wait <= 0:
+                now = time.monotonic()
+                if now > start + timeout:
                     raise AssertionError(f"timed out after {timeout} s waiting for the response of {name}")
-                try:
-                    self.spin_until(lambda: any(f.done() for f in futures), wait, f"the response of {name}")
-                except AssertionError:
-                    if resend_after is None or time.monotonic() >= deadline:
-                        raise
+                if now >= resend_at:
                     futures.append(client.call_async(request))
+                    resend_at = now + resend_after
+                self.executor.spin_once(timeout_sec=0.02)
             return next(f for f in futures if f.done()).result()
         finally:
             self.node.destroy_client(client)
