@@ -33,19 +33,32 @@ class DemoObserver(Node):
         self.targets_seen = 0
         self.distance = float("nan")
         self.controller: dict[str, str] = {}
+        self.controller_reports = 0
         self.sim_status: dict[str, str] = {}
         self.create_subscription(PoseStamped, "ee_pose", self._pose, STATE_QOS)
         self.create_subscription(PointStamped, "target", self._target, 10)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._diagnostics, 10)
         self.snapshot = self.create_client(Trigger, "arm_sim/snapshot")
+        self.snapshots_wanted = 0
+        self.snapshot_calls: list = []
 
     def _target(self, msg: PointStamped) -> None:
         point = np.array([msg.point.x, msg.point.y, msg.point.z])
         if self.target is None or not np.array_equal(point, self.target):
             self.target = point
             self.targets_seen += 1
-            if self.targets_seen - 1 in self.frames_at and self.snapshot.service_is_ready():
-                self.snapshot.call_async(Trigger.Request())
+            if self.targets_seen - 1 in self.frames_at:
+                self.snapshots_wanted += 1
+                self.take_snapshots()
+
+    def take_snapshots(self) -> None:
+        """Ask for the snapshots wanted once the simulator's service is up (a short run may start reaching first)."""
+        while self.snapshots_wanted and self.snapshot.service_is_ready():
+            self.snapshots_wanted -= 1
+            self.snapshot_calls.append(self.snapshot.call_async(Trigger.Request()))
+
+    def snapshots_pending(self) -> bool:
+        return bool(self.snapshots_wanted) or not all(call.done() for call in self.snapshot_calls)
 
     def _pose(self, msg: PoseStamped) -> None:
         if self.target is not None:
@@ -57,8 +70,25 @@ class DemoObserver(Node):
             values = {kv.key: kv.value for kv in status.values}
             if status.name.startswith("snn_sac_controller"):
                 self.controller = values
+                self.controller_reports += 1
             elif status.name.startswith("arm_sim"):
                 self.sim_status = values
+
+
+#: how long the observer waits, once the reaches are done, for the controller's report of the finished run
+FINAL_REPORT_WAIT_S = 10.0
+
+
+def _await_report(executor: SingleThreadedExecutor, node: DemoObserver, nodes: Supervisor) -> None:
+    """Spin until a controller diagnostic published after the reaches ended arrives and the snapshots asked for are
+    written: the summary describes the whole run, also a run shorter than the diagnostics period (bounded: a
+    silent controller leaves it empty)."""
+    seen = node.controller_reports
+    deadline = time.monotonic() + FINAL_REPORT_WAIT_S
+    while ((node.controller_reports == seen and nodes.running("snn_sac_controller"))
+           or (node.snapshots_pending() and nodes.running("arm_sim"))) and time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=0.05)
+        node.take_snapshots()
 
 
 def observe(nodes: Supervisor, reaches: int, timeout: float, frames_at: list[int]) -> dict:
@@ -72,6 +102,7 @@ def observe(nodes: Supervisor, reaches: int, timeout: float, frames_at: list[int
     try:
         while nodes.running("reach_targets"):
             executor.spin_once(timeout_sec=0.05)
+            node.take_snapshots()
             nodes.check()
             if time.monotonic() - start > timeout:
                 tqdm.write(f"demo: timed out after {timeout:.0f} s wall time; stopping")
@@ -83,6 +114,7 @@ def observe(nodes: Supervisor, reaches: int, timeout: float, frames_at: list[int
                             rate_hz=node.controller.get("control_rate_hz", "-"), refresh=False)
         nodes.check()  # reach_targets itself failed?
         bar.update(max(0, reaches - bar.n) if not nodes.running("reach_targets") else 0)
+        _await_report(executor, node, nodes)
     finally:
         bar.close()
         executor.remove_node(node)
