@@ -8,7 +8,7 @@ import pytest
 from snn_sac_ros.core.agent.checkpoint import load_checkpoint
 from snn_sac_ros.core.agent.online import OnlineAgent
 from snn_sac_ros.core.arm.pybullet_arm import PyBulletArm
-from snn_sac_ros.core.control.tick import ReachTick, target_problem
+from snn_sac_ros.core.control.tick import ReachTick, target_problem, tick_problem
 from snn_sac_ros.core.joint_input import order_joint_state
 from snn_sac_ros.core.resources import shipped_checkpoint
 
@@ -96,3 +96,12 @@ def test_a_state_stepped_on_again_keeps_its_verdict(arm: PyBulletArm) -> None:
     assert tick.agent.weights_digest() == before
     tick.step(q, np.zeros(2))  # a jump back
     assert tick.step(q + 0.001, np.zeros(2)).learned and tick.step(q + 0.001, np.zeros(2), new_state=False).learned
+
+
+def test_a_tick_without_a_joint_state_in_its_snapshot_runs_no_policy() -> None:
+    """The guard may already know of a state the tick's snapshot does not hold (it arrived in between): no step."""
+    assert tick_problem(False, None, "", True) == "no joint states"
+    assert tick_problem(True, None, "", True) is None
+    assert tick_problem(True, ("nan", "joint state has NaN"), "", True) == "joint state has NaN"
+    assert tick_problem(True, None, "measuring the joint-state period (3 of 20 states)", True).startswith("measuring")
+    assert tick_problem(True, None, "", False) == "no target received yet"

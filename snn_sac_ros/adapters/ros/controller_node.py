@@ -54,6 +54,7 @@ from snn_sac_ros.adapters.ros.common import (
 from snn_sac_ros.adapters.ros.controller_diagnostics import diagnostics_message
 from snn_sac_ros.adapters.ros.controller_setup import ControllerSetup
 from snn_sac_ros.adapters.ros.controller_threads import ControllerThreads
+from snn_sac_ros.core.control.tick import tick_problem
 from snn_sac_ros.core.joint_input import JointInputError
 from snn_sac_ros.core.safety import STALL_REASON, EStop, state_timeout_problem
 
@@ -325,11 +326,10 @@ class SnnSacController(LifecycleNode, ControllerSetup, ControllerThreads, params
         q, dq, stamp, arrival, input_error = self._latest  # the newest state, read once
         if input_error is not None:
             self.reach.forget_state()  # the sequence broke: the next valid state is not learned from
-        problem = input_error[1] if input_error else None
         gate = self.gate_problem()
         if gate and not gate.startswith("measuring"):
             self.errors.report("state_timeout_too_short", f"{gate}: zero torque until it is raised")
-        problem = problem or gate or (None if self.reach.target is not None else "no target received yet")
+        problem = tick_problem(q is not None, input_error, gate, self.reach.target is not None)
         torque = result = None
         if problem is None and guard.active and not guard.estop_latched and not guard.watchdog_reasons(start):
             result = self.reach.step(q, dq, *self._since_stepped(stamp, arrival))

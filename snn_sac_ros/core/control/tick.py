@@ -76,6 +76,21 @@ def target_problem(point: np.ndarray, contract: object, max_azimuth: float) -> t
     return None
 
 
+def tick_problem(has_state: bool, input_error: tuple[str, str] | None, gate: str, has_target: bool) -> str | None:
+    """Why a tick may not run the policy (None: it may), from one snapshot of the newest joint state.
+
+    The snapshot decides, not the guard's record of when a state last arrived: a control thread can read the
+    snapshot before the first state and check the guard after it came.
+    """
+    if input_error is not None:
+        return input_error[1]
+    if gate:
+        return gate
+    if not has_state:
+        return "no joint states"  # the words the guard uses: waiting, not a fault
+    return None if has_target else "no target received yet"
+
+
 class ReachTick:
     """The agent's tick: ``set_target`` on each target, ``step`` on each joint state; see the module docstring.
 
