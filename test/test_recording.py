@@ -154,6 +154,33 @@ def test_a_message_is_on_disk_within_flush_seconds_while_recording(tmp_path: Pat
     assert [m.message.status[0].values[0].value for m in seen] == ["2.0"]
 
 
+def test_a_paced_writer_waits_for_the_time_between_ticks_and_works_unpaced_when_pacing_stops(tmp_path: Path) -> None:
+    """While the caller paces it with no time left before its next tick, nothing is encoded; given time, or no
+    longer paced, the writer writes what waited (and drops nothing)."""
+    recorder = McapRecorder(tmp_path / "paced.mcap", poll_seconds=0.05)
+    channel = recorder.channel("/diagnostics", messages.TOPICS["/diagnostics"])
+    message = messages.diagnostic_array(1.0, "arm_sim: physics loop", {"payload_kg": 2.0})
+    recorder.pace(time.monotonic() - 1.0)
+    for k in range(5):
+        recorder.write(channel, message, 10**9 + k)
+    for _ in range(20):  # ticks that leave no time: 0.3 s of pacing
+        recorder.pace(time.monotonic() - 1.0)
+        time.sleep(0.015)
+    assert recorder.written == 0 and recorder.pending == 5
+    recorder.pace(time.monotonic() + 1.0)  # a tick that leaves a second
+    deadline = time.monotonic() + 5.0
+    while recorder.written < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert recorder.written == 5
+    recorder.pace(time.monotonic() - 1.0)
+    recorder.write(channel, message, 2 * 10**9)  # then the ticks stop: unpaced after two polls
+    while recorder.written < 6 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    recorder.close()
+    assert recorder.written == 6 and recorder.dropped == 0
+    assert len(list(read_messages(tmp_path / "paced.mcap"))) == 6
+
+
 def test_a_channel_can_build_its_messages_in_the_writer_thread(tmp_path: Path) -> None:
     """The caller hands over the tick's arrays; the recorder builds the TickRecord and encodes it."""
     path = tmp_path / "ticks.mcap"

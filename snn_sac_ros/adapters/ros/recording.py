@@ -156,6 +156,11 @@ class ControllerRecording:
             "learning": node.learning_on, "commanded": commanded, "episode": self._episode}, time.time_ns(),
             self._tick)
 
+    def pace(self, until: float) -> None:
+        """The tick is done and the next starts at ``until`` (monotonic s): the writer may work till then."""
+        if self.recorder is not None:
+            self.recorder.core.pace(until)
+
     def status(self) -> dict[str, str]:
         """The recorder's keys on ``/diagnostics``: its state, what it wrote and what it dropped."""
         if self.recorder is None:
