@@ -56,5 +56,5 @@ def test_task_space_pd_pulls_the_arm_to_a_target_without_a_policy() -> None:
         state = arm.state()
         start = np.linalg.norm(state.ee_position - target)
         for _ in range(1500):
-            state = arm.apply_torque(pd(state, target))
+            state = arm.apply_torque(pd(state, target, np.zeros(2)))
         assert start > 0.1 and np.linalg.norm(state.ee_position - target) < 0.02  # ~1 cm here

@@ -7,7 +7,11 @@ the checkpoint with ``--anchor-tau``), ``unanchored`` (SAC rules on, no pull), `
 rules plus the adaptive joint damping learned by weight perturbation: what the controller runs with
 learning on) and ``frozen+pd`` (learning off,
 a fixed task-space PD torque added: not a learner, a reference for what a change of control strategy
-recovers on the changed arm; asked for with ``--variants``). Every variant of a seed
+recovers on the changed arm), ``frozen+pes`` (learning off, abr_control's PES-learned adaptive dynamics pathway
+added, see :class:`~snn_sac_ros.core.agent.adaptation.PESAdaptation`) and ``frozen+matched`` (learning off, the
+torque that gives the changed arm the nominal arm's motion added, from both models, clipped to the PES pathway's
+limit: what a perfect dynamics adaptation would add; not a learner). The last three are asked for with
+``--variants``. Every variant of a seed
 gets the same targets and the same payload change, so their reach errors compare pairwise. Without a
 payload the phases are the run's thirds (drift over a long run); with one, the reaches before it and the
 two halves after it (adaptation).
@@ -21,9 +25,10 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 import numpy as np
 from tqdm import tqdm
 
+from snn_sac_ros.core.agent.adaptation import PESConfig
 from snn_sac_ros.core.agent.online import DampingLearning
 
-VARIANTS = ("frozen", "anchored", "unanchored", "adaptive", "frozen+pd")
+VARIANTS = ("frozen", "anchored", "unanchored", "adaptive", "frozen+pd", "frozen+pes", "frozen+matched")
 DEFAULT_VARIANTS = VARIANTS[:4]
 PHYSICS_DT = 0.001
 
@@ -39,6 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(DEFAULT_VARIANTS))
     parser.add_argument("--pd-gains", type=float, nargs=2, default=[20.0, 1.0], metavar=("KP", "KV"),
                         help="frozen+pd: spring to the target [N/m] and joint damping [Nm s/rad]")
+    parser.add_argument("--pes-neurons", type=int, default=PESConfig.neurons, help="frozen+pes: ensemble size")
+    parser.add_argument("--pes-rate", type=float, default=PESConfig.learning_rate, help="frozen+pes: PES learning rate")
+    parser.add_argument("--pes-gate", type=float, default=PESConfig.gate,
+                        help="frozen+pes: taught within this distance of the target [m] (the teacher: --pd-gains)")
+    parser.add_argument("--adaptive-limit", type=float, default=PESConfig.limit,
+                        help="frozen+pes, frozen+matched: bound of the added torque per joint [Nm]")
     parser.add_argument("--control-hz", type=float, default=500.0, help="ticks per second (one Nengo step each)")
     parser.add_argument("--learning-rate", type=float, default=1e-5, help="online rules' step size per tick")
     parser.add_argument("--anchor-tau", type=float, default=30.0, help="anchored variant's pull time constant [s]")
@@ -73,7 +84,7 @@ def run_one(args: argparse.Namespace, seed: int, variant: str) -> dict:
     """One run in a fresh process: its own arm, agent and simulator."""
     from snn_sac_ros.core.agent.checkpoint import load_checkpoint
     from snn_sac_ros.core.agent.online import OnlineAgent
-    from snn_sac_ros.core.agent.rollout import ReachPlan, run_reaches, task_space_pd
+    from snn_sac_ros.core.agent.rollout import ReachPlan, run_reaches
     from snn_sac_ros.core.arm.pybullet_arm import PyBulletArm
     from snn_sac_ros.core.resources import shipped_checkpoint
 
@@ -88,7 +99,7 @@ def run_one(args: argparse.Namespace, seed: int, variant: str) -> dict:
                               cost_tau=args.damping_cost_tau) if variant == "adaptive" else None
     agent = OnlineAgent(ckpt, spiking=True, learning=learning, dt=dt, seed=seed, online_lr=args.learning_rate,
                         anchor_tau=0.0 if variant == "unanchored" else args.anchor_tau, damping=damping)
-    residual = task_space_pd(arm, *args.pd_gains) if variant == "frozen+pd" else None
+    residual, closers = _residual(args, variant, arm, ckpt.metadata["arm"], dt=dt, substeps=substeps, seed=seed)
     recorder = None
     if getattr(args, "record_dir", ""):
         from pathlib import Path
@@ -102,10 +113,38 @@ def run_one(args: argparse.Namespace, seed: int, variant: str) -> dict:
     if recorder is not None:
         recorder.close()
     agent_gains = agent.damping_gains().tolist()
+    for close in closers:
+        close()
     agent.close()
     arm.close()
     return {"seed": seed, "variant": variant, "final_distance_m": finals.tolist(),
             "damping_gains": agent_gains}
+
+
+def _residual(args: argparse.Namespace, variant: str, arm: object, arm_spec: object, *, dt: float, substeps: int,
+              seed: int) -> tuple[object, list]:
+    """The torque ``variant`` adds to the policy's (None: nothing), and what to close after the run."""
+    from snn_sac_ros.core.agent.adaptation import PESAdaptation, matched_torque
+    from snn_sac_ros.core.agent.rollout import task_space_pd
+    from snn_sac_ros.core.arm.pybullet_arm import PyBulletArm
+
+    if variant == "frozen+pd":
+        return task_space_pd(arm, *args.pd_gains), []
+    if variant == "frozen+pes":
+        kp, kv = args.pd_gains
+        pes = PESAdaptation(arm, dt, PESConfig(neurons=args.pes_neurons, learning_rate=args.pes_rate, kp=kp, kv=kv,
+                                               gate=args.pes_gate, limit=args.adaptive_limit), seed=seed)
+        return pes.torque, [pes.close]
+    if variant == "frozen+matched":
+        nominal, loaded = PyBulletArm(arm_spec), PyBulletArm(arm_spec, payload_kg=args.payload_kg)
+
+        def matched(state: object, _target: object, policy: object) -> object:
+            if arm.payload_kg == 0:
+                return 0.0 * policy
+            return matched_torque(nominal, loaded, state, policy, args.adaptive_limit)
+
+        return matched, [nominal.close, loaded.close]
+    return None, []
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -138,15 +177,20 @@ def report(args: argparse.Namespace, runs: list[dict]) -> dict:
     payload = f"payload {args.payload_kg:g} kg" if args.payload_kg > 0 else "no payload"
     kp, kv = args.pd_gains
     pd = f", frozen+pd gains {kp:g} N/m, {kv:g} Nm s/rad" if "frozen+pd" in args.variants else ""
+    if "frozen+pes" in args.variants:
+        pd += (f", frozen+pes {args.pes_neurons} neurons, rate {args.pes_rate:g}, taught by PD {kp:g} / {kv:g} "
+               f"within {args.pes_gate * 100:g} cm")
+    if {"frozen+pes", "frozen+matched"} & set(args.variants):
+        pd += f", added torque within +-{args.adaptive_limit:g} Nm"
     print(f"\nbench online: {args.checkpoint or args.arm}, {args.reaches} reaches x {args.reach_seconds:g} s at "
           f"{args.control_hz:g} Hz, "
           f"{payload}, online rate {args.learning_rate:g}, anchor {args.anchor_tau:g} s{pd}, seeds {args.seeds}")
     print("median final reach error [cm] (success at 2 cm), averaged over seeds")
-    header = f"{'variant':<11}" + "".join(f"{name:>20}" for name, _ in phases)
+    header = f"{'variant':<15}" + "".join(f"{name:>20}" for name, _ in phases)
     print(header)
     print("-" * len(header))
     for r in rows:
-        print(f"{r['variant']:<11}" + "".join(f"{cm:>13.2f} ({s:>4.0%})" for cm, s in zip(r["median_cm"],
+        print(f"{r['variant']:<15}" + "".join(f"{cm:>13.2f} ({s:>4.0%})" for cm, s in zip(r["median_cm"],
                                                                                              r["success_2cm"])))
     if "frozen" in args.variants:
         frozen = next(r for r in rows if r["variant"] == "frozen")
@@ -155,12 +199,12 @@ def report(args: argparse.Namespace, runs: list[dict]) -> dict:
             if r["variant"] != "frozen":
                 diff = 100 * (np.array(r["per_seed_success_2cm"])[:, -1]
                               - np.array(frozen["per_seed_success_2cm"])[:, -1])
-                print(f"  {r['variant']:<11} " + " ".join(f"{d:+.0f}" for d in diff) + f"  mean {diff.mean():+.1f}")
+                print(f"  {r['variant']:<15} " + " ".join(f"{d:+.0f}" for d in diff) + f"  mean {diff.mean():+.1f}")
         print("last phase, minus frozen, per seed: median reach error [cm] (negative: better than frozen)")
         for r in rows:
             if r["variant"] != "frozen":
                 diff = np.array(r["per_seed_median_cm"])[:, -1] - np.array(frozen["per_seed_median_cm"])[:, -1]
-                print(f"  {r['variant']:<11} " + " ".join(f"{d:+.2f}" for d in diff) + f"  mean {diff.mean():+.2f}")
+                print(f"  {r['variant']:<15} " + " ".join(f"{d:+.2f}" for d in diff) + f"  mean {diff.mean():+.2f}")
     learned = [r for r in runs if r["variant"] == "adaptive"]
     if learned:
         print("adaptive: learned damping gains at the end [Nm s/rad], per seed: "

@@ -5,8 +5,8 @@ over DDS: the arm's state in, one agent step (learning inside it when on) with t
 before, the torque applied for one tick of physics (the arm clamps it to its effort limits). Minus the
 messaging, so online learning can be measured quickly and repeatably (same targets, no machine load).
 A series of reach targets follows each other with no reset, as in the demo; a payload can be added
-part-way. A ``residual`` torque (e.g. :func:`task_space_pd`) can be added to the policy's, as a non-learning
-reference for what a change of control strategy would recover on a changed arm.
+part-way. A ``residual`` torque can be added to the policy's: :func:`task_space_pd` (a non-learning reference
+for what a change of control strategy recovers on a changed arm) or one of :mod:`~snn_sac_ros.core.agent.adaptation`.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class ReachPlan:
         return cls(tuple(task.sample_target(arm, rng) for _ in range(reaches)), **kwargs)
 
 
-Residual = Callable[[ArmState, np.ndarray], np.ndarray]  # (arm state, target) -> torque [Nm] added
+Residual = Callable[[ArmState, np.ndarray, np.ndarray], np.ndarray]  # (state, target, policy torque) -> torque added
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class Tick:
 def task_space_pd(arm: PyBulletArm, kp: float, kv: float) -> Residual:
     """``kp J^T (target - ee) - kv dq``: a spring to the target [N/m] and joint damping [Nm s/rad]."""
 
-    def residual(state: ArmState, target: np.ndarray) -> np.ndarray:
+    def residual(state: ArmState, target: np.ndarray, _policy_torque: np.ndarray) -> np.ndarray:
         return kp * arm.jacobian(state.q).T @ (target - state.ee_position) - kv * state.dq
 
     return residual
@@ -85,7 +85,7 @@ def run_reaches(agent: OnlineAgent, arm: PyBulletArm, plan: ReachPlan,
             result = tick.step(state.q, state.dq)
             if result.torque is None:
                 raise FloatingPointError(result.problem)
-            torque = result.torque if residual is None else result.torque + residual(state, target)
+            torque = result.torque if residual is None else result.torque + residual(state, target, result.torque)
             if on_tick is not None:
                 on_tick(Tick(state, target, result.observation, result.action, torque, result.reward, i))
             state = arm.apply_torque(torque)

@@ -54,6 +54,10 @@ class PyBulletArm:
         spec's default.
     gui: open PyBullet's GUI instead of running headless (DIRECT).
     joints, ee_link: for a URDF path, the controlled joints and the end-effector link.
+    payload_kg: a payload carried from the start. PyBullet's dynamics calls (mass matrix, inverse dynamics, the
+        gravity torque) keep the masses they first saw, so a payload set later (:meth:`set_payload`) changes the
+        physics but not those calls, as a real arm's controller does not know a payload it picked up; a model
+        of the loaded arm's dynamics is an arm loaded with it.
 
     ``perturbation`` is the randomisation :meth:`perturb` applies (:mod:`.randomization`); ``None``: the
     nominal arm.
@@ -61,7 +65,8 @@ class PyBulletArm:
 
     def __init__(self, arm: str | ArmSpec = "planar2", *, physics_dt: float = 1e-3, substeps: int = 1,
                  gravity_compensation: bool | None = None, gui: bool = False,
-                 joints: list[str] | tuple[str, ...] | None = None, ee_link: str | None = None) -> None:
+                 joints: list[str] | tuple[str, ...] | None = None, ee_link: str | None = None,
+                 payload_kg: float = 0.0) -> None:
         if physics_dt <= 0 or not np.isfinite(physics_dt):
             raise ValueError(f"physics_dt must be a positive number of seconds, got {physics_dt}")
         if substeps < 1:
@@ -86,11 +91,14 @@ class PyBulletArm:
         self._body = self._client.loadURDF(str(self.spec.urdf_path()), useFixedBase=True,
                                            flags=pb.URDF_USE_INERTIA_FROM_FILE)
         self._read_model()
+        nominal_ee_mass = self._client.getDynamicsInfo(self._body, self._ee_index)[0]
+        if payload_kg:  # before the first dynamics call, which keeps the masses it saw (see the class docstring)
+            self._client.changeDynamics(self._body, self._ee_index, mass=nominal_ee_mass + payload_kg)
         # per joint [Nm s/rad]; rounded like the action scale, because contracts compare it exactly
         self.joint_damping = (np.round(self.joint_inertia(self.home) / self.spec.damping_seconds, 4)
                               if self.spec.damping_seconds > 0 else np.zeros(self.n_joints))
-        self._payload_kg = 0.0
-        self._ee_base_mass = self._client.getDynamicsInfo(self._body, self._ee_index)[0]
+        self._payload_kg = float(payload_kg)
+        self._ee_base_mass = nominal_ee_mass
         self._sim_time = 0.0
         self._last_effort = np.zeros(self.n_joints)
         self.reset()
@@ -274,6 +282,19 @@ class PyBulletArm:
         """
         mass_matrix = np.array(self._client.calculateMassMatrix(self._body, self._movable_positions(q)))
         return np.array([mass_matrix[k, k] for k in self._controlled_dofs])
+
+    def mass_matrix(self, q: np.ndarray | None = None) -> np.ndarray:
+        """Joint-space inertia [kg m^2] of the controlled joints at ``q`` (default: now), the others held."""
+        full = np.array(self._client.calculateMassMatrix(self._body, self._movable_positions(q)))
+        return full[np.ix_(self._controlled_dofs, self._controlled_dofs)]
+
+    def inverse_dynamics(self, q: np.ndarray, dq: np.ndarray, ddq: np.ndarray) -> np.ndarray:
+        """Torque [Nm] of the controlled joints that gives them ``ddq`` at ``q``, ``dq`` (gravity included; the
+        other joints at rest)."""
+        positions = self._movable_positions(q)
+        velocity, acceleration = self._movable_vector(dq, 0.0), self._movable_vector(ddq, 0.0)
+        tau = self._inverse_dynamics(self._body, positions, velocity.tolist(), acceleration.tolist())
+        return np.array([tau[k] for k in self._controlled_dofs])
 
     def gravity_torque(self, q: np.ndarray | None = None) -> np.ndarray:
         """Torque [Nm] that holds the arm still against gravity at ``q`` (default: now)."""

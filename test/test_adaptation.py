@@ -1,0 +1,72 @@
+"""The torque added beside the policy on a changed arm: the model-matching bound and the PES pathway."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from snn_sac_ros.cli import main
+from snn_sac_ros.core.agent.adaptation import PESAdaptation, PESConfig, matched_torque, sphere_inputs
+from snn_sac_ros.core.arm.pybullet_arm import PyBulletArm
+
+
+@pytest.mark.parametrize("arm_name", ["planar2", "kuka_iiwa"])
+def test_the_matched_torque_gives_the_loaded_arm_the_nominal_arms_motion(arm_name: str) -> None:
+    """One control step from the same state: the nominal arm with the policy's torque, and the arm carrying 2 kg with
+    it plus the matched torque, end with the same velocities; without it they do not."""
+    with (PyBulletArm(arm_name, physics_dt=0.001) as nominal, PyBulletArm(arm_name, physics_dt=0.001) as loaded,
+          PyBulletArm(arm_name, payload_kg=2.0) as model):
+        q = 0.5 * (nominal.lower + nominal.upper) + 0.2
+        dq = np.full(nominal.n_joints, 0.3)
+        policy = 0.05 * nominal.effort_limits * np.sign(np.arange(nominal.n_joints) % 2 - 0.5)
+        start = nominal.reset(q, dq)
+        assert np.allclose(matched_torque(nominal, nominal, start, policy), 0.0)
+        loaded.set_payload(2.0)
+        loaded.reset(q, dq)
+        extra = matched_torque(nominal, model, start, policy)
+        assert np.all(np.abs(policy + extra) < nominal.effort_limits)  # the arm does not clamp it
+        reached = nominal.apply_torque(policy).dq
+        moved = loaded.apply_torque(policy + extra).dq
+        loaded.reset(q, dq)
+        unmatched = loaded.apply_torque(policy).dq
+        # a tenth of the difference or less: the physics step integrates what the model differentiates
+        assert np.abs(moved - reached).max() < 0.1 * np.abs(unmatched - reached).max(), (moved, reached, unmatched)
+
+
+def test_sphere_inputs_lie_on_the_upper_unit_hemisphere() -> None:
+    lower, upper, limits = np.array([-1.0, -2.0]), np.array([1.0, 2.0]), np.array([3.0, 3.0])
+    for q, dq in [([-1.0, -2.0], [0.0, 0.0]), ([1.0, 2.0], [-9.0, 9.0]), ([0.0, 0.0], [1.0, -1.0])]:
+        x = sphere_inputs(np.array(q), np.array(dq), lower, upper, limits)
+        assert x.shape == (5,) and np.isclose(np.linalg.norm(x), 1.0) and x[-1] > 0
+
+
+def test_the_pes_pathway_starts_at_zero_learns_toward_the_pd_torque_and_stays_bounded() -> None:
+    """Outside the gate it adds exactly nothing; held near a target it learns a torque pushing toward it (the PD
+    teacher's direction), never beyond its limit."""
+    with PyBulletArm("planar2", physics_dt=0.002) as arm:
+        q = np.array([0.6, 0.9])
+        state = arm.reset(q, np.zeros(2))
+        far = state.ee_position + np.array([0.3, 0.0, 0.0])
+        near = state.ee_position + np.array([0.02, 0.01, 0.0])
+        pes = PESAdaptation(arm, 0.002, PESConfig(neurons=200, learning_rate=1e-3, limit=0.25), seed=1)
+        assert all(np.array_equal(pes.torque(state, far), np.zeros(2)) for _ in range(50))
+        torques = np.array([pes.torque(state, near) for _ in range(1000)])
+        pes.close()
+        teacher = 20.0 * arm.jacobian(q).T @ (near - state.ee_position)
+        learned = torques[-1]
+        assert np.dot(learned, teacher) > 0.9 * np.linalg.norm(learned) * np.linalg.norm(teacher)
+        assert np.abs(torques).max() <= 0.25 and np.abs(learned).max() == pytest.approx(0.25)  # it hit the bound
+
+
+def test_bench_online_runs_the_adaptive_pathways(capsys: pytest.CaptureFixture) -> None:
+    assert main(["bench", "online", "--reaches", "3", "--reach-seconds", "0.4", "--seeds", "1", "--variants",
+                 "frozen", "frozen+pes", "frozen+matched", "--pes-neurons", "100", "--pes-rate", "1e-3",
+                 "--pes-gate", "1.0", "--payload-after", "1", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "frozen+pes 100 neurons" in out and "added torque within +-1 Nm" in out
+    runs = {r["variant"]: np.array(r["final_distance_m"]) for r in json.loads(out.strip().splitlines()[-1])["runs"]}
+    assert np.allclose(runs["frozen"][:1], runs["frozen+matched"][:1])  # nothing to match before the payload
+    assert not np.allclose(runs["frozen"][1:], runs["frozen+matched"][1:])
+    assert not np.allclose(runs["frozen"], runs["frozen+pes"])  # taught everywhere (gate 1 m): it added torque
