@@ -25,7 +25,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 import numpy as np
 from tqdm import tqdm
 
-from snn_sac_ros.core.agent.adaptation import PESConfig
+from snn_sac_ros.core.agent.adaptation import TEACHERS, PESConfig
 from snn_sac_ros.core.agent.online import DampingLearning
 
 VARIANTS = ("frozen", "anchored", "unanchored", "adaptive", "frozen+pd", "frozen+pes", "frozen+matched")
@@ -46,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="frozen+pd: spring to the target [N/m] and joint damping [Nm s/rad]")
     parser.add_argument("--pes-neurons", type=int, default=PESConfig.neurons, help="frozen+pes: ensemble size")
     parser.add_argument("--pes-rate", type=float, default=PESConfig.learning_rate, help="frozen+pes: PES learning rate")
+    parser.add_argument("--pes-teacher", choices=TEACHERS, default=PESConfig.teacher,
+                        help="frozen+pes: pd (abr_control's PD torque, --pd-gains) or residual (what the nominal "
+                        "model does not explain)")
     parser.add_argument("--pes-gate", type=float, default=PESConfig.gate,
                         help="frozen+pes: taught within this distance of the target [m] (the teacher: --pd-gains)")
     parser.add_argument("--adaptive-limit", type=float, default=PESConfig.limit,
@@ -132,9 +135,11 @@ def _residual(args: argparse.Namespace, variant: str, arm: object, arm_spec: obj
         return task_space_pd(arm, *args.pd_gains), []
     if variant == "frozen+pes":
         kp, kv = args.pd_gains
-        pes = PESAdaptation(arm, dt, PESConfig(neurons=args.pes_neurons, learning_rate=args.pes_rate, kp=kp, kv=kv,
-                                               gate=args.pes_gate, limit=args.adaptive_limit), seed=seed)
-        return pes.torque, [pes.close]
+        model = PyBulletArm(arm_spec)  # the nominal model: the simulated arm's dynamics calls may see the payload
+        pes = PESAdaptation(model, dt, PESConfig(neurons=args.pes_neurons, learning_rate=args.pes_rate,
+                                                 teacher=args.pes_teacher, kp=kp, kv=kv, gate=args.pes_gate,
+                                                 limit=args.adaptive_limit), seed=seed)
+        return pes.torque, [pes.close, model.close]
     if variant == "frozen+matched":
         nominal, loaded = PyBulletArm(arm_spec), PyBulletArm(arm_spec, payload_kg=args.payload_kg)
 
@@ -178,8 +183,9 @@ def report(args: argparse.Namespace, runs: list[dict]) -> dict:
     kp, kv = args.pd_gains
     pd = f", frozen+pd gains {kp:g} N/m, {kv:g} Nm s/rad" if "frozen+pd" in args.variants else ""
     if "frozen+pes" in args.variants:
-        pd += (f", frozen+pes {args.pes_neurons} neurons, rate {args.pes_rate:g}, taught by PD {kp:g} / {kv:g} "
-               f"within {args.pes_gate * 100:g} cm")
+        taught = (f"PD {kp:g} / {kv:g} within {args.pes_gate * 100:g} cm" if args.pes_teacher == "pd"
+                  else "the nominal model's residual")
+        pd += f", frozen+pes {args.pes_neurons} neurons, rate {args.pes_rate:g}, taught by {taught}"
     if {"frozen+pes", "frozen+matched"} & set(args.variants):
         pd += f", added torque within +-{args.adaptive_limit:g} Nm"
     print(f"\nbench online: {args.checkpoint or args.arm}, {args.reaches} reaches x {args.reach_seconds:g} s at "

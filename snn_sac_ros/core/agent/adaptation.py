@@ -24,6 +24,8 @@ import numpy as np
 
 from snn_sac_ros.core.arm.pybullet_arm import ArmState, PyBulletArm
 
+TEACHERS = ("pd", "residual")
+
 
 @dataclass(frozen=True)
 class PESConfig:
@@ -32,6 +34,10 @@ class PESConfig:
     neurons: int = 1000
     learning_rate: float = 2e-6
     """``nengo.PES`` learning rate"""
+    teacher: str = "pd"
+    """``pd``: minus a task-space PD torque near the target (abr_control's); ``residual``: the torque the nominal
+    model does not explain (applied minus the nominal inverse dynamics of the observed acceleration), which the
+    decoders learn to output (PES error = output - residual)"""
     kp: float = 20.0
     """teaching signal's spring to the target [N/m]"""
     kv: float = 1.0
@@ -46,10 +52,14 @@ class PESConfig:
     """filter of the neurons' activities the rule sees [s]"""
     synapse: float = 0.005
     """filter of the decoded torque [s]"""
+    teacher_synapse: float = 0.02
+    """residual teacher: filter of the error's two terms [s] (the acceleration is a difference of velocities)"""
 
     def __post_init__(self) -> None:
         if self.neurons < 1 or not self.learning_rate >= 0 or not self.limit >= 0 or not self.gate >= 0:
             raise ValueError("PES adaptation needs neurons >= 1 and learning_rate, limit, gate >= 0")
+        if self.teacher not in TEACHERS:
+            raise ValueError(f"teacher must be one of {TEACHERS}, got {self.teacher!r}")
 
 
 def sphere_inputs(q: np.ndarray, dq: np.ndarray, lower: np.ndarray, upper: np.ndarray,
@@ -62,8 +72,11 @@ def sphere_inputs(q: np.ndarray, dq: np.ndarray, lower: np.ndarray, upper: np.nd
 class PESAdaptation:
     """The PES pathway for one arm, in a Nengo simulator of its own: :meth:`torque` once per control tick."""
 
-    def __init__(self, arm: PyBulletArm, dt: float, config: PESConfig | None = None, seed: int = 0) -> None:
-        self.arm, self.config = arm, config or PESConfig()
+    def __init__(self, model: PyBulletArm, dt: float, config: PESConfig | None = None, seed: int = 0) -> None:
+        """``model``: the nominal arm's model (kinematics, and the dynamics the residual teacher compares with)."""
+        self.model, self.config, self.dt = model, config or PESConfig(), float(dt)
+        self._last: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        arm = model
         c, n = self.config, arm.n_joints
         finite = np.isfinite(arm.lower) & np.isfinite(arm.upper)  # a continuous joint: one turn
         self._lower = np.where(finite, arm.lower, -np.pi)
@@ -87,22 +100,35 @@ class PESAdaptation:
             self.connection = nengo.Connection(
                 self.ensemble.neurons, self.output, transform=np.zeros((n, c.neurons)), synapse=c.synapse,
                 learning_rule_type=nengo.PES(c.learning_rate, pre_synapse=nengo.Lowpass(c.pre_synapse)))
-            teacher = nengo.Node(lambda t: self._teach, label="PD teaching signal")
-            nengo.Connection(teacher, self.connection.learning_rule, transform=-1.0, synapse=None)
+            teacher = nengo.Node(lambda t: self._teach, label=f"{c.teacher} teaching signal")
+            if c.teacher == "pd":  # abr_control's: the decoders integrate the PD torque
+                nengo.Connection(teacher, self.connection.learning_rule, transform=-1.0, synapse=None)
+            else:  # the decoders learn to output the residual: error = output - residual, both filtered alike
+                nengo.Connection(self.output, self.connection.learning_rule, synapse=c.teacher_synapse)
+                nengo.Connection(teacher, self.connection.learning_rule, transform=-1.0, synapse=c.teacher_synapse)
         self.sim = nengo.Simulator(self.network, dt=dt, progress_bar=False, optimize=False, seed=seed)
         self._out = self.sim.signals[self.sim.model.sig[self.output]["in"]]
 
-    def torque(self, state: ArmState, target: np.ndarray, _policy_torque: np.ndarray | None = None) -> np.ndarray:
+    def torque(self, state: ArmState, target: np.ndarray, policy_torque: np.ndarray) -> np.ndarray:
         """One tick: the added torque [Nm] for this state, and one PES step on this tick's teaching signal."""
         c = self.config
+        if c.teacher == "pd":
+            error = target - state.ee_position
+            if np.linalg.norm(error) < c.gate:
+                self._teach[:] = c.kp * self.model.jacobian(state.q).T @ error - c.kv * state.dq
+            else:
+                self._teach[:] = 0.0
+        elif self._last is not None:  # the last tick's state and torque, and the acceleration they gave
+            q, dq, applied = self._last
+            acceleration = (state.dq - dq) / self.dt
+            own = self.model.gravity_torque(q) if self.model.gravity_compensation else 0.0
+            residual = applied + own - self.model.joint_damping * dq - self.model.inverse_dynamics(q, dq, acceleration)
+            np.clip(residual, -c.limit, c.limit, out=self._teach)  # a joint limit's impulse is no payload
         self._input[:] = sphere_inputs(state.q, state.dq, self._lower, self._upper, self._velocity)
-        error = target - state.ee_position
-        if np.linalg.norm(error) < c.gate:
-            self._teach[:] = c.kp * self.arm.jacobian(state.q).T @ error - c.kv * state.dq
-        else:
-            self._teach[:] = 0.0
         self.sim.step()
-        return np.clip(self._out, -c.limit, c.limit)
+        added = np.clip(self._out, -c.limit, c.limit)
+        self._last = (state.q.copy(), state.dq.copy(), policy_torque + added)
+        return added
 
     def close(self) -> None:
         self.sim.close()
