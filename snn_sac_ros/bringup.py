@@ -126,6 +126,8 @@ SIM_REACH_ARGUMENTS: dict[str, Argument] = {
     "checkpoint": Argument("", "controller checkpoint (.npz); empty: the one the package ships for the arm"),
     "use_sim_time": _flag("true", "run every node on the simulator's /clock"),
     "learning": _flag("true", "online learning on at start"),
+    "adaptation": _flag("false", "add the PES adaptive dynamics pathway to the controller (learns while learning "
+                        "is on)"),
     "real_time_factor": Argument("1.0", "simulated seconds per wall-clock second", float),
     "control_rate_hz": Argument("500.0", "controller tick rate [Hz]", float),
     "reaches": Argument("20", "number of reach targets; the launch ends after the last", int),
@@ -207,7 +209,7 @@ def sim_reach_plan(**values: str) -> Plan:
         NodeSpec("snn_sac_controller", "snn_sac_ros.adapters.ros.controller_node", "snn_sac_controller",
                  ("snn_sac_controller.yaml",),
                  {**sim_time, "arm": a["arm"], "checkpoint": a["checkpoint"], "learning": a["learning"],
-                  "control_rate_hz": a["control_rate_hz"], "command_controller": "",
+                  "adaptation": a["adaptation"], "control_rate_hz": a["control_rate_hz"], "command_controller": "",
                   **({"save_path": str(out / "online_weights.npz"), "spike_log": str(out / "spikes.npz"),
                       "record_path": str(out / "run.mcap")} if out else {})}, lifecycle=True),
         NodeSpec("reach_targets", "snn_sac_ros.adapters.ros.reach_targets_node", "reach_targets",

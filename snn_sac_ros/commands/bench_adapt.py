@@ -24,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reach-seconds", type=float, default=4.0)
     parser.add_argument("--payload-kg", type=float, default=2.0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1], help="target-sequence seeds")
+    parser.add_argument("--adaptation", action="store_true",
+                        help="the learning run also runs the PES adaptive dynamics pathway")
     parser.add_argument("--out", default="", help="folder for the runs (default: a temporary folder)")
 
 
@@ -47,12 +49,13 @@ def run(args: argparse.Namespace) -> dict:
             run_args = argparse.Namespace(
                 arm=args.arm, checkpoint="", reaches=args.reaches, reach_seconds=args.reach_seconds,
                 payload_kg=args.payload_kg, no_learning=not learning, control_rate=500.0, out=str(out),
-                timeout=0.0, seed=seed)
+                timeout=0.0, seed=seed, adaptation=args.adaptation and learning)
             result = demo.run(run_args)
             phases = _phases(out / "reaches.csv", args.reaches // 2)
             rows.append({"seed": seed, "learning": learning, **phases, "tick_p99_ms": result["tick_p99_ms"],
                          "damping_gains": result.get("damping_gains", [])})
-    print(f"\nbench adapt: {args.arm}, payload {args.payload_kg:g} kg after reach {args.reaches // 2} "
+    pathway = ", learning run with the PES adaptation pathway" if args.adaptation else ""
+    print(f"\nbench adapt: {args.arm}{pathway}, payload {args.payload_kg:g} kg after reach {args.reaches // 2} "
           f"of {args.reaches}, final reach error [cm]: mean (median)")
     header = (f"{'seed':>4} {'learning':>8} {'before':>15} {'after, early':>15} {'after, late':>15} {'late 2cm':>9}"
               "  damping gains")

@@ -112,7 +112,9 @@ def run_one(args: argparse.Namespace, seed: int, variant: str) -> dict:
         recorder = RolloutRecorder(Path(args.record_dir) / f"{variant}-seed{seed}.mcap", agent, arm, metadata={
             "payload_reach": plan.payload_after, "variant": variant, "seed": seed,
             "checkpoint": args.checkpoint or args.arm})
-    finals = run_reaches(agent, arm, plan, residual=residual, on_tick=recorder)
+    adaptation = residual if variant == "frozen+pes" else None  # the tick's own pathway
+    finals = run_reaches(agent, arm, plan, residual=None if adaptation else residual, on_tick=recorder,
+                         adaptation=adaptation)
     if recorder is not None:
         recorder.close()
     agent_gains = agent.damping_gains().tolist()
@@ -126,7 +128,8 @@ def run_one(args: argparse.Namespace, seed: int, variant: str) -> dict:
 
 def _residual(args: argparse.Namespace, variant: str, arm: object, arm_spec: object, *, dt: float, substeps: int,
               seed: int) -> tuple[object, list]:
-    """The torque ``variant`` adds to the policy's (None: nothing), and what to close after the run."""
+    """The torque ``variant`` adds to the policy's (None: nothing; frozen+pes: the tick's adaptation pathway), and
+    what to close after the run."""
     from snn_sac_ros.core.agent.adaptation import PESAdaptation, matched_torque
     from snn_sac_ros.core.agent.rollout import task_space_pd
     from snn_sac_ros.core.arm.pybullet_arm import PyBulletArm
@@ -139,7 +142,7 @@ def _residual(args: argparse.Namespace, variant: str, arm: object, arm_spec: obj
         pes = PESAdaptation(model, dt, PESConfig(neurons=args.pes_neurons, learning_rate=args.pes_rate,
                                                  teacher=args.pes_teacher, kp=kp, kv=kv, gate=args.pes_gate,
                                                  limit=args.adaptive_limit), seed=seed)
-        return pes.torque, [pes.close, model.close]
+        return pes, [pes.close, model.close]
     if variant == "frozen+matched":
         nominal, loaded = PyBulletArm(arm_spec), PyBulletArm(arm_spec, payload_kg=args.payload_kg)
 

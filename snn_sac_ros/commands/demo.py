@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reach-seconds", type=float, default=4.0, help="sim seconds per target")
     parser.add_argument("--payload-kg", type=float, default=2.0, help="payload added half-way (0: none)")
     parser.add_argument("--no-learning", action="store_true", help="freeze the weights (no online learning)")
+    parser.add_argument("--adaptation", action="store_true",
+                        help="add the controller's PES adaptive dynamics pathway (it learns while learning is on)")
     parser.add_argument("--control-rate", type=float, default=500.0, help="controller rate [Hz]")
     parser.add_argument("--seed", type=int, default=1, help="seed of the target sequence")
     parser.add_argument("--out", default="", help="output folder (default runs/demo-<time>)")
@@ -66,6 +68,7 @@ def run(args: argparse.Namespace) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     plan = bringup.sim_reach_plan(
         arm=args.arm, checkpoint=args.checkpoint, learning=str(not args.no_learning).lower(),
+        adaptation=str(args.adaptation).lower(),
         reaches=str(args.reaches), reach_seconds=str(args.reach_seconds), payload_kg=str(args.payload_kg),
         control_rate_hz=str(args.control_rate), output_dir=str(out), seed=str(args.seed))
     (out / "commands.txt").write_text("\n".join(" ".join(bringup.command_line(s, plan=plan))

@@ -50,6 +50,7 @@ def controller_status(node: Any) -> DiagnosticStatus:
         "learning": "on" if node.learning_on else "off", "unlearned_jumps": str(node.reach.jumps),
         "last_save": node.last_save, "save_path": str(node.save_path),
         "damping_gains": ",".join(f"{g:.3f}" for g in node.agent.damping_gains()),
+        "adaptation_torque": ",".join(f"{t:.3f}" for t in node.reach.added) if node.adaptation else "off",
         "active": str(guard.active).lower(), "torque_limits": ",".join(f"{v:.4g}" for v in guard.limits),
         "joint_state_period_ms": f"{node.state_period.period() * 1e3:.3f}",
         "recent_success_rate": f"{success:.3f}", "reaches": str(len(node.reach_results)),

@@ -87,6 +87,15 @@ def declare_controller_parameters(node: Node) -> None:
     d("damping_max_gain", 3.0, "upper bound of each learned damping gain [Nm s/rad]", low=0.0, high=100.0, **ro)
     d("damping_cost_tau", 1.0, "a reach is scored by its last this many seconds of distance to the target "
       "(low-pass filtered; 0: the whole reach)", low=0.0, high=60.0, **ro)
+    d("adaptation", False, "add abr_control's adaptive dynamics pathway: a LIF ensemble over the joint state whose "
+      "PES-learned decoders add torque for what the robot model does not explain (a payload); it learns while "
+      "learning is on, adds what it learned either way, and is saved with the weights", **ro)
+    d("adaptation_rate", 1e-3, "PES learning rate of the adaptation pathway", low=0.0, high=1.0, **ro)
+    d("adaptation_neurons", 1000, "neurons of the adaptation pathway's ensemble", low=10, high=100_000, **ro)
+    d("adaptation_limit", 0.5, "bound of the adaptation's torque per joint, as a share of the joint's torque "
+      "limit", low=0.0, high=1.0, **ro)
+    d("adaptation_seed", 0, "seed of the adaptation ensemble's encoders (a saved pathway needs the same)", low=0,
+      high=2**31 - 1, **ro)
     # safety
     d("max_torque", None, "per-joint torque limits [Nm], each > 0, within the URDF's (unset: the checkpoint's "
       "torque scale)", array_of=float)

@@ -27,6 +27,7 @@ from snn_sac_ros.adapters.ros import controller_params as params
 from snn_sac_ros.adapters.ros.common import COMMAND_QOS, LATEST_STATE_QOS, SafePublisher, array_value
 from snn_sac_ros.adapters.ros.recording import ControllerRecording, unused_path
 from snn_sac_ros.adapters.ros.robot_model import load_arm, robot_description_qos
+from snn_sac_ros.core.agent.adaptation import DECODERS_KEY, PESAdaptation, PESConfig
 from snn_sac_ros.core.agent.checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
 from snn_sac_ros.core.arm import PRESETS
 from snn_sac_ros.core.control.realtime import ControlLoop
@@ -50,6 +51,7 @@ class ControllerSetup:
     def _reset_runtime_state(self) -> None:
         self.arm: Any = None
         self.agent: Any = None
+        self.adaptation: PESAdaptation | None = None
         self.guard: TorqueGuard | None = None
         self.stats: TickStats | None = None
         self.reach: ReachTick | None = None
@@ -165,14 +167,33 @@ class ControllerSetup:
         def forward_kinematics(q: np.ndarray) -> np.ndarray:  # the model is ours alone: no state to keep
             return arm.forward_kinematics(q, keep_state=False)
 
+        self.adaptation = self._adaptation(rate)
         self.reach = ReachTick(self.agent, forward_kinematics, self.arm.velocity_limits, self._period,
                                continuous=self.arm.continuous, apply_damping=p("apply_joint_damping"),
-                               task=ReachTask(success_threshold=p("success_threshold")))
+                               task=ReachTask(success_threshold=p("success_threshold")), adaptation=self.adaptation)
         self.recording = self._start_recording(start, rate)
         self._create_entities()
         log.info(f"configured: {self.arm.spec.name} from {source}, joints {list(self.driver_names)}, checkpoint "
                  f"{start}, {rate:g} Hz x {steps} Nengo step(s), learning {'on' if self.learning_on else 'off'}, "
                  f"torque limits {np.round(self.guard.limits, 4).tolist()} Nm, saving to {self.save_path}")
+
+    def _adaptation(self, rate: float) -> PESAdaptation | None:
+        """The PES pathway (``adaptation``), on the robot model, continuing from the decoders the weights it
+        started from hold (a save of an earlier run), else from zero."""
+        p = self._p
+        if not p("adaptation"):
+            return None
+        config = PESConfig(neurons=p("adaptation_neurons"), learning_rate=p("adaptation_rate"), teacher="residual",
+                           limit=p("adaptation_limit") * self.guard.limits)
+        pathway = PESAdaptation(self.arm, 1.0 / rate, config, seed=p("adaptation_seed"))
+        saved = self.agent.checkpoint.arrays.get(DECODERS_KEY)
+        if saved is not None:
+            try:
+                pathway.load_decoders(saved)
+                self.get_logger().info("adaptation: continuing from the saved decoders")
+            except ValueError as error:
+                self.get_logger().warning(f"adaptation: the saved decoders do not fit ({error}): starting from zero")
+        return pathway
 
     def _start_recording(self, checkpoint: Path | str, rate: float) -> ControllerRecording:
         """The run's recording (off when ``record_path`` is empty), under the node's resolved topic names."""
@@ -253,6 +274,8 @@ class ControllerSetup:
             self.get_logger().info(f"{closed}; {published} commands published")
         if self.agent is not None:
             self.agent.close()
+        if self.adaptation is not None:
+            self.adaptation.close()
         if self.arm is not None:
             self.arm.close()
 
@@ -278,7 +301,10 @@ class ControllerSetup:
     def _write_save(self, why: str) -> None:
         try:
             Path(self.save_path).parent.mkdir(parents=True, exist_ok=True)
-            save_checkpoint(self.save_path, *self.agent.snapshot())
+            arrays, metadata = self.agent.snapshot()
+            if self.adaptation is not None:
+                arrays[DECODERS_KEY] = self.adaptation.decoders()
+            save_checkpoint(self.save_path, arrays, metadata)
         except OSError as error:
             self.last_save = f"failed ({why}): {error}"
             self.errors.report("save_failed", f"saving weights to {self.save_path} failed ({why}): {error}; "

@@ -44,8 +44,8 @@ class PESConfig:
     """teaching signal's joint damping [Nm s/rad]"""
     gate: float = 0.05
     """taught only within this distance of the target [m]"""
-    limit: float = 1.0
-    """bound of the added torque per joint [Nm]"""
+    limit: float | np.ndarray = 1.0
+    """bound of the added torque [Nm], one for all joints or one per joint"""
     intercepts: tuple[float, float] = (0.3, 0.9)
     """uniform range of the neurons' intercepts (on the unit sphere: each neuron covers a cap of inputs)"""
     pre_synapse: float = 0.01
@@ -56,7 +56,8 @@ class PESConfig:
     """residual teacher: filter of the error's two terms [s] (the acceleration is a difference of velocities)"""
 
     def __post_init__(self) -> None:
-        if self.neurons < 1 or not self.learning_rate >= 0 or not self.limit >= 0 or not self.gate >= 0:
+        if (self.neurons < 1 or not self.learning_rate >= 0 or not np.all(np.asarray(self.limit) >= 0)
+                or not self.gate >= 0):
             raise ValueError("PES adaptation needs neurons >= 1 and learning_rate, limit, gate >= 0")
         if self.teacher not in TEACHERS:
             raise ValueError(f"teacher must be one of {TEACHERS}, got {self.teacher!r}")
@@ -69,23 +70,33 @@ def sphere_inputs(q: np.ndarray, dq: np.ndarray, lower: np.ndarray, upper: np.nd
     return x / np.linalg.norm(x)
 
 
+#: the key of the learned decoders in a saved weights file
+DECODERS_KEY = "adaptation/decoders"
+
+
 class PESAdaptation:
-    """The PES pathway for one arm, in a Nengo simulator of its own: :meth:`torque` once per control tick."""
+    """The PES pathway for one arm, in a Nengo simulator of its own: :meth:`torque` once per control tick.
+
+    It learns only while :meth:`torque` is told to (``learn``: the controller's learning switch, and never from a
+    state that jumped); what it learned it adds either way. :meth:`decoders` and :meth:`load_decoders` save and
+    restore it.
+    """
 
     def __init__(self, model: PyBulletArm, dt: float, config: PESConfig | None = None, seed: int = 0) -> None:
         """``model``: the nominal arm's model (kinematics, and the dynamics the residual teacher compares with)."""
         self.model, self.config, self.dt = model, config or PESConfig(), float(dt)
         self._last: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        arm = model
-        c, n = self.config, arm.n_joints
-        finite = np.isfinite(arm.lower) & np.isfinite(arm.upper)  # a continuous joint: one turn
-        self._lower = np.where(finite, arm.lower, -np.pi)
-        self._upper = np.where(finite, arm.upper, np.pi)
-        self._velocity = np.asarray(arm.velocity_limits, dtype=float)
+        c, n = self.config, model.n_joints
+        finite = np.isfinite(model.lower) & np.isfinite(model.upper)  # a continuous joint: one turn
+        self._lower = np.where(finite, model.lower, -np.pi)
+        self._upper = np.where(finite, model.upper, np.pi)
+        self._velocity = np.asarray(model.velocity_limits, dtype=float)
+        self._effort = np.asarray(model.effort_limits, dtype=float)
         dims = 2 * n + 1
         self._input = np.zeros(dims)
         self._input[-1] = 1.0
         self._teach = np.zeros(n)
+        self._learning = np.zeros(1)
         rng = np.random.default_rng(seed)
         encoders = rng.standard_normal((c.neurons, dims))
         encoders[:, -1] = np.abs(encoders[:, -1])  # the inputs' half of the sphere
@@ -100,35 +111,67 @@ class PESAdaptation:
             self.connection = nengo.Connection(
                 self.ensemble.neurons, self.output, transform=np.zeros((n, c.neurons)), synapse=c.synapse,
                 learning_rule_type=nengo.PES(c.learning_rate, pre_synapse=nengo.Lowpass(c.pre_synapse)))
+            # the error reaches the rule only while learning: a gate, 0 or 1
+            error = nengo.Node(lambda t, x: x * self._learning[0], size_in=n, label="error while learning")
+            nengo.Connection(error, self.connection.learning_rule, synapse=None)
             teacher = nengo.Node(lambda t: self._teach, label=f"{c.teacher} teaching signal")
             if c.teacher == "pd":  # abr_control's: the decoders integrate the PD torque
-                nengo.Connection(teacher, self.connection.learning_rule, transform=-1.0, synapse=None)
+                nengo.Connection(teacher, error, transform=-1.0, synapse=None)
             else:  # the decoders learn to output the residual: error = output - residual, both filtered alike
-                nengo.Connection(self.output, self.connection.learning_rule, synapse=c.teacher_synapse)
-                nengo.Connection(teacher, self.connection.learning_rule, transform=-1.0, synapse=c.teacher_synapse)
+                nengo.Connection(self.output, error, synapse=c.teacher_synapse)
+                nengo.Connection(teacher, error, transform=-1.0, synapse=c.teacher_synapse)
         self.sim = nengo.Simulator(self.network, dt=dt, progress_bar=False, optimize=False, seed=seed)
         self._out = self.sim.signals[self.sim.model.sig[self.output]["in"]]
+        self._weights = self.sim.signals[self.sim.model.sig[self.connection]["weights"]]
 
-    def torque(self, state: ArmState, target: np.ndarray, policy_torque: np.ndarray) -> np.ndarray:
-        """One tick: the added torque [Nm] for this state, and one PES step on this tick's teaching signal."""
+    def torque(self, q: np.ndarray, dq: np.ndarray, ee: np.ndarray, target: np.ndarray, policy_torque: np.ndarray,
+               *, learn: bool = True, elapsed: float | None = None) -> np.ndarray:
+        """One tick from joint state ``q``, ``dq`` (end effector ``ee``, the reach's ``target``) and the policy's
+        torque: the added torque [Nm], and one PES step on this tick's teaching signal if ``learn``. ``elapsed``:
+        seconds since the last tick's state (None: one ``dt``; 0: the same state again, nothing to learn from)."""
         c = self.config
         if c.teacher == "pd":
-            error = target - state.ee_position
+            error = target - ee
             if np.linalg.norm(error) < c.gate:
-                self._teach[:] = c.kp * self.model.jacobian(state.q).T @ error - c.kv * state.dq
+                self._teach[:] = c.kp * self.model.jacobian(q).T @ error - c.kv * dq
             else:
                 self._teach[:] = 0.0
         elif self._last is not None:  # the last tick's state and torque, and the acceleration they gave
-            q, dq, applied = self._last
-            acceleration = (state.dq - dq) / self.dt
-            own = self.model.gravity_torque(q) if self.model.gravity_compensation else 0.0
-            residual = applied + own - self.model.joint_damping * dq - self.model.inverse_dynamics(q, dq, acceleration)
+            q0, dq0, applied = self._last
+            if elapsed is not None and elapsed <= 0:
+                learn = False
+            acceleration = (dq - dq0) / (self.dt if elapsed is None or elapsed <= 0 else elapsed)
+            own = self.model.gravity_torque(q0) if self.model.gravity_compensation else 0.0
+            residual = applied + own - self.model.joint_damping * dq0 - self.model.inverse_dynamics(
+                q0, dq0, acceleration)
             np.clip(residual, -c.limit, c.limit, out=self._teach)  # a joint limit's impulse is no payload
-        self._input[:] = sphere_inputs(state.q, state.dq, self._lower, self._upper, self._velocity)
+        self._learning[0] = float(learn and (c.teacher == "pd" or self._last is not None))
+        self._input[:] = sphere_inputs(q, dq, self._lower, self._upper, self._velocity)
         self.sim.step()
         added = np.clip(self._out, -c.limit, c.limit)
-        self._last = (state.q.copy(), state.dq.copy(), policy_torque + added)
+        # what reached the joints (the arm clamps), for the next tick's residual
+        self._last = (np.array(q, dtype=float), np.array(dq, dtype=float),
+                      np.clip(policy_torque + added, -self._effort, self._effort))
         return added
+
+    def residual(self, state: ArmState, target: np.ndarray, policy_torque: np.ndarray) -> np.ndarray:
+        """:meth:`torque` as a rollout's residual (learning on every tick)."""
+        return self.torque(state.q, state.dq, state.ee_position, target, policy_torque)
+
+    def forget_state(self) -> None:
+        """The joint-state sequence broke: no residual from the last state to the next."""
+        self._last = None
+
+    def decoders(self) -> np.ndarray:
+        """A copy of the learned decoders (joints x neurons)."""
+        return np.array(self._weights, copy=True)
+
+    def load_decoders(self, decoders: np.ndarray) -> None:
+        """Continue from saved decoders (ValueError if they do not fit this pathway)."""
+        decoders = np.asarray(decoders, dtype=float)
+        if decoders.shape != self._weights.shape or not np.all(np.isfinite(decoders)):
+            raise ValueError(f"adaptation decoders must be {self._weights.shape} finite values, got {decoders.shape}")
+        self._weights[...] = decoders
 
     def close(self) -> None:
         self.sim.close()

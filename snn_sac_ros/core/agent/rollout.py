@@ -64,15 +64,18 @@ def task_space_pd(arm: PyBulletArm, kp: float, kv: float) -> Residual:
 
 def run_reaches(agent: OnlineAgent, arm: PyBulletArm, plan: ReachPlan,
                 on_reach: Callable[[int, float], None] | None = None,
-                residual: Residual | None = None, *, on_tick: Callable[[Tick], None] | None = None) -> np.ndarray:
+                residual: Residual | None = None, *, on_tick: Callable[[Tick], None] | None = None,
+                adaptation: object | None = None) -> np.ndarray:
     """Run the plan, one agent step per ``arm.control_dt``; final distance [m] of every reach.
 
     ``residual`` adds a torque to the policy's on every tick (the arm clamps the sum to its effort limits);
-    ``on_tick`` sees every tick (a recorder).
+    ``on_tick`` sees every tick (a recorder); ``adaptation`` is the tick's (learning on every tick, see
+    :class:`~snn_sac_ros.core.control.tick.ReachTick`).
     """
     if abs(arm.control_dt - agent.dt) > 1e-9:
         raise ValueError(f"the arm's tick ({arm.control_dt} s) must equal the agent's dt ({agent.dt} s)")
-    tick = ReachTick(agent, arm.forward_kinematics, arm.velocity_limits, agent.dt, continuous=arm.continuous)
+    tick = ReachTick(agent, arm.forward_kinematics, arm.velocity_limits, agent.dt, continuous=arm.continuous,
+                     adaptation=adaptation, adaptation_learning=True)
     ticks = max(1, round(plan.reach_seconds / agent.dt))
     finals = np.zeros(len(plan.targets))
     state = arm.state()

@@ -103,12 +103,18 @@ class ReachTick:
     continuous: mask of continuous joints (their position differences are wrapped).
     apply_damping: subtract the checkpoint's joint damping times the velocity (robots that do not damp).
     task: the reward and distance.
+    adaptation: a pathway whose torque is added to the policy's
+        (:class:`~snn_sac_ros.core.agent.adaptation.PESAdaptation`); it learns while ``adaptation_learning`` is
+        True, or while the agent learns when that is None, and never from a state that jumped.
     """
 
     def __init__(self, agent: object, forward_kinematics: Callable[[np.ndarray], np.ndarray],
                  velocity_limits: np.ndarray, period: float, *, continuous: np.ndarray | None = None,
-                 apply_damping: bool = False, task: ReachTask | None = None) -> None:
+                 apply_damping: bool = False, task: ReachTask | None = None, adaptation: object | None = None,
+                 adaptation_learning: bool | None = None) -> None:
         self.agent = agent
+        self.adaptation, self.adaptation_learning = adaptation, adaptation_learning
+        self.added = np.zeros(len(velocity_limits))  # the adaptation's last torque [Nm]
         self.task = task or ReachTask()
         self._fk = forward_kinematics
         self._contract = agent.observation_contract
@@ -142,6 +148,8 @@ class ReachTick:
         its state as the continuation of the last one (the arm moved without the policy meanwhile)."""
         self._last_action = None
         self._last_q = None
+        if self.adaptation is not None:
+            self.adaptation.forget_state()
 
     def start_from(self, q: np.ndarray, dq: np.ndarray) -> None:
         """The arm is known to be at ``q``, ``dq`` now (a simulation's start): the first step is checked
@@ -152,6 +160,8 @@ class ReachTick:
         """The joint-state sequence broke (invalid or missing states): the next state cannot be checked
         against the last one, so it is not learned from."""
         self._last_q = None
+        if self.adaptation is not None:
+            self.adaptation.forget_state()
 
     def jumped(self, q: np.ndarray, dq: np.ndarray, elapsed: float) -> bool:
         """Whether ``q`` moved farther from the last state than the arm can in ``elapsed`` seconds (True
@@ -191,5 +201,12 @@ class ReachTick:
             if jumped and learning:
                 self.agent.learning = True
         self._last_action = action
-        return TickResult(self._scale(action, dq if self.apply_damping else None), distance, learning and not jumped,
-                          observation=obs, action=action, reward=reward, ee=ee)
+        torque = self._scale(action, dq if self.apply_damping else None)
+        if self.adaptation is not None:
+            learns = learning if self.adaptation_learning is None else self.adaptation_learning
+            since = (self.period if elapsed is None else elapsed) if new_state else 0.0
+            self.added = self.adaptation.torque(q, dq, ee, self.target, torque, learn=learns and not jumped,
+                                                elapsed=since)
+            torque = torque + self.added
+        return TickResult(torque, distance, learning and not jumped, observation=obs, action=action, reward=reward,
+                          ee=ee)
