@@ -46,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="frozen+pd: spring to the target [N/m] and joint damping [Nm s/rad]")
     parser.add_argument("--pes-neurons", type=int, default=PESConfig.neurons, help="frozen+pes: ensemble size")
     parser.add_argument("--pes-rate", type=float, default=PESConfig.learning_rate, help="frozen+pes: PES learning rate")
+    parser.add_argument("--pes-intercepts", type=float, nargs=2, default=list(PESConfig.intercepts),
+                        metavar=("LOW", "HIGH"), help="frozen+pes: range of the neurons' intercepts on the unit sphere")
     parser.add_argument("--pes-teacher", choices=TEACHERS, default=PESConfig.teacher,
                         help="frozen+pes: pd (abr_control's PD torque, --pd-gains) or residual (what the nominal "
                         "model does not explain)")
@@ -141,7 +143,8 @@ def _residual(args: argparse.Namespace, variant: str, arm: object, arm_spec: obj
         model = PyBulletArm(arm_spec)  # the nominal model: the simulated arm's dynamics calls may see the payload
         pes = PESAdaptation(model, dt, PESConfig(neurons=args.pes_neurons, learning_rate=args.pes_rate,
                                                  teacher=args.pes_teacher, kp=kp, kv=kv, gate=args.pes_gate,
-                                                 limit=args.adaptive_limit), seed=seed)
+                                                 limit=args.adaptive_limit, intercepts=tuple(args.pes_intercepts)),
+                            seed=seed)
         return pes, [pes.close, model.close]
     if variant == "frozen+matched":
         nominal, loaded = PyBulletArm(arm_spec), PyBulletArm(arm_spec, payload_kg=args.payload_kg)
