@@ -48,6 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pes-rate", type=float, default=PESConfig.learning_rate, help="frozen+pes: PES learning rate")
     parser.add_argument("--pes-intercepts", type=float, nargs=2, default=list(PESConfig.intercepts),
                         metavar=("LOW", "HIGH"), help="frozen+pes: range of the neurons' intercepts on the unit sphere")
+    parser.add_argument("--pes-sees-torque", action="store_true",
+                        help="frozen+pes: the ensemble also represents the policy's torque")
     parser.add_argument("--pes-teacher", choices=TEACHERS, default=PESConfig.teacher,
                         help="frozen+pes: pd (abr_control's PD torque, --pd-gains) or residual (what the nominal "
                         "model does not explain)")
@@ -143,7 +145,8 @@ def _residual(args: argparse.Namespace, variant: str, arm: object, arm_spec: obj
         model = PyBulletArm(arm_spec)  # the nominal model: the simulated arm's dynamics calls may see the payload
         pes = PESAdaptation(model, dt, PESConfig(neurons=args.pes_neurons, learning_rate=args.pes_rate,
                                                  teacher=args.pes_teacher, kp=kp, kv=kv, gate=args.pes_gate,
-                                                 limit=args.adaptive_limit, intercepts=tuple(args.pes_intercepts)),
+                                                 limit=args.adaptive_limit, intercepts=tuple(args.pes_intercepts),
+                                                 sees_torque=args.pes_sees_torque),
                             seed=seed)
         return pes, [pes.close, model.close]
     if variant == "frozen+matched":

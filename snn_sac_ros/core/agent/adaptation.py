@@ -46,6 +46,9 @@ class PESConfig:
     """taught only within this distance of the target [m]"""
     limit: float | np.ndarray = 1.0
     """bound of the added torque [Nm], one for all joints or one per joint"""
+    sees_torque: bool = False
+    """the ensemble also represents the policy's torque (scaled by the effort limits): what the acceleration, and
+    so a payload's inertial torque, depends on"""
     intercepts: tuple[float, float] = (0.3, 0.9)
     """uniform range of the neurons' intercepts (on the unit sphere: each neuron covers a cap of inputs)"""
     pre_synapse: float = 0.01
@@ -63,10 +66,10 @@ class PESConfig:
             raise ValueError(f"teacher must be one of {TEACHERS}, got {self.teacher!r}")
 
 
-def sphere_inputs(q: np.ndarray, dq: np.ndarray, lower: np.ndarray, upper: np.ndarray,
-                  velocity_limits: np.ndarray) -> np.ndarray:
-    """Joint angles and velocities on the upper half of the unit hypersphere (see the module docstring)."""
-    x = np.concatenate([2.0 * (q - lower) / (upper - lower) - 1.0, np.clip(dq / velocity_limits, -1.0, 1.0), [1.0]])
+def sphere_inputs(*scaled: np.ndarray) -> np.ndarray:
+    """Inputs each scaled into [-1, 1], a constant 1 appended, on the upper half of the unit hypersphere (see the
+    module docstring)."""
+    x = np.concatenate([*scaled, [1.0]])
     return x / np.linalg.norm(x)
 
 
@@ -92,7 +95,7 @@ class PESAdaptation:
         self._upper = np.where(finite, model.upper, np.pi)
         self._velocity = np.asarray(model.velocity_limits, dtype=float)
         self._effort = np.asarray(model.effort_limits, dtype=float)
-        dims = 2 * n + 1
+        dims = (3 if c.sees_torque else 2) * n + 1
         self._input = np.zeros(dims)
         self._input[-1] = 1.0
         self._teach = np.zeros(n)
@@ -146,7 +149,12 @@ class PESAdaptation:
                 q0, dq0, acceleration)
             np.clip(residual, -c.limit, c.limit, out=self._teach)  # a joint limit's impulse is no payload
         self._learning[0] = float(learn and (c.teacher == "pd" or self._last is not None))
-        self._input[:] = sphere_inputs(q, dq, self._lower, self._upper, self._velocity)
+        position = 2.0 * (q - self._lower) / (self._upper - self._lower) - 1.0
+        velocity = np.clip(dq / self._velocity, -1.0, 1.0)
+        if c.sees_torque:
+            self._input[:] = sphere_inputs(position, velocity, np.clip(policy_torque / self._effort, -1.0, 1.0))
+        else:
+            self._input[:] = sphere_inputs(position, velocity)
         self.sim.step()
         added = np.clip(self._out, -c.limit, c.limit)
         # what reached the joints (the arm clamps), for the next tick's residual
