@@ -94,6 +94,8 @@ def declare_controller_parameters(node: Node) -> None:
     d("adaptation_neurons", 1000, "neurons of the adaptation pathway's ensemble", low=10, high=100_000, **ro)
     d("adaptation_limit", 0.5, "bound of the adaptation's torque per joint, as a share of the joint's torque "
       "limit", low=0.0, high=1.0, **ro)
+    d("adaptation_sees_torque", True, "the adaptation's ensemble also represents the policy's torque (what a "
+      "payload's inertial torque depends on; false: the joint state alone, as abr_control)", **ro)
     d("adaptation_seed", 0, "seed of the adaptation ensemble's encoders (a saved pathway needs the same)", low=0,
       high=2**31 - 1, **ro)
     # safety

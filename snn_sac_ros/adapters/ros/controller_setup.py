@@ -184,7 +184,7 @@ class ControllerSetup:
         if not p("adaptation"):
             return None
         config = PESConfig(neurons=p("adaptation_neurons"), learning_rate=p("adaptation_rate"), teacher="residual",
-                           limit=p("adaptation_limit") * self.guard.limits)
+                           limit=p("adaptation_limit") * self.guard.limits, sees_torque=p("adaptation_sees_torque"))
         pathway = PESAdaptation(self.arm, 1.0 / rate, config, seed=p("adaptation_seed"))
         saved = self.agent.checkpoint.arrays.get(DECODERS_KEY)
         if saved is not None:
