@@ -36,7 +36,8 @@ def test_the_adaptation_learns_only_while_learning_is_on_and_is_saved_and_resume
     with controlling(node, RobotProbe("adaptation_probe", controller=NODE)) as (node, probe):
         probe.run_mode("valid", ticks=200)
         assert not np.any(_decoders(node, probe)), "the pathway learned with learning off"
-        assert probe.diagnostics.get("adaptation_torque") == "0.000,0.000"
+        probe.spin_until(lambda: "adaptation_torque" in probe.diagnostics, 15, "the controller's diagnostics")
+        assert probe.diagnostics["adaptation_torque"] == "0.000,0.000"
         response = probe.call(SetBool, f"/{NODE}/set_learning", SetBool.Request(data=True))
         assert response.success, response.message
         probe.run_mode("valid", ticks=400)
