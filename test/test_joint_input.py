@@ -64,3 +64,12 @@ def test_the_reader_gives_what_order_joint_state_gives_when_the_names_repeat_or_
         q, dq = read(names, pos, vel)
         np.testing.assert_array_equal(q, expected[0])
         np.testing.assert_array_equal(dq, expected[1])
+
+
+def test_the_reader_orders_the_efforts_of_the_state_it_just_read() -> None:
+    from snn_sac_ros.core.joint_input import JointStateReader
+
+    read = JointStateReader(JOINTS, **LIMITS)
+    read(["elbow", "shoulder"], [0.3, 0.4], [0.5, 1.5])
+    assert read.effort([1.0, 2.0]).tolist() == [2.0, 1.0]  # in the reader's joint order
+    assert read.effort([]) is None and read.effort([1.0]) is None and read.effort([np.nan, 2.0]) is None

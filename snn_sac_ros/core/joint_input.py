@@ -107,6 +107,14 @@ class JointStateReader:
             return self._slow(names, positions, velocities)
         return q, dq
 
+    def effort(self, efforts: Sequence[float]) -> np.ndarray | None:
+        """The efforts of the state just read, in ``joint_names`` order; None when the state carries none (or not
+        one finite value per joint)."""
+        if self._index is None or self._names is None or len(efforts) != len(self._names):
+            return None
+        effort = np.asarray(efforts, dtype=float)[self._index]
+        return effort if np.isfinite(effort).all() else None
+
     def _slow(self, names: Sequence[str], positions: Sequence[float],
               velocities: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
         """The full checks (and their error), then the index kept for this name list."""

@@ -221,15 +221,16 @@ class SnnSacController(LifecycleNode, ControllerSetup, ControllerThreads, params
         self.recording.joint_state(msg)
         try:
             q, dq = self._read_state(msg.name, msg.position, msg.velocity)
+            effort = self._read_state.effort(msg.effort) if self.adaptation is not None else None
             stamp = time_to_seconds(msg.header.stamp)
             self._check_stamp(stamp)
         except JointInputError as error:
             self.errors.report(error.kind, str(error))
-            q, dq, stamp, arrival, _ = self._latest
-            self._latest = (q, dq, stamp, arrival, (error.kind, str(error)))  # one swap: the tick sees all or none
+            q, dq, stamp, arrival, _, effort = self._latest
+            self._latest = (q, dq, stamp, arrival, (error.kind, str(error)), effort)  # one swap: all or none
             return
         now = time.monotonic()
-        self._latest = (q, dq, stamp, now, None)
+        self._latest = (q, dq, stamp, now, None, effort)
         self.guard.state_received(now)
         if self._tick_on_state and self.guard.active:
             if self._loop is not None:
@@ -327,7 +328,7 @@ class SnnSacController(LifecycleNode, ControllerSetup, ControllerThreads, params
         guard = self.guard
         if self.estop.check_heartbeat(start):
             self.get_logger().error(f"E-STOP latched: {self.estop.reason}")
-        q, dq, stamp, arrival, input_error = self._latest  # the newest state, read once
+        q, dq, stamp, arrival, input_error, effort = self._latest  # the newest state, read once
         if input_error is not None:
             self.reach.forget_state()  # the sequence broke: the next valid state is not learned from
         gate = self.gate_problem()
@@ -336,7 +337,7 @@ class SnnSacController(LifecycleNode, ControllerSetup, ControllerThreads, params
         problem = tick_problem(q is not None, input_error, gate, self.reach.target is not None)
         torque = result = None
         if problem is None and guard.active and not guard.estop_latched and not guard.watchdog_reasons(start):
-            result = self.reach.step(q, dq, *self._since_stepped(stamp, arrival))
+            result = self.reach.step(q, dq, *self._since_stepped(stamp, arrival), effort=effort)
             torque = result.torque
             if result.problem:
                 self.errors.report("policy_output", result.problem)

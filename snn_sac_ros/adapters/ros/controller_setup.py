@@ -61,7 +61,8 @@ class ControllerSetup:
         self._configure_error = ""
         #: the newest joint state as the subscription left it for the tick, swapped whole: positions,
         #: velocities, its stamp and arrival, and (kind, message) when it was refused
-        self._latest: tuple[Any, Any, float, float, tuple[str, str] | None] = (None, None, 0.0, -np.inf, None)
+        self._latest: tuple[Any, Any, float, float, tuple[str, str] | None, Any] = (None, None, 0.0, -np.inf, None,
+                                                                                   None)
         self._stepped_times = (0.0, -np.inf)  # the stamp and arrival of the state the last step used
         self._read_state: JointStateReader | None = None
         self._stamp_limits = (self._p("max_stamp_age"), self._p("max_stamp_lead"))

@@ -128,10 +128,13 @@ class PESAdaptation:
         self._weights = self.sim.signals[self.sim.model.sig[self.connection]["weights"]]
 
     def torque(self, q: np.ndarray, dq: np.ndarray, ee: np.ndarray, target: np.ndarray, policy_torque: np.ndarray,
-               *, learn: bool = True, elapsed: float | None = None) -> np.ndarray:
+               *, learn: bool = True, elapsed: float | None = None, effort: np.ndarray | None = None) -> np.ndarray:
         """One tick from joint state ``q``, ``dq`` (end effector ``ee``, the reach's ``target``) and the policy's
         torque: the added torque [Nm], and one PES step on this tick's teaching signal if ``learn``. ``elapsed``:
-        seconds since the last tick's state (None: one ``dt``; 0: the same state again, nothing to learn from)."""
+        seconds since the last tick's state (None: one ``dt``; 0: the same state again, nothing to learn from).
+        ``effort``: the torque the joints reported applying since the last state (the arm's own gravity
+        compensation and damping included); None: the last tick's command is taken as applied, plus the own
+        torque of the model (right only when commands reach the joints without delay)."""
         c = self.config
         if c.teacher == "pd":
             error = target - ee
@@ -144,9 +147,10 @@ class PESAdaptation:
             if elapsed is not None and elapsed <= 0:
                 learn = False
             acceleration = (dq - dq0) / (self.dt if elapsed is None or elapsed <= 0 else elapsed)
-            own = self.model.gravity_torque(q0) if self.model.gravity_compensation else 0.0
-            residual = applied + own - self.model.joint_damping * dq0 - self.model.inverse_dynamics(
-                q0, dq0, acceleration)
+            if effort is None:
+                own = self.model.gravity_torque(q0) if self.model.gravity_compensation else 0.0
+                effort = applied + own - self.model.joint_damping * dq0
+            residual = effort - self.model.inverse_dynamics(q0, dq0, acceleration)
             np.clip(residual, -c.limit, c.limit, out=self._teach)  # a joint limit's impulse is no payload
         self._learning[0] = float(learn and (c.teacher == "pd" or self._last is not None))
         position = 2.0 * (q - self._lower) / (self._upper - self._lower) - 1.0

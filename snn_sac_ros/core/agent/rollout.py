@@ -85,7 +85,7 @@ def run_reaches(agent: OnlineAgent, arm: PyBulletArm, plan: ReachPlan,
             arm.set_payload(plan.payload_kg)
         tick.set_target(target)
         for _ in range(ticks):
-            result = tick.step(state.q, state.dq)
+            result = tick.step(state.q, state.dq, effort=state.effort)
             if result.torque is None:
                 raise FloatingPointError(result.problem)
             torque = result.torque if residual is None else result.torque + residual(state, target, result.torque)

@@ -175,9 +175,11 @@ class ReachTick:
         reach = JUMP_VELOCITY_FACTOR * speed * max(elapsed, self.period) + JUMP_TOLERANCE_RAD
         return bool(np.any(np.abs(moved) > reach))
 
-    def step(self, q: np.ndarray, dq: np.ndarray, elapsed: float | None = None, new_state: bool = True) -> TickResult:
+    def step(self, q: np.ndarray, dq: np.ndarray, elapsed: float | None = None, new_state: bool = True,
+             effort: np.ndarray | None = None) -> TickResult:
         """One tick from a validated joint state, ``elapsed`` [s] after the previous one (None: one period);
-        ``new_state`` False when the last tick stepped on this same state."""
+        ``new_state`` False when the last tick stepped on this same state; ``effort`` the state's joint efforts
+        (what the adaptation learns from, when the arm reports them)."""
         if self.target is None:
             raise RuntimeError("no target: call set_target first")
         ee = self._fk(q)
@@ -206,7 +208,7 @@ class ReachTick:
             learns = learning if self.adaptation_learning is None else self.adaptation_learning
             since = (self.period if elapsed is None else elapsed) if new_state else 0.0
             self.added = self.adaptation.torque(q, dq, ee, self.target, torque, learn=learns and not jumped,
-                                                elapsed=since)
+                                                elapsed=since, effort=effort)
             torque = torque + self.added
         return TickResult(torque, distance, learning and not jumped, observation=obs, action=action, reward=reward,
                           ee=ee)
