@@ -68,10 +68,6 @@ ESTOP_LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliabi
                                durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
-#: the recorder's writer stops this long before the next tick is due (its wake-up and the GIL's hand-over)
-RECORDER_WAKE_MARGIN_S = 1e-4
-
-
 class SnnSacController(LifecycleNode, ControllerSetup, ControllerThreads, params.ParameterHandling):
     """Lifecycle node running the online spiking SAC agent at a fixed rate; see the module docstring."""
 
@@ -355,7 +351,7 @@ class SnnSacController(LifecycleNode, ControllerSetup, ControllerThreads, params
                 self._report_stop(decision.reasons)
         compute = time.monotonic() - start
         self.stats.record(start, compute)
-        self.recording.pace(start + self._period - RECORDER_WAKE_MARGIN_S)
+        self.recording.pace(start + self._period)
         if self._trace is not None:
             answered = torque is not None and not decision.zeroed  # a stopped command answers no state
             self._trace.record(start, compute, stamp if answered else np.nan, self._last_publish)

@@ -95,6 +95,10 @@ def unused_path(path: str | Path) -> Path:
     return candidate
 
 
+#: the writer stops this long before the next tick is due (its wake-up and the GIL's hand-over) [s]
+WRITER_WAKE_MARGIN_S = 1e-4
+
+
 class ControllerRecording:
     """What ``snn_sac_controller`` records, one call per place it receives or publishes (``record_path`` empty: a
     recording that records nothing, so the node calls the same hooks either way).
@@ -156,10 +160,11 @@ class ControllerRecording:
             "learning": node.learning_on, "commanded": commanded, "episode": self._episode}, time.time_ns(),
             self._tick)
 
-    def pace(self, until: float) -> None:
-        """The tick is done and the next starts at ``until`` (monotonic s): the writer may work till then."""
+    def pace(self, next_tick: float) -> None:
+        """The tick is done and the next starts at ``next_tick`` (monotonic s): the writer may work till shortly
+        before."""
         if self.recorder is not None:
-            self.recorder.core.pace(until)
+            self.recorder.core.pace(next_tick - WRITER_WAKE_MARGIN_S)
 
     def status(self) -> dict[str, str]:
         """The recorder's keys on ``/diagnostics``: its state, what it wrote and what it dropped."""

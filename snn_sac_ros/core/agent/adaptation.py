@@ -148,8 +148,7 @@ class PESAdaptation:
                 learn = False
             acceleration = (dq - dq0) / (self.dt if elapsed is None or elapsed <= 0 else elapsed)
             if effort is None:
-                own = self.model.gravity_torque(q0) if self.model.gravity_compensation else 0.0
-                effort = applied + own - self.model.joint_damping * dq0
+                effort = applied + _own_torque(self.model, q0, dq0)
             residual = effort - self.model.inverse_dynamics(q0, dq0, acceleration)
             np.clip(residual, -c.limit, c.limit, out=self._teach)  # a joint limit's impulse is no payload
         self._learning[0] = float(learn and (c.teacher == "pd" or self._last is not None))
