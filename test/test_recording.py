@@ -181,6 +181,31 @@ def test_a_paced_writer_waits_for_the_time_between_ticks_and_works_unpaced_when_
     assert len(list(read_messages(tmp_path / "paced.mcap"))) == 6
 
 
+def test_a_namespaced_recording_reads_as_the_default_topics(tmp_path: Path) -> None:
+    """A controller in a namespace records /arm1/...: the reader and load_ticks find those topics by their default
+    names, and a topic that only shares a suffix's letters is not taken for one."""
+    from snn_sac_ros.core.recording.reader import load_ticks, matching_topic
+
+    path = tmp_path / "namespaced.mcap"
+    fields = {"t": 0.5, "joint_names": ("a",), "q": np.array([0.25]), "dq": [0.0], "ee": [1, 2, 3],
+              "target": [0, 0, 0], "observation": np.zeros(4, np.float32), "action": None, "torque": [0.0],
+              "reward": None, "learning": False, "commanded": True, "episode": 0}
+    with McapRecorder(path) as recorder:
+        tick = recorder.channel("/arm1/snn_sac_controller/tick", messages.TOPICS["/snn_sac_controller/tick"],
+                                build=lambda f: messages.tick_record(**f))
+        other = recorder.channel("/arm1/xsnn_sac_controller/tick", messages.TOPICS["/snn_sac_controller/tick"],
+                                 build=lambda f: messages.tick_record(**f))
+        for k in range(3):
+            recorder.write(tick, {**fields, "t": 0.5 + k}, 10**9 + k)
+        recorder.write(other, fields, 2 * 10**9)
+    assert load_ticks(path).t.tolist() == [0.5, 1.5, 2.5]
+    found = list(read_messages(path, ["/snn_sac_controller/tick"]))
+    assert {(m.topic, m.asked_as) for m in found} == {("/arm1/snn_sac_controller/tick", "/snn_sac_controller/tick")}
+    assert matching_topic("/joint_states", ["/joint_states"]) == "/joint_states"
+    assert matching_topic("/robot/joint_states", ["/target", "/joint_states"]) == "/joint_states"
+    assert matching_topic("/xjoint_states", ["/joint_states"]) is None
+
+
 def test_a_channel_can_build_its_messages_in_the_writer_thread(tmp_path: Path) -> None:
     """The caller hands over the tick's arrays; the recorder builds the TickRecord and encodes it."""
     path = tmp_path / "ticks.mcap"

@@ -49,28 +49,28 @@ def demo_record(path: str | Path, record_hz: float = 100.0) -> tuple[dict, list[
 
     for m in read_messages(path, TOPICS, result):
         msg = m.message
-        if m.topic == "/target":
+        if m.asked_as == "/target":
             point = np.array([msg.point.x, msg.point.y, msg.point.z])
             if target is not None and not np.array_equal(point, target) and np.isfinite(last_distance):
                 reaches.append((last_distance, payload))
             target = point
-        elif m.topic == "/ee_pose":
+        elif m.asked_as == "/ee_pose":
             poses = True
             if target is not None:
                 p = msg.pose.position
                 last_distance = sample(stamp_seconds(msg.header), np.array([p.x, p.y, p.z]), target)
-        elif m.topic == TICK_TOPIC and not poses:
+        elif m.asked_as == TICK_TOPIC and not poses:
             p, aim = msg.ee_position, msg.target
             last_distance = sample(stamp_seconds(msg.header), np.array([p.x, p.y, p.z]),
                                    np.array([aim.x, aim.y, aim.z]))
-        elif m.topic == "/joint_states":
+        elif m.asked_as == "/joint_states":
             t = stamp_seconds(msg.header)
             if t - last["state"] >= gap:
                 last["state"] = t
                 series["torque_t"].append(t)
                 series["torque"].append(list(msg.effort))
                 series["q"].append(list(msg.position))
-        elif m.topic == "/diagnostics":
+        elif m.asked_as == "/diagnostics":
             payload = _diagnostics(msg, series, payload)
     if target is not None and np.isfinite(last_distance):
         reaches.append((last_distance, payload))  # the last reach, as far as it was recorded

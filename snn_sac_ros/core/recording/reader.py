@@ -23,12 +23,24 @@ TICK_TOPIC = "/snn_sac_controller/tick"
 
 @dataclass(frozen=True)
 class RecordedMessage:
-    """One decoded message: its topic, type name, log time [ns] and the message (attributes as in rclpy)."""
+    """One decoded message: its topic, type name, log time [ns] and the message (attributes as in rclpy);
+    ``asked_as``: the topic it was asked for (:func:`read_messages`), which a namespaced topic ends with."""
 
     topic: str
     type_name: str
     log_time_ns: int
     message: Any
+    asked_as: str = ""
+
+
+def matching_topic(recorded: str, wanted: Iterable[str]) -> str | None:
+    """The topic of ``wanted`` that ``recorded`` is, or is under a namespace (``/arm1/joint_states`` is
+    ``/joint_states``), else None."""
+    for topic in wanted:
+        name = topic.lstrip("/")
+        if recorded.lstrip("/") == name or recorded.endswith("/" + name):
+            return topic
+    return None
 
 
 @dataclass
@@ -42,18 +54,30 @@ class ReadResult:
 
 def read_messages(path: str | Path, topics: Iterable[str] | None = None,
                   result: ReadResult | None = None) -> Iterator[RecordedMessage]:
-    """The messages of ``path`` in file order (``topics``: only these); a truncated tail ends the iteration.
+    """The messages of ``path`` in file order (``topics``: only these, also under a namespace, as a node in a
+    namespace records them); a truncated tail ends the iteration.
 
     Pass a :class:`ReadResult` to learn whether the file was complete (``complete``) and its metadata records.
     """
-    wanted = None if topics is None else set(topics)
+    wanted = None if topics is None else list(topics)
     result = result if result is not None else ReadResult()
+    factory, decoders, asked = DecoderFactory(), {}, {}
     with open(path, "rb") as handle:
-        reader = NonSeekingReader(handle, decoder_factories=[DecoderFactory()])
+        reader = NonSeekingReader(handle)
         try:
-            for schema, channel, message, decoded in reader.iter_decoded_messages(
-                    topics=None if wanted is None else list(wanted), log_time_order=False):
-                yield RecordedMessage(channel.topic, schema.name if schema else "", message.log_time, decoded)
+            for schema, channel, message in reader.iter_messages(log_time_order=False):
+                if channel.id not in asked:  # a channel's verdict, once
+                    asked[channel.id] = channel.topic if wanted is None else matching_topic(channel.topic, wanted)
+                if asked[channel.id] is None:
+                    continue
+                decode = decoders.get(channel.id)
+                if decode is None:
+                    decode = decoders[channel.id] = factory.decoder_for(channel.message_encoding, schema)
+                    if decode is None:  # not CDR with a ROS 2 schema: not ours to read
+                        asked[channel.id] = None
+                        continue
+                yield RecordedMessage(channel.topic, schema.name if schema else "", message.log_time,
+                                      decode(message.data), asked[channel.id])
         except (McapError, struct.error, EOFError, ValueError) as error:  # a killed writer's unfinished tail
             result.complete = False
             result.tail_error = f"{type(error).__name__}: {error}"
