@@ -50,8 +50,11 @@ def test_the_pes_pathway_starts_at_zero_learns_toward_the_pd_torque_and_stays_bo
         far = state.ee_position + np.array([0.3, 0.0, 0.0])
         near = state.ee_position + np.array([0.02, 0.01, 0.0])
         pes = PESAdaptation(arm, 0.002, PESConfig(neurons=200, learning_rate=1e-3, limit=0.25), seed=1)
-        assert all(np.array_equal(pes.residual(state, far, np.zeros(2)), np.zeros(2)) for _ in range(50))
-        torques = np.array([pes.residual(state, near, np.zeros(2)) for _ in range(1000)])
+        def added(target: np.ndarray) -> np.ndarray:
+            return pes.torque(state.q, state.dq, state.ee_position, target, np.zeros(2))
+
+        assert all(np.array_equal(added(far), np.zeros(2)) for _ in range(50))
+        torques = np.array([added(near) for _ in range(1000)])
         pes.close()
         teacher = 20.0 * arm.jacobian(q).T @ (near - state.ee_position)
         learned = torques[-1]
@@ -71,8 +74,8 @@ def test_the_residual_teacher_learns_on_a_loaded_arm_and_not_on_the_nominal_one(
                                                         limit=1.0), seed=2)
             for k in range(1500):
                 policy = 0.2 * np.array([np.sin(k * 0.01), np.cos(k * 0.013)])
-                state = arm.apply_torque(policy + pes.residual(state, np.zeros(3), policy))
-            learned[payload] = np.abs(pes.residual(state, np.zeros(3), policy)).max()
+                state = arm.apply_torque(policy + pes.torque(state.q, state.dq, state.ee_position, np.zeros(3), policy))
+            learned[payload] = np.abs(pes.torque(state.q, state.dq, state.ee_position, np.zeros(3), policy)).max()
             pes.close()
     assert learned[2.0] > 0.02 and learned[0.0] < 0.5 * learned[2.0], learned
 

@@ -106,7 +106,8 @@ def run_one(args: argparse.Namespace, seed: int, variant: str) -> dict:
                               cost_tau=args.damping_cost_tau) if variant == "adaptive" else None
     agent = OnlineAgent(ckpt, spiking=True, learning=learning, dt=dt, seed=seed, online_lr=args.learning_rate,
                         anchor_tau=0.0 if variant == "unanchored" else args.anchor_tau, damping=damping)
-    residual, closers = _residual(args, variant, arm, ckpt.metadata["arm"], dt=dt, substeps=substeps, seed=seed)
+    residual, adaptation, closers = _added_torque(args, variant, arm, ckpt.metadata["arm"], dt=dt, substeps=substeps,
+                                                  seed=seed)
     recorder = None
     if getattr(args, "record_dir", ""):
         from pathlib import Path
@@ -116,9 +117,7 @@ def run_one(args: argparse.Namespace, seed: int, variant: str) -> dict:
         recorder = RolloutRecorder(Path(args.record_dir) / f"{variant}-seed{seed}.mcap", agent, arm, metadata={
             "payload_reach": plan.payload_after, "variant": variant, "seed": seed,
             "checkpoint": args.checkpoint or args.arm})
-    adaptation = residual if variant == "frozen+pes" else None  # the tick's own pathway
-    finals = run_reaches(agent, arm, plan, residual=None if adaptation else residual, on_tick=recorder,
-                         adaptation=adaptation)
+    finals = run_reaches(agent, arm, plan, residual=residual, on_tick=recorder, adaptation=adaptation)
     if recorder is not None:
         recorder.close()
     agent_gains = agent.damping_gains().tolist()
@@ -130,16 +129,16 @@ def run_one(args: argparse.Namespace, seed: int, variant: str) -> dict:
             "damping_gains": agent_gains}
 
 
-def _residual(args: argparse.Namespace, variant: str, arm: object, arm_spec: object, *, dt: float, substeps: int,
-              seed: int) -> tuple[object, list]:
-    """The torque ``variant`` adds to the policy's (None: nothing; frozen+pes: the tick's adaptation pathway), and
-    what to close after the run."""
+def _added_torque(args: argparse.Namespace, variant: str, arm: object, arm_spec: object, *, dt: float,
+                  substeps: int, seed: int) -> tuple[object, object, list]:
+    """What ``variant`` adds to the policy's torque: ``(residual, the tick's adaptation pathway, what to close after
+    the run)``, None where it adds nothing."""
     from snn_sac_ros.core.agent.adaptation import PESAdaptation, matched_torque
     from snn_sac_ros.core.agent.rollout import task_space_pd
     from snn_sac_ros.core.arm.pybullet_arm import PyBulletArm
 
     if variant == "frozen+pd":
-        return task_space_pd(arm, *args.pd_gains), []
+        return task_space_pd(arm, *args.pd_gains), None, []
     if variant == "frozen+pes":
         kp, kv = args.pd_gains
         model = PyBulletArm(arm_spec)  # the nominal model: the simulated arm's dynamics calls may see the payload
@@ -148,7 +147,7 @@ def _residual(args: argparse.Namespace, variant: str, arm: object, arm_spec: obj
                                                  limit=args.adaptive_limit, intercepts=tuple(args.pes_intercepts),
                                                  sees_torque=args.pes_sees_torque),
                             seed=seed)
-        return pes, [pes.close, model.close]
+        return None, pes, [pes.close, model.close]
     if variant == "frozen+matched":
         nominal, loaded = PyBulletArm(arm_spec), PyBulletArm(arm_spec, payload_kg=args.payload_kg)
 
@@ -157,8 +156,8 @@ def _residual(args: argparse.Namespace, variant: str, arm: object, arm_spec: obj
                 return 0.0 * policy
             return matched_torque(nominal, loaded, state, policy, args.adaptive_limit)
 
-        return matched, [nominal.close, loaded.close]
-    return None, []
+        return matched, None, [nominal.close, loaded.close]
+    return None, None, []
 
 
 def run(args: argparse.Namespace) -> dict:

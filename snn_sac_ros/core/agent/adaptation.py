@@ -2,12 +2,14 @@
 adaptation of the dynamics can do.
 
 :class:`PESAdaptation` is abr_control's adaptive dynamics scheme (DeWolf et al. 2016) in Nengo: an ensemble of
-LIF neurons over the joint angles and velocities, scaled onto the upper half of the unit hypersphere (each
-dimension into [-1, 1], a constant 1 appended, the whole normalised: every input lies where the neurons' encoders
-point, the scaling abr_control finds matters most), and decoders to joint torque that start at zero and are
-learned by ``nengo.PES``. Its error is minus a task-space PD torque, taught only within ``gate`` metres of the
-target (where a payload spoils the settling), so the decoders integrate the PD correction over the states it is
-needed in. Its output is clipped to ``limit`` [Nm]. It reads no other connection's weights.
+LIF neurons over the joint angles and velocities (and, with ``sees_torque``, the policy's torque), scaled onto the
+upper half of the unit hypersphere (each dimension into [-1, 1], a constant 1 appended, the whole normalised: every
+input lies where the neurons' encoders point, the scaling abr_control finds matters most), and decoders to joint
+torque that start at zero and are learned by ``nengo.PES``. Two teachers: abr_control's (the error is minus a
+task-space PD torque, taught within ``gate`` metres of the target, so the decoders integrate the PD correction),
+and the residual (the decoders learn to output the torque the nominal model does not explain: the joints' effort
+minus the model's inverse dynamics of the observed acceleration), which the controller uses. Its output is
+clipped to ``limit`` [Nm]. It reads no other connection's weights.
 
 :func:`matched_torque` is no learner: from the nominal model and the loaded one, the torque that makes the
 loaded arm accelerate as the nominal one would under the same policy torque. A dynamics adaptation that learned
@@ -164,10 +166,6 @@ class PESAdaptation:
         self._last = (np.array(q, dtype=float), np.array(dq, dtype=float),
                       np.clip(policy_torque + added, -self._effort, self._effort))
         return added
-
-    def residual(self, state: ArmState, target: np.ndarray, policy_torque: np.ndarray) -> np.ndarray:
-        """:meth:`torque` as a rollout's residual (learning on every tick)."""
-        return self.torque(state.q, state.dq, state.ee_position, target, policy_torque)
 
     def forget_state(self) -> None:
         """The joint-state sequence broke: no residual from the last state to the next."""
