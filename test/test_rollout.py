@@ -58,3 +58,43 @@ def test_task_space_pd_pulls_the_arm_to_a_target_without_a_policy() -> None:
         for _ in range(1500):
             state = arm.apply_torque(pd(state, target, np.zeros(2)))
         assert start > 0.1 and np.linalg.norm(state.ee_position - target) < 0.02  # ~1 cm here
+
+
+def test_recovery_counts_reaches_until_the_error_is_back_near_its_pre_payload_level() -> None:
+    from snn_sac_ros.commands.bench_online import recovery_reaches
+
+    finals = np.array([1.0] * 5 + [3.0] * 4 + [1.1] * 6)  # payload at 5: four bad reaches, then back
+    assert recovery_reaches(finals, 5, 15, reference=1.0, window=1) == 4
+    assert recovery_reaches(finals, 5, 15, reference=1.0, window=3) == 3  # a median: two good of three
+    assert recovery_reaches(finals, 5, 15, reference=0.5, window=3) is None  # never within 1.2 x 0.5
+    assert recovery_reaches(finals, 5, 9, reference=1.0, window=3) is None  # the payload came off at 9
+    assert recovery_reaches(finals, 9, 15, reference=1.0, window=3) == 0
+
+
+def test_a_plan_takes_the_payload_off_again(capsys: pytest.CaptureFixture) -> None:
+    """With ``--payload-off-after`` the arm carries the payload only in between, and the table has the phase
+    after it came off and a recovery column."""
+    assert main(["bench", "online", "--reaches", "4", "--reach-seconds", "0.2", "--seeds", "1",
+                 "--variants", "frozen", "--payload-after", "1", "--payload-off-after", "3",
+                 "--recovery-window", "1", "--json"]) == 0
+    out = capsys.readouterr().out
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["phases"] == ["before payload", "after, 1st half", "after, 2nd half", "payload off"]
+    assert "recovery, reaches per seed" in out and len(result["rows"][0]["recovery_reaches"]) == 1
+    with pytest.raises(SystemExit, match="payload-off-after"):
+        main(["bench", "online", "--reaches", "4", "--payload-after", "2", "--payload-off-after", "2"])
+
+    masses = []
+
+    class Recording(PyBulletArm):
+        def set_payload(self, kg: float) -> None:
+            masses.append(kg)
+            super().set_payload(kg)
+
+    ckpt = load_checkpoint(shipped_checkpoint("planar2"))
+    with Recording("planar2", physics_dt=0.001, substeps=2) as arm:
+        agent = OnlineAgent(ckpt, spiking=False, learning=False, dt=0.002, seed=0, actor_only=True)
+        plan = ReachPlan.random(arm, 4, seed=3, reach_seconds=0.02, payload_kg=2.0, payload_after=1,
+                                payload_off_after=3)
+        run_reaches(agent, arm, plan)
+        assert masses == [2.0, 0.0] and arm.payload_kg == 0.0

@@ -13,8 +13,9 @@ torque that gives the changed arm the nominal arm's motion added, from both mode
 limit: what a perfect dynamics adaptation would add; not a learner). The last three are asked for with
 ``--variants``. Every variant of a seed
 gets the same targets and the same payload change, so their reach errors compare pairwise. Without a
-payload the phases are the run's thirds (drift over a long run); with one, the reaches before it and the
-two halves after it (adaptation).
+payload the phases are the run's thirds (drift over a long run); with one, the reaches before it, the
+two halves after it (adaptation) and, with ``--payload-off-after``, the reaches after it came off again; and
+per seed the recovery: reaches until the error is back near its pre-payload level.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from snn_sac_ros.core.agent.online import DampingLearning
 VARIANTS = ("frozen", "anchored", "unanchored", "adaptive", "frozen+pd", "frozen+pes", "frozen+matched")
 DEFAULT_VARIANTS = VARIANTS[:4]
 PHYSICS_DT = 0.001
+#: recovered: the median error of this many consecutive reaches is within RECOVERY_RATIO of the pre-payload median
+RECOVERY_WINDOW, RECOVERY_RATIO = 10, 1.2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reach-seconds", type=float, default=3.0)
     parser.add_argument("--payload-kg", type=float, default=2.0, help="0: no payload (a drift run)")
     parser.add_argument("--payload-after", type=int, default=-1, help="reaches before the payload (-1: a third)")
+    parser.add_argument("--payload-off-after", type=int, default=-1,
+                        help="reaches before the payload is taken off again (-1: it stays)")
+    parser.add_argument("--recovery-window", type=int, default=RECOVERY_WINDOW,
+                        help="recovery: reaches whose median error must be back within 1.2x the pre-payload median")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="target-sequence seeds")
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(DEFAULT_VARIANTS))
     parser.add_argument("--pd-gains", type=float, nargs=2, default=[20.0, 1.0], metavar=("KP", "KV"),
@@ -76,13 +83,24 @@ def _payload_after(args: argparse.Namespace) -> int:
     return args.payload_after if args.payload_after >= 0 else args.reaches // 3
 
 
+def _payload_off_after(args: argparse.Namespace) -> int:
+    """Reaches before the payload comes off (-1: never), checked against the run."""
+    off = getattr(args, "payload_off_after", -1)
+    if off >= 0 and not _payload_after(args) < off < args.reaches:
+        raise SystemExit(f"--payload-off-after {off} must lie after the payload ({_payload_after(args)}) and "
+                         f"before the end of the run ({args.reaches} reaches)")
+    return off
+
+
 def _phases(args: argparse.Namespace) -> list[tuple[str, slice]]:
     n = args.reaches
     if args.payload_kg > 0:
-        after = _payload_after(args)
-        mid = after + (n - after) // 2
-        return [("before payload", slice(0, after)), ("after, 1st half", slice(after, mid)),
-                ("after, 2nd half", slice(mid, n))]
+        after, off = _payload_after(args), _payload_off_after(args)
+        end = off if off >= 0 else n
+        mid = after + (end - after) // 2
+        phases = [("before payload", slice(0, after)), ("after, 1st half", slice(after, mid)),
+                  ("after, 2nd half", slice(mid, end))]
+        return [*phases, ("payload off", slice(off, n))] if off >= 0 else phases
     return [("first third", slice(0, n // 3)), ("middle third", slice(n // 3, 2 * n // 3)),
             ("last third", slice(2 * n // 3, n))]
 
@@ -100,7 +118,8 @@ def run_one(args: argparse.Namespace, seed: int, variant: str) -> dict:
     substeps = max(1, round(dt / PHYSICS_DT))  # 1 kHz physics as arm_sim runs it, several steps per tick
     arm = PyBulletArm(ckpt.metadata["arm"], physics_dt=dt / substeps, substeps=substeps)
     plan = ReachPlan.random(arm, args.reaches, seed, reach_seconds=args.reach_seconds, payload_kg=args.payload_kg,
-                            payload_after=_payload_after(args) if args.payload_kg > 0 else -1)
+                            payload_after=_payload_after(args) if args.payload_kg > 0 else -1,
+                            payload_off_after=_payload_off_after(args) if args.payload_kg > 0 else -1)
     learning = variant in ("anchored", "unanchored", "adaptive")
     damping = DampingLearning(sigma=args.damping_sigma, rate=args.damping_rate,
                               cost_tau=args.damping_cost_tau) if variant == "adaptive" else None
@@ -160,7 +179,18 @@ def _added_torque(args: argparse.Namespace, variant: str, arm: object, arm_spec:
     return None, None, []
 
 
+def recovery_reaches(finals: np.ndarray, start: int, end: int, reference: float, *,
+                     window: int = RECOVERY_WINDOW, ratio: float = RECOVERY_RATIO) -> int | None:
+    """Reaches after ``start`` until the median final error of ``window`` consecutive reaches (all before
+    ``end``) is within ``ratio`` x ``reference``: 0 when the first window already is; None when none is."""
+    for k in range(start, end - window + 1):
+        if np.median(finals[k:k + window]) <= ratio * reference:
+            return k - start
+    return None
+
+
 def run(args: argparse.Namespace) -> dict:
+    _phases(args)  # a bad payload schedule is refused before any run starts
     jobs = [(seed, variant) for seed in args.seeds for variant in args.variants]
     runs: list[dict] = []
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
@@ -173,6 +203,7 @@ def run(args: argparse.Namespace) -> dict:
 def report(args: argparse.Namespace, runs: list[dict]) -> dict:
     """Print the table of ``runs`` (from :func:`run_one`) and return the figures."""
     phases = _phases(args)
+    window = getattr(args, "recovery_window", RECOVERY_WINDOW)
     finals = {(r["seed"], r["variant"]): np.array(r["final_distance_m"]) for r in runs}
 
     def per_seed(variant: str, stat: object) -> np.ndarray:
@@ -183,10 +214,16 @@ def report(args: argparse.Namespace, runs: list[dict]) -> dict:
     for variant in args.variants:
         median_cm = per_seed(variant, np.median) * 100
         success = per_seed(variant, lambda d: np.mean(d <= 0.02))
-        rows.append({"variant": variant, "median_cm": median_cm.mean(axis=0).tolist(),
-                     "mean_cm": (per_seed(variant, np.mean) * 100).mean(axis=0).tolist(),
-                     "success_2cm": success.mean(axis=0).tolist(), "per_seed_median_cm": median_cm.tolist(),
-                     "per_seed_success_2cm": success.tolist()})
+        row = {"variant": variant, "median_cm": median_cm.mean(axis=0).tolist(),
+               "mean_cm": (per_seed(variant, np.mean) * 100).mean(axis=0).tolist(),
+               "success_2cm": success.mean(axis=0).tolist(), "per_seed_median_cm": median_cm.tolist(),
+               "per_seed_success_2cm": success.tolist()}
+        if args.payload_kg > 0:
+            start, end = phases[1][1].start, phases[2][1].stop
+            row["recovery_reaches"] = [recovery_reaches(finals[(s, variant)], start, end,
+                                                        float(np.median(finals[(s, variant)][phases[0][1]])),
+                                                        window=window) for s in args.seeds]
+        rows.append(row)
     payload = f"payload {args.payload_kg:g} kg" if args.payload_kg > 0 else "no payload"
     kp, kv = args.pd_gains
     pd = f", frozen+pd gains {kp:g} N/m, {kv:g} Nm s/rad" if "frozen+pd" in args.variants else ""
@@ -200,12 +237,21 @@ def report(args: argparse.Namespace, runs: list[dict]) -> dict:
           f"{args.control_hz:g} Hz, "
           f"{payload}, online rate {args.learning_rate:g}, anchor {args.anchor_tau:g} s{pd}, seeds {args.seeds}")
     print("median final reach error [cm] (success at 2 cm), averaged over seeds")
+    recovery = args.payload_kg > 0
     header = f"{'variant':<15}" + "".join(f"{name:>20}" for name, _ in phases)
+    header += f"{'recovery, reaches per seed':>30}" if recovery else ""
     print(header)
     print("-" * len(header))
     for r in rows:
-        print(f"{r['variant']:<15}" + "".join(f"{cm:>13.2f} ({s:>4.0%})" for cm, s in zip(r["median_cm"],
-                                                                                             r["success_2cm"])))
+        line = f"{r['variant']:<15}" + "".join(f"{cm:>13.2f} ({s:>4.0%})" for cm, s in zip(r["median_cm"],
+                                                                                              r["success_2cm"]))
+        if recovery:
+            line += f"{' / '.join('-' if k is None else str(k) for k in r['recovery_reaches']):>30}"
+        print(line)
+    if recovery:
+        print(f"recovery: reaches after the payload until {window} consecutive reaches have a median error within"
+              f" {RECOVERY_RATIO:g}x the seed's pre-payload median (x {args.reach_seconds:g} s for sim "
+              "seconds; -: not within the run)")
     if "frozen" in args.variants:
         frozen = next(r for r in rows if r["variant"] == "frozen")
         print("last phase, minus frozen, per seed: success at 2 cm [pp] (positive: better than frozen)")

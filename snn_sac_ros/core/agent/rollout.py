@@ -24,12 +24,14 @@ from snn_sac_ros.core.task import ReachTask
 
 @dataclass(frozen=True)
 class ReachPlan:
-    """Targets in order, seconds per reach, and a payload [kg] set before reach ``payload_after``."""
+    """Targets in order, seconds per reach, and a payload [kg] set before reach ``payload_after`` and taken off
+    again before reach ``payload_off_after``."""
 
     targets: tuple[np.ndarray, ...]
     reach_seconds: float = 3.0
     payload_kg: float = 0.0
     payload_after: int = -1  # -1: never
+    payload_off_after: int = -1  # -1: never
 
     @classmethod
     def random(cls, arm: PyBulletArm, reaches: int, seed: int, **kwargs: float) -> ReachPlan:
@@ -83,6 +85,8 @@ def run_reaches(agent: OnlineAgent, arm: PyBulletArm, plan: ReachPlan,
     for i, target in enumerate(plan.targets):
         if i == plan.payload_after and plan.payload_kg > 0:
             arm.set_payload(plan.payload_kg)
+        elif i == plan.payload_off_after and plan.payload_kg > 0:
+            arm.set_payload(0.0)
         tick.set_target(target)
         for _ in range(ticks):
             result = tick.step(state.q, state.dq, effort=state.effort)
