@@ -135,7 +135,9 @@ SIM_REACH_ARGUMENTS: dict[str, Argument] = {
     "payload_kg": Argument("2.0", "payload added at the end effector half-way through (0: none)", float),
     "output_dir": Argument("", "folder for the reach log, snapshots, learned weights and the run's recording "
                            "(run.mcap) (empty: none)"),
-    "seed": Argument("1", "seed of the reach target sequence", int),
+    "seed": Argument("1", "seed of the reach target sequence and of the arm's randomisation", int),
+    "randomize": Argument("", "arm_sim's randomisation profile or held-out perturbation (a name under "
+                          "config/randomization or a YAML path); empty: the nominal arm"),
     "gui": _flag("false", "open PyBullet's GUI (needs a display)"),
     "autostart": _flag("true", "configure and activate the controller (lifecycle transitions from the launch)"),
     "rviz": _flag("false", "start RViz with the arm and the target (needs rviz2 and a display)"),
@@ -205,6 +207,7 @@ def sim_reach_plan(**values: str) -> Plan:
     nodes = [
         NodeSpec("arm_sim", "snn_sac_ros.adapters.ros.sim_node", "arm_sim", ("arm_sim.yaml",),
                  {"arm": a["arm"], "real_time_factor": a["real_time_factor"], "gui": a["gui"],
+                  **({"randomize": a["randomize"], "seed": a["seed"]} if a["randomize"] else {}),
                   **({"snapshot_path": str(out / "frame_{n}.png")} if out else {})}),
         NodeSpec("snn_sac_controller", "snn_sac_ros.adapters.ros.controller_node", "snn_sac_controller",
                  ("snn_sac_controller.yaml",),

@@ -88,3 +88,24 @@ def test_bench_transfer_reports_every_column(checkpoints: dict[str, Path], tmp_p
         assert column in header
     again = _cli(*args)  # every evaluation is on file: nothing is evaluated again
     assert again.returncode == 0 and "under" not in again.stdout and _last_json(again.stdout) == report
+
+
+def test_bench_transfer_over_ros_runs_arm_sim_perturbed_and_the_controller_frozen(tmp_path: Path) -> None:
+    """--ros: one demo run per checkpoint and condition, arm_sim randomised by the held-out profile (its log
+    names it), the controller on the checkpoint; the same table."""
+    from snn_sac_ros.core.resources import shipped_checkpoint
+
+    result = _cli("bench", "transfer", "--ros", "--checkpoints", str(shipped_checkpoint("planar2")), "--perturb",
+                  "eval-delay10ms", "--episodes", "2", "--reach-seconds", "1", "--out", str(tmp_path), "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = _last_json(result.stdout)
+    assert report["conditions"] == ["nominal", "eval-delay10ms"] and "over ROS 2" in report["mode"]
+    assert [r["perturbation"] for r in report["rows"]] == ["none", "eval-delay10ms"]
+    logs = {run.name: (run / "arm_sim.log").read_text() for run in tmp_path.iterdir() if run.is_dir()}
+    assert len(logs) == 2
+    perturbed = [name for name, log in logs.items() if "randomisation eval-delay10ms" in log]
+    nominal = [name for name, log in logs.items() if "randomisation off" in log]
+    assert len(perturbed) == 1 and "eval-delay10ms" in perturbed[0] and len(nominal) == 1
+    for run in tmp_path.iterdir():
+        if run.is_dir():
+            assert "learning:=false" in (run / "commands.txt").read_text()

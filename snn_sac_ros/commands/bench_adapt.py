@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> dict:
             run_args = argparse.Namespace(
                 arm=args.arm, checkpoint="", reaches=args.reaches, reach_seconds=args.reach_seconds,
                 payload_kg=args.payload_kg, no_learning=not learning, control_rate=500.0, out=str(out),
-                timeout=0.0, seed=seed, adaptation=args.adaptation and learning)
+                timeout=0.0, seed=seed, adaptation=args.adaptation and learning, perturb="")
             result = demo.run(run_args)
             phases = _phases(out / "reaches.csv", args.reaches // 2)
             rows.append({"seed": seed, "learning": learning, **phases, "tick_p99_ms": result["tick_p99_ms"],

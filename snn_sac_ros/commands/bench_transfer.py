@@ -8,6 +8,10 @@ randomisation they were trained with (their metadata); one per training seed. Th
 condition, the mean success at 2 and 5 cm, its ratio at 2 cm to the group's nominal success, and the
 difference at 2 cm to the unrandomised group on the same arm and condition. Each evaluation is written to
 ``--out`` and reused by a re-run (``--fresh`` redoes them).
+
+With ``--ros`` each evaluation is a demo run instead: ``arm_sim`` with the perturbation (``randomize``), the
+controller with the checkpoint, frozen, over DDS at real time, ``--episodes`` reaches one after the other from
+target seed ``--ros-seed`` (no reset between them, as on a robot).
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", action="store_true", help="LIF rate neurons (default: spiking LIF, as deployed)")
     parser.add_argument("--out", default="runs/bench-transfer", help="folder of the evaluations' results")
     parser.add_argument("--fresh", action="store_true", help="redo evaluations whose results exist")
+    parser.add_argument("--ros", action="store_true",
+                        help="evaluate over ROS 2: the demo's nodes, arm_sim perturbed, the controller frozen")
+    parser.add_argument("--ros-seed", type=int, default=1, help="--ros: the reach targets' seed")
+    parser.add_argument("--reach-seconds", type=float, default=3.0, help="--ros: sim seconds per reach")
 
 
 def _evaluate(args: argparse.Namespace, checkpoint: str, condition: str) -> dict:
@@ -44,17 +52,41 @@ def _evaluate(args: argparse.Namespace, checkpoint: str, condition: str) -> dict
     perturbation = None if condition == NOMINAL else load_profile(condition)
     what = hashlib.sha256(json.dumps(profile_record(perturbation), sort_keys=True).encode()).hexdigest()[:8]
     mode = "rate" if args.rate else "spiking"
+    seeds = f"ros-{args.ros_seed}-{args.reach_seconds:g}s" if args.ros else f"{args.eval_seed}"
     path = Path(args.out) / f"{Path(checkpoint).stem}-{weights}-{Path(condition).stem}-{what}-{mode}-" \
-                            f"{args.episodes}x{args.eval_seed}.json"
+                            f"{args.episodes}x{seeds}.json"
     if path.exists() and not args.fresh:
         return json.loads(path.read_text())
-    print(f"bench transfer: {checkpoint} under {condition} ({args.episodes} targets, {mode}) ...", flush=True)
-    result = evaluate_checkpoint(checkpoint, episodes=args.episodes, spiking=not args.rate, seed=args.eval_seed,
-                                 perturb=perturbation)
+    print(f"bench transfer: {checkpoint} under {condition} ({args.episodes} targets, {mode}"
+          f"{', over ROS 2' if args.ros else ''}) ...", flush=True)
+    if args.ros:
+        result = _evaluate_over_ros(args, checkpoint, condition, path.with_suffix(""))
+        result.update(perturbation=perturbation.name if perturbation else "none",
+                      perturbation_profile=profile_record(perturbation))
+    else:
+        result = evaluate_checkpoint(checkpoint, episodes=args.episodes, spiking=not args.rate,
+                                     seed=args.eval_seed, perturb=perturbation)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=1))
     tmp.replace(path)
     return result
+
+
+def _evaluate_over_ros(args: argparse.Namespace, checkpoint: str, condition: str, out: Path) -> dict:
+    """One demo run: arm_sim under ``condition``, the controller frozen on ``checkpoint``, no payload."""
+    from snn_sac_ros.commands import demo
+    from snn_sac_ros.core.agent.checkpoint import load_checkpoint
+
+    arm = load_checkpoint(checkpoint).metadata["arm"]
+    result = demo.run(argparse.Namespace(
+        arm=arm, checkpoint=str(Path(checkpoint).resolve()), reaches=args.episodes, reach_seconds=args.reach_seconds,
+        payload_kg=0.0, no_learning=True, adaptation=False, control_rate=500.0, out=str(out), timeout=0.0,
+        seed=args.ros_seed, perturb="" if condition == NOMINAL else condition))
+    if result["reaches"] < args.episodes:
+        raise RuntimeError(f"the demo under {condition} ended after {result['reaches']} of {args.episodes} reaches "
+                           f"(logs in {out})")
+    keys = ("success_2cm", "success_5cm", "mean_final_distance_m", "control_rate_hz", "deadline_misses")
+    return {k: result[k] for k in keys}
 
 
 def summarize(rows: list[dict], conditions: list[str]) -> list[dict]:
@@ -109,7 +141,7 @@ def run(args: argparse.Namespace) -> dict:
                          "seed": meta.get("seed"), "condition": condition, "perturbation": r["perturbation"],
                          **{k: r[k] for k in ("success_2cm", "success_5cm", "mean_final_distance_m")}})
     summary = summarize(rows, conditions)
-    mode = "LIF rate" if args.rate else "spiking LIF"
+    mode = ("LIF rate" if args.rate else "spiking LIF") + (", over ROS 2 (demo nodes, frozen)" if args.ros else "")
     print_table(summary, f"bench transfer: {len(args.checkpoints)} checkpoints, {args.episodes} targets from seed "
                          f"{args.eval_seed}, {mode} (results in {args.out})")
     return {"rows": rows, "summary": summary, "conditions": conditions, "mode": mode, "episodes": args.episodes}

@@ -33,7 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--adaptation", action="store_true",
                         help="add the controller's PES adaptive dynamics pathway (it learns while learning is on)")
     parser.add_argument("--control-rate", type=float, default=500.0, help="controller rate [Hz]")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the target sequence")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the target sequence (and of --perturb's draw)")
+    parser.add_argument("--perturb", default="", metavar="PROFILE",
+                        help="run arm_sim randomised or perturbed: a profile under config/randomization or a YAML "
+                        "path (default: the nominal arm)")
     parser.add_argument("--out", default="", help="output folder (default runs/demo-<time>)")
     parser.add_argument("--timeout", type=float, default=0.0,
                         help="give up after this many wall seconds (default: 3x the sim time + 60)")
@@ -70,13 +73,15 @@ def run(args: argparse.Namespace) -> dict:
         arm=args.arm, checkpoint=args.checkpoint, learning=str(not args.no_learning).lower(),
         adaptation=str(args.adaptation).lower(),
         reaches=str(args.reaches), reach_seconds=str(args.reach_seconds), payload_kg=str(args.payload_kg),
-        control_rate_hz=str(args.control_rate), output_dir=str(out), seed=str(args.seed))
+        control_rate_hz=str(args.control_rate), output_dir=str(out), seed=str(args.seed),
+        randomize=args.perturb)
     (out / "commands.txt").write_text("\n".join(" ".join(bringup.command_line(s, plan=plan))
                                                 for s in plan.nodes if s.module) + "\n")
     sim_seconds = args.reaches * args.reach_seconds
     timeout = args.timeout or 3.0 * sim_seconds + 60.0
     print(f"demo: {args.arm}, {args.reaches} reaches x {args.reach_seconds:g} s sim time, payload "
           f"{args.payload_kg:g} kg after reach {args.reaches // 2}, learning {'off' if args.no_learning else 'on'}, "
+          f"{'arm_sim perturbed by ' + args.perturb if args.perturb else 'nominal arm'}, "
           f"ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']} (localhost only)", flush=True)
     from snn_sac_ros.adapters.ros.demo_observer import observe  # rclpy only once the nodes start
 
