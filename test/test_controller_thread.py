@@ -102,3 +102,52 @@ def test_refused_realtime_settings_are_logged_with_the_reason_and_the_node_still
     finally:
         probe.close()
         node.stop_cleanly()
+
+
+@pytest.mark.parametrize("tick_on_state", [False, True])
+def test_the_control_thread_takes_the_joint_states_itself(tmp_path: Path, tick_on_state: bool) -> None:
+    """No executor serves the joint states: the control thread takes and handles each one (a state never waits
+    for the GIL behind a tick), the node is still subscribed in the graph, and it commands torque from them. The
+    controller runs in this process here, so that the thread that handles each state can be seen."""
+    import threading
+
+    import rclpy
+    from rclpy.experimental import EventsExecutor
+
+    from snn_sac_ros.adapters.ros.controller_node import SnnSacController
+    from snn_sac_ros.adapters.ros.controller_threads import CONTROL_THREAD_NAME
+
+    name = f"thread_takes_states_{int(tick_on_state)}"
+    params = _params(tmp_path, name, tick_on_state=tick_on_state, control_rate_hz=250.0)
+    rclpy.init(args=["--ros-args", *ros_parameter_args(params), "-r", f"__node:={name}"])
+    handled: list[str] = []
+    stop = threading.Event()
+    try:
+        node = SnnSacController()
+        handle = node._handle_joint_state
+
+        def spy(msg: object) -> bool:
+            handled.append(threading.current_thread().name)
+            return handle(msg)
+
+        node._handle_joint_state = spy
+        executor = EventsExecutor()
+        executor.add_node(node)
+        spinner = threading.Thread(target=lambda: [executor.spin_once(0.05) for _ in iter(stop.is_set, True)])
+        spinner.start()
+        probe = RobotProbe(f"{name}_probe", controller=name)
+        try:
+            probe.send_target(planar2_target())
+            probe.wait_torque("a first non-zero command", timeout=90)
+            probe.spin_for(0.5)
+            topics = [s.topic_name for s in node.subscriptions]
+            subscribed = [i.node_name for i in node.get_subscriptions_info_by_topic("/joint_states")]
+        finally:
+            probe.close()
+            stop.set()
+            spinner.join(5)
+            node.close()
+    finally:
+        rclpy.try_shutdown()
+    assert len(handled) > 20 and set(handled) == {CONTROL_THREAD_NAME}, set(handled)
+    assert "/joint_states" not in topics and name in subscribed

@@ -211,9 +211,51 @@ class SafePublisher:
             return False
 
 
+class PolledSubscription:
+    """A subscription that no executor serves: the thread that owns it waits for messages and takes them itself
+    (the controller's control thread and its joint states).
+
+    rclpy has no public API for this; the wait set and the take are those its own ``wait_for_message`` uses.
+    To the graph it is an ordinary subscription of ``node`` (remappings and namespace apply), but not in
+    ``node.subscriptions``: an executor that took from it too would split the messages with the owner.
+    """
+
+    def __init__(self, node: Node, msg_type: Any, topic: str, qos: QoSProfile) -> None:
+        from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
+        from rclpy.type_support import check_is_valid_msg_type
+
+        check_is_valid_msg_type(msg_type)
+        with node.handle:
+            self._handle = _rclpy.Subscription(node.handle, msg_type, topic, qos.get_c_qos_profile())
+        self._msg_type = msg_type
+        self.topic_name = self._handle.get_topic_name()
+        self._wait_set = _rclpy.WaitSet(1, 0, 0, 0, 0, 0, node.context.handle)
+
+    def wait(self, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds (0: do not block) until a message is there to take."""
+        wait_set = self._wait_set
+        with self._handle:
+            wait_set.clear_entities()
+            wait_set.add_subscription(self._handle)
+            wait_set.wait(max(0, int(timeout * 1e9)))
+            return bool(wait_set.get_ready_entities("subscription"))
+
+    def take(self) -> Any | None:
+        """The next message, or None when there is none."""
+        with self._handle:
+            taken = self._handle.take_message(self._msg_type, False)
+        return None if taken is None else taken[0]
+
+    def destroy(self) -> None:
+        self._handle.destroy_when_not_in_use()
+
+
 def destroy_entities(node: Node, entities: Sequence[Any]) -> None:
     """Destroy publishers, subscriptions, services, clients and timers made by ``node`` (newest first)."""
     for item in reversed(list(entities)):
+        if isinstance(item, PolledSubscription):
+            item.destroy()
+            continue
         entity = getattr(item, "publisher", item)  # a SafePublisher
         for kind, destroy in ((Publisher, node.destroy_publisher), (Subscription, node.destroy_subscription),
                               (Service, node.destroy_service), (Client, node.destroy_client),

@@ -63,8 +63,9 @@ def declare_controller_parameters(node: Node) -> None:
     d("tick_on_state", False, "also tick the moment a valid joint state arrives, so the command answers it "
       "without waiting for the timer (latency); the timer then ticks only when no state came for 1.5 periods. "
       "Set the arm's state rate to control_rate_hz", **ro)
-    d("control_thread", True, "run the tick in a thread of its own, sleeping to absolute deadlines on the steady "
-      "clock (false: an executor timer, sharing the executor with every other callback)", **ro)
+    d("control_thread", True, "run the tick in a thread of its own, on absolute deadlines on the steady clock, "
+      "taking the joint states itself between ticks (false: an executor timer, and the states in an executor "
+      "callback, sharing the executor with every other callback)", **ro)
     d("thread_priority", 0, "SCHED_FIFO priority of the control thread (1-99; 0: normal scheduling); refused "
       "with a logged reason where the OS does not allow it (needs CAP_SYS_NICE)", low=0, high=99, **ro)
     d("cpu_affinity", None, "CPU ids the control thread is pinned to (unset: any)", array_of=int, **ro)

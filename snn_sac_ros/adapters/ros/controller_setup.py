@@ -24,7 +24,13 @@ from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 
 from snn_sac_ros.adapters.ros import controller_params as params
-from snn_sac_ros.adapters.ros.common import COMMAND_QOS, LATEST_STATE_QOS, SafePublisher, array_value
+from snn_sac_ros.adapters.ros.common import (
+    COMMAND_QOS,
+    LATEST_STATE_QOS,
+    PolledSubscription,
+    SafePublisher,
+    array_value,
+)
 from snn_sac_ros.adapters.ros.recording import ControllerRecording, unused_path
 from snn_sac_ros.adapters.ros.robot_model import load_arm, robot_description_qos
 from snn_sac_ros.core.agent.adaptation import DECODERS_KEY, PESAdaptation, PESConfig
@@ -58,6 +64,7 @@ class ControllerSetup:
         self.command_pub = self.diag_pub = None
         self.driver_names: tuple[str, ...] = ()
         self._entities: list[Any] = []
+        self._state_sub: Any = None  # joint states: a PolledSubscription (control thread) or the executor's
         self._configure_error = ""
         #: the newest joint state as the subscription left it for the tick, swapped whole: positions,
         #: velocities, its stamp and arrival, and (kind, message) when it was refused
@@ -250,9 +257,13 @@ class ControllerSetup:
         self.command_pub = SafePublisher(self, Float64MultiArray, "effort_controller/commands", COMMAND_QOS,
                                          self.errors)
         self.diag_pub = SafePublisher(self, DiagnosticArray, "/diagnostics", 10, self.errors)
+        # with a control thread, the thread takes the joint states itself (see PolledSubscription)
+        self._state_sub = (PolledSubscription(self, JointState, "joint_states", LATEST_STATE_QOS)
+                           if self._p("control_thread") else
+                           self.create_subscription(JointState, "joint_states", self._joint_state_callback,
+                                                    LATEST_STATE_QOS))
         self._entities = [
-            self.command_pub, self.diag_pub,
-            self.create_subscription(JointState, "joint_states", self._joint_state_callback, LATEST_STATE_QOS),
+            self.command_pub, self.diag_pub, self._state_sub,
             self.create_subscription(PointStamped, "target", self._target_callback, 10),
             self.create_service(Trigger, "~/save", self._save_callback),
             self.create_timer(self._p("diagnostics_period_s"), self._publish_diagnostics, clock=self._steady),

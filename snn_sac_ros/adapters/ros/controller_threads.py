@@ -26,7 +26,8 @@ class ControllerThreads:
         rate = self.get_parameter("control_rate_hz").value
         if self.get_parameter("control_thread").value:
             self._loop = ControlLoop(1.0 / rate, self._tick, on_state=self._tick_on_state, setup=self._thread_setup,
-                                     on_error=self._tick_failed, name=CONTROL_THREAD_NAME)
+                                     on_error=self._tick_failed, name=CONTROL_THREAD_NAME,
+                                     wait_for_state=self._take_joint_state)
             self._loop.start()
         else:
             self._timer = self.create_timer(1.0 / rate, self._tick, clock=self._steady)

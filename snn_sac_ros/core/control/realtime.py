@@ -3,8 +3,13 @@
 No ROS here: the controller node hands :class:`ControlLoop` its tick and says what to log. The loop sleeps to
 absolute deadlines (``time.monotonic``), so a late tick does not shift the ones after it; a tick that comes
 a whole period or more late skips the periods it missed (counted in ``skipped``) instead of running them in
-a burst. With ``on_state`` it ticks when :meth:`ControlLoop.state_arrived` is called (a joint state came),
-and on the clock only when no state came for 1.5 periods.
+a burst.
+
+With ``wait_for_state(timeout)`` the loop's own thread waits for the joint states and takes them (the ROS
+adapter takes them from a subscription no executor serves): no other thread runs Python per state, so a
+state never waits for the GIL a tick holds, and between ticks the loop waits on states instead of sleeping.
+With ``on_state`` as well it ticks when ``wait_for_state`` returns True (a state came), and on the clock only
+when none came for 1.5 periods.
 
 The OS settings are those of ros2_control's controller manager (``thread_priority``, ``cpu_affinity``,
 ``lock_memory``): each returns ``""`` when applied, else the reason the OS gave, never raises: a controller
@@ -85,15 +90,17 @@ class ControlLoop:
 
     def __init__(self, period: float, tick: Callable[[bool], None], *, on_state: bool = False,
                  setup: Callable[[], None] | None = None, on_error: Callable[[Exception], None] | None = None,
-                 name: str = "control_loop") -> None:
+                 name: str = "control_loop", wait_for_state: Callable[[float], bool] | None = None) -> None:
         if period <= 0:
             raise ValueError(f"period must be positive, got {period}")
         self.period = float(period)
         self.on_state = on_state
         self.skipped = 0
         self._tick, self._setup, self._on_error = tick, setup, on_error
+        if on_state and wait_for_state is None:
+            raise ValueError("on_state needs wait_for_state: the loop must be told when a state came")
+        self._wait_for_state = wait_for_state
         self._stopping = False
-        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     @property
@@ -103,14 +110,9 @@ class ControlLoop:
     def start(self) -> None:
         self._thread.start()
 
-    def state_arrived(self) -> None:
-        """A joint state came: with ``on_state``, tick on it now (safe from any thread)."""
-        self._wake.set()
-
     def stop(self, timeout: float = 2.0) -> bool:
         """End the loop after the tick it is in; True when the thread ended within ``timeout``."""
-        self._stopping = True
-        self._wake.set()
+        self._stopping = True  # seen within a period: every wait and sleep is bounded by one
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout)
         return not self._thread.is_alive()
@@ -123,15 +125,22 @@ class ControlLoop:
         while not self._stopping:
             delay = deadline - clock()
             if self.on_state:
-                woke = self._wake.wait(delay) if delay > 0 else self._wake.is_set()
+                woke = self._run_wait(max(delay, 0.0))
                 if self._stopping:
                     break
                 if woke:
-                    self._wake.clear()
                     start = clock()
                     self._run_tick(True)
                     deadline = start + STATE_FALLBACK_PERIODS * period
                     continue
+            elif self._wait_for_state is not None:  # take the states that come until the tick is due (a late
+                while not self._stopping:  # tick still takes the newest first, without waiting)
+                    self._run_wait(max(delay, 0.0))
+                    delay = deadline - clock()
+                    if delay <= 0:
+                        break
+                if self._stopping:
+                    break
             elif delay > 0:
                 time.sleep(delay)
                 if self._stopping:
@@ -143,6 +152,16 @@ class ControlLoop:
                 deadline += missed * period
             self._run_tick(False)
             deadline += period
+
+    def _run_wait(self, timeout: float) -> bool:
+        try:
+            return self._wait_for_state(timeout)
+        except Exception as error:  # like a tick's: reported, the loop goes on (and does not spin on it)
+            if self._on_error is None:
+                raise
+            self._on_error(error)
+            time.sleep(min(timeout, self.period))
+            return False
 
     def _run_tick(self, from_state: bool) -> None:
         try:

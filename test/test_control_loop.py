@@ -1,0 +1,96 @@
+"""The control loop without ROS: it waits for states through ``wait_for_state`` between ticks, ticks on them
+with ``on_state``, and survives a wait that raises."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from snn_sac_ros.core.control.realtime import ControlLoop
+
+
+def _run(loop: ControlLoop, seconds: float) -> None:
+    loop.start()
+    time.sleep(seconds)
+    assert loop.stop()
+
+
+def test_on_state_needs_a_way_to_learn_of_states() -> None:
+    with pytest.raises(ValueError, match="wait_for_state"):
+        ControlLoop(0.01, lambda _from_state: None, on_state=True)
+
+
+def test_between_clock_ticks_the_loop_waits_on_states_not_on_a_sleep() -> None:
+    ticks: list[bool] = []
+    waits: list[float] = []
+
+    def wait(timeout: float) -> bool:
+        waits.append(timeout)
+        time.sleep(min(timeout, 0.002))  # a state every 2 ms, taken by the loop's thread
+        return True
+
+    loop = ControlLoop(0.02, ticks.append, wait_for_state=wait)
+    _run(loop, 0.3)
+    assert ticks and not any(ticks)  # clock ticks only: without on_state a state does not start one
+    assert len(waits) >= 3 * len(ticks)  # several states taken per period
+    assert max(waits) <= 0.02 + 1e-9  # never waiting past the tick that is due
+
+
+def test_on_state_ticks_on_each_state_and_on_the_clock_when_states_stop() -> None:
+    ticks: list[bool] = []
+    states = threading.Event()
+    states.set()
+
+    def wait(timeout: float) -> bool:
+        if states.is_set():
+            time.sleep(min(timeout, 0.005))
+            return True
+        time.sleep(timeout)
+        return False
+
+    loop = ControlLoop(0.01, ticks.append, on_state=True, wait_for_state=wait)
+    loop.start()
+    time.sleep(0.15)
+    states.clear()
+    time.sleep(0.2)
+    assert loop.stop()
+    first_clock = ticks.index(False)
+    assert first_clock > 5 and all(ticks[:first_clock])  # one tick per state while they came
+    assert ticks[-5:] == [False] * 5  # then the clock, every period
+
+
+def test_a_wait_that_raises_is_reported_and_the_loop_goes_on() -> None:
+    errors: list[Exception] = []
+    ticks: list[bool] = []
+    calls = [0]
+
+    def wait(timeout: float) -> bool:
+        calls[0] += 1
+        if calls[0] == 2:
+            raise RuntimeError("the middleware refused the take")
+        time.sleep(timeout)
+        return False
+
+    loop = ControlLoop(0.01, ticks.append, wait_for_state=wait, on_error=errors.append)
+    _run(loop, 0.2)
+    assert [str(e) for e in errors] == ["the middleware refused the take"] and len(ticks) > 5
+
+
+def test_a_late_tick_still_takes_the_newest_state_first() -> None:
+    """A tick that overran its period leaves no time to wait: the next one still takes what came meanwhile."""
+    events: list[str] = []
+
+    def tick(_from_state: bool) -> None:
+        events.append("tick")
+        time.sleep(0.015)  # longer than the period: every deadline is already past
+
+    def wait(timeout: float) -> bool:
+        events.append("take")
+        return False
+
+    loop = ControlLoop(0.01, tick, wait_for_state=wait)
+    _run(loop, 0.2)
+    ticks = [i for i, e in enumerate(events) if e == "tick"]
+    assert len(ticks) > 5 and all(events[i - 1] == "take" for i in ticks)
