@@ -109,3 +109,10 @@ def test_bench_transfer_over_ros_runs_arm_sim_perturbed_and_the_controller_froze
     for run in tmp_path.iterdir():
         if run.is_dir():
             assert "learning:=false" in (run / "commands.txt").read_text()
+
+
+def test_the_demo_refuses_an_unknown_perturbation_before_starting_a_node(capsys: pytest.CaptureFixture,
+                                                                        tmp_path: Path) -> None:
+    assert main(["demo", "--perturb", "no_such_profile", "--out", str(tmp_path / "demo")]) == 2
+    assert "unknown randomisation profile 'no_such_profile'" in capsys.readouterr().err
+    assert not (tmp_path / "demo").exists()  # nothing was started

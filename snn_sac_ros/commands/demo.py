@@ -65,7 +65,18 @@ def start_plan(plan: bringup.Plan, out: Path, env: dict[str, str], finishers: tu
     return nodes
 
 
+def _perturbation(profile: str) -> str:
+    """``--perturb`` as arm_sim takes it, checked here: a bad profile is refused before any node starts."""
+    from snn_sac_ros.core.arm.randomization import load_profile
+
+    if not profile:
+        return ""
+    load_profile(profile)
+    return str(Path(profile).resolve()) if Path(profile).suffix.lower() in (".yaml", ".yml") else profile
+
+
 def run(args: argparse.Namespace) -> dict:
+    perturb = _perturbation(args.perturb)
     os.environ.update(ros_environment())  # the observer in this process joins the same domain
     out = Path(args.out or f"runs/demo-{datetime.now():%Y%m%d-%H%M%S}").resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -74,7 +85,7 @@ def run(args: argparse.Namespace) -> dict:
         adaptation=str(args.adaptation).lower(),
         reaches=str(args.reaches), reach_seconds=str(args.reach_seconds), payload_kg=str(args.payload_kg),
         control_rate_hz=str(args.control_rate), output_dir=str(out), seed=str(args.seed),
-        randomize=args.perturb)
+        randomize=perturb)
     (out / "commands.txt").write_text("\n".join(" ".join(bringup.command_line(s, plan=plan))
                                                 for s in plan.nodes if s.module) + "\n")
     sim_seconds = args.reaches * args.reach_seconds
