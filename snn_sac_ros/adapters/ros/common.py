@@ -247,6 +247,7 @@ class PolledSubscription:
         return None if taken is None else taken[0]
 
     def destroy(self) -> None:
+        self._wait_set.destroy_when_not_in_use()
         self._handle.destroy_when_not_in_use()
 
 
