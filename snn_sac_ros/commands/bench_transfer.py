@@ -76,8 +76,12 @@ def _evaluate_over_ros(args: argparse.Namespace, checkpoint: str, condition: str
     """One demo run: arm_sim under ``condition``, the controller frozen on ``checkpoint``, no payload."""
     from snn_sac_ros.commands import demo
     from snn_sac_ros.core.agent.checkpoint import load_checkpoint
+    from snn_sac_ros.core.arm import PRESETS
 
     arm = load_checkpoint(checkpoint).metadata["arm"]
+    if arm not in PRESETS:
+        raise ValueError(f"bench transfer --ros runs the demo's preset arms ({', '.join(PRESETS)}); {checkpoint} is "
+                         f"for {arm!r}: start arm_sim and the controller yourself (docs/randomization.md)")
     result = demo.run(argparse.Namespace(
         arm=arm, checkpoint=str(Path(checkpoint).resolve()), reaches=args.episodes, reach_seconds=args.reach_seconds,
         payload_kg=0.0, no_learning=True, adaptation=False, control_rate=500.0, out=str(out), timeout=0.0,
