@@ -68,6 +68,11 @@ def test_another_arm_or_an_edited_or_missing_urdf_is_refused(checkpoint: Path, t
                                                                       "urdf": str(tmp_path / "nowhere.urdf")}})
     code, out = _eval(capsys, gone)
     assert code == 2 and "nowhere.urdf is not there" in out and "--arm PATH" in out
+    # over ROS the demo's nodes run presets only: refused before any node starts, with what to do instead
+    assert main(["bench", "transfer", "--ros", "--checkpoints", str(checkpoint), "--perturb", "eval-delay10ms",
+                 "--episodes", "1", "--out", str(tmp_path / "ros")]) == 2
+    assert "runs the demo's preset arms" in capsys.readouterr().err
+    assert not any((tmp_path / "ros").glob("*/commands.txt"))
 
 
 def test_the_controller_runs_the_checkpoint_on_the_urdf(checkpoint: Path, tmp_path: Path) -> None:
