@@ -116,3 +116,15 @@ def test_the_demo_refuses_an_unknown_perturbation_before_starting_a_node(capsys:
     assert main(["demo", "--perturb", "no_such_profile", "--out", str(tmp_path / "demo")]) == 2
     assert "unknown randomisation profile 'no_such_profile'" in capsys.readouterr().err
     assert not (tmp_path / "demo").exists()  # nothing was started
+
+
+def test_the_benchmarks_run_the_demo_with_its_own_defaults() -> None:
+    """bench adapt and bench transfer --ros start the demo through run_arguments: the demo's command-line defaults,
+    what they set, and nothing it does not know."""
+    from snn_sac_ros.commands.demo import run_arguments
+
+    args = run_arguments(reaches=3, perturb="eval-delay10ms")
+    assert (args.reaches, args.perturb, args.control_rate, args.payload_kg, args.no_learning) == (
+        3, "eval-delay10ms", 500.0, 2.0, False)
+    with pytest.raises(TypeError, match="no_such_option"):
+        run_arguments(no_such_option=1)

@@ -46,11 +46,9 @@ def run(args: argparse.Namespace) -> dict:
     for seed in args.seeds:
         for learning in (True, False):
             out = root / f"seed{seed}-{'learning' if learning else 'frozen'}"
-            run_args = argparse.Namespace(
-                arm=args.arm, checkpoint="", reaches=args.reaches, reach_seconds=args.reach_seconds,
-                payload_kg=args.payload_kg, no_learning=not learning, control_rate=500.0, out=str(out),
-                timeout=0.0, seed=seed, adaptation=args.adaptation and learning, perturb="")
-            result = demo.run(run_args)
+            result = demo.run(demo.run_arguments(
+                arm=args.arm, reaches=args.reaches, reach_seconds=args.reach_seconds, payload_kg=args.payload_kg,
+                no_learning=not learning, out=str(out), seed=seed, adaptation=args.adaptation and learning))
             phases = _phases(out / "reaches.csv", args.reaches // 2)
             rows.append({"seed": seed, "learning": learning, **phases, "tick_p99_ms": result["tick_p99_ms"],
                          "damping_gains": result.get("damping_gains", [])})

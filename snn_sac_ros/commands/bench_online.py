@@ -85,7 +85,7 @@ def _payload_after(args: argparse.Namespace) -> int:
 
 def _payload_off_after(args: argparse.Namespace) -> int:
     """Reaches before the payload comes off (-1: never), checked against the run."""
-    off = getattr(args, "payload_off_after", -1)
+    off = args.payload_off_after
     if off >= 0 and not _payload_after(args) < off < args.reaches:
         raise SystemExit(f"--payload-off-after {off} must lie after the payload ({_payload_after(args)}) and "
                          f"before the end of the run ({args.reaches} reaches)")
@@ -203,7 +203,7 @@ def run(args: argparse.Namespace) -> dict:
 def report(args: argparse.Namespace, runs: list[dict]) -> dict:
     """Print the table of ``runs`` (from :func:`run_one`) and return the figures."""
     phases = _phases(args)
-    window = getattr(args, "recovery_window", RECOVERY_WINDOW)
+    window, recovery = args.recovery_window, args.payload_kg > 0
     finals = {(r["seed"], r["variant"]): np.array(r["final_distance_m"]) for r in runs}
 
     def per_seed(variant: str, stat: object) -> np.ndarray:
@@ -218,7 +218,7 @@ def report(args: argparse.Namespace, runs: list[dict]) -> dict:
                "mean_cm": (per_seed(variant, np.mean) * 100).mean(axis=0).tolist(),
                "success_2cm": success.mean(axis=0).tolist(), "per_seed_median_cm": median_cm.tolist(),
                "per_seed_success_2cm": success.tolist()}
-        if args.payload_kg > 0:
+        if recovery:
             start, end = phases[1][1].start, phases[2][1].stop
             row["recovery_reaches"] = [recovery_reaches(finals[(s, variant)], start, end,
                                                         float(np.median(finals[(s, variant)][phases[0][1]])),
@@ -237,7 +237,6 @@ def report(args: argparse.Namespace, runs: list[dict]) -> dict:
           f"{args.control_hz:g} Hz, "
           f"{payload}, online rate {args.learning_rate:g}, anchor {args.anchor_tau:g} s{pd}, seeds {args.seeds}")
     print("median final reach error [cm] (success at 2 cm), averaged over seeds")
-    recovery = args.payload_kg > 0
     header = f"{'variant':<15}" + "".join(f"{name:>20}" for name, _ in phases)
     header += f"{'recovery, reaches per seed':>30}" if recovery else ""
     print(header)

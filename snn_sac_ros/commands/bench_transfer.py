@@ -82,10 +82,10 @@ def _evaluate_over_ros(args: argparse.Namespace, checkpoint: str, condition: str
     if arm not in PRESETS:
         raise ValueError(f"bench transfer --ros runs the demo's preset arms ({', '.join(PRESETS)}); {checkpoint} is "
                          f"for {arm!r}: start arm_sim and the controller yourself (docs/randomization.md)")
-    result = demo.run(argparse.Namespace(
+    result = demo.run(demo.run_arguments(
         arm=arm, checkpoint=str(Path(checkpoint).resolve()), reaches=args.episodes, reach_seconds=args.reach_seconds,
-        payload_kg=0.0, no_learning=True, adaptation=False, control_rate=500.0, out=str(out), timeout=0.0,
-        seed=args.ros_seed, perturb="" if condition == NOMINAL else condition))
+        payload_kg=0.0, no_learning=True, out=str(out), seed=args.ros_seed,
+        perturb="" if condition == NOMINAL else condition))
     if result["reaches"] < args.episodes:
         raise RuntimeError(f"the demo under {condition} ended after {result['reaches']} of {args.episodes} reaches "
                            f"(logs in {out})")

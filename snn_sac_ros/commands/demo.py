@@ -42,6 +42,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="give up after this many wall seconds (default: 3x the sim time + 60)")
 
 
+def run_arguments(**values: object) -> argparse.Namespace:
+    """The demo's arguments as its command line gives them, with ``values`` set: for the benchmarks that run it."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args([])
+    unknown = set(values) - set(vars(args))
+    if unknown:
+        raise TypeError(f"the demo has no arguments {sorted(unknown)}")
+    vars(args).update(values)
+    return args
+
+
 def ros_environment() -> dict[str, str]:
     """This process's environment with DDS kept on loopback and a domain of its own unless one is set."""
     env = dict(os.environ)

@@ -13,12 +13,10 @@ and :class:`~snn_sac_ros.core.safety.TorqueGuard`), this module does ROS I/O, li
 - deactivate: stops and joins the control thread, then commands zero torque once; shutdown also waits for
   that zero to be acknowledged.
 
-The control thread (:class:`~snn_sac_ros.core.control.realtime.ControlLoop`) waits for the joint states between
-ticks and takes them itself from a subscription no executor serves
-(:class:`~snn_sac_ros.adapters.ros.common.PolledSubscription`: no Python runs per state in another thread, so a
-state never waits for the GIL behind a tick), keeps the newest as one tuple, ticks and publishes; the executor
-keeps the rest (targets, e-stop, services, diagnostics) in the main thread, and the states too with
-``control_thread`` false. What both threads change is guarded:
+The control thread (:class:`~snn_sac_ros.core.control.realtime.ControlLoop`) takes the joint states itself
+between ticks (:class:`~snn_sac_ros.adapters.ros.common.PolledSubscription`), keeps the newest as one tuple,
+ticks and publishes; the executor keeps the rest (targets, e-stop, services, diagnostics; the states too with
+``control_thread`` false) in the main thread. What both threads change is guarded:
 the tick and the callbacks that change what it uses (targets, parameters) hold ``_tick_lock``; a command is
 published under ``_publish_lock``, and a tick's command is replaced by zero there when the e-stop latched or
 the node deactivated meanwhile, so nothing but zero follows the e-stop's zero or the final one.
@@ -217,14 +215,6 @@ class SnnSacController(LifecycleNode, ControllerSetup, ControllerThreads, params
     def _joint_state_callback(self, msg: JointState) -> None:
         if self._handle_joint_state(msg) and self._tick_on_state:
             self._tick(from_state=True)
-
-    def _take_joint_state(self, timeout: float) -> bool:
-        """The control thread's wait: up to ``timeout`` s for a joint state, taken and handled here; True when
-        a tick should follow it (``tick_on_state``)."""
-        if not self._state_sub.wait(timeout):
-            return False
-        msg = self._state_sub.take()
-        return msg is not None and self._handle_joint_state(msg) and self._tick_on_state
 
     def _handle_joint_state(self, msg: JointState) -> bool:
         """Read, check and keep ``msg`` as the newest state; True when it is a valid state while active."""

@@ -1,6 +1,7 @@
-"""The controller's threads: the control loop (or the executor timer it replaces), its real-time settings, and
-the stall watchdog. A mixin of :class:`~snn_sac_ros.adapters.ros.controller_node.SnnSacController`, which owns
-the tick (``_tick``) and the publish (``_publish``) they call."""
+"""The controller's threads: the control loop (or the executor timer it replaces), the joint states it takes, its
+real-time settings, and the stall watchdog. A mixin of
+:class:`~snn_sac_ros.adapters.ros.controller_node.SnnSacController`, which owns the tick (``_tick``), the state
+handling (``_handle_joint_state``) and the publish (``_publish``) they call."""
 
 from __future__ import annotations
 
@@ -34,6 +35,15 @@ class ControllerThreads:
         self._watchdog_stop.clear()
         self._watchdog_thread = threading.Thread(target=self._stall_watchdog, name="stall_watchdog", daemon=True)
         self._watchdog_thread.start()
+
+    def _take_joint_state(self, timeout: float) -> bool:
+        """The control thread's wait: up to ``timeout`` s for a joint state, taken from the subscription no
+        executor serves (so no state waits for the GIL behind a tick) and handled here; True when a tick should
+        follow it (``tick_on_state``)."""
+        if not self._state_sub.wait(timeout):
+            return False
+        msg = self._state_sub.take()
+        return msg is not None and self._handle_joint_state(msg) and self._tick_on_state
 
     def _thread_setup(self) -> None:
         """In the control thread, before its first tick: its priority and CPUs, as asked."""
