@@ -172,9 +172,7 @@ class ControllerSetup:
         self._command_buffer = array("d", bytes(8 * self.guard.n_joints))
         self._command_values = np.frombuffer(self._command_buffer, dtype=float)  # a view: written in place
 
-        def forward_kinematics(q: np.ndarray) -> np.ndarray:  # the model is ours alone: no state to keep
-            return arm.forward_kinematics(q, keep_state=False)
-
+        forward_kinematics = arm.kinematic_chain().position  # compiled: no PyBullet call per tick
         self.adaptation = self._adaptation(rate)
         self.reach = ReachTick(self.agent, forward_kinematics, self.arm.velocity_limits, self._period,
                                continuous=self.arm.continuous, apply_damping=p("apply_joint_damping"),

@@ -17,6 +17,7 @@ import numpy as np
 import pybullet as pb
 from pybullet_utils.bullet_client import BulletClient
 
+from snn_sac_ros.core.arm.kinematics import KinematicChain
 from snn_sac_ros.core.arm.specs import ArmSpec, resolve_arm
 
 if TYPE_CHECKING:
@@ -202,6 +203,12 @@ class PyBulletArm:
         """End-effector orientation now, as a quaternion (x, y, z, w) in the world frame."""
         link = self._client.getLinkState(self._body, self._ee_index, computeForwardKinematics=True)
         return np.array(link[5])
+
+    def kinematic_chain(self) -> KinematicChain:
+        """The end effector's chain as a compiled function of the controlled joints (the uncontrolled ones where
+        they are held): the same point as :meth:`forward_kinematics`, without a PyBullet call."""
+        return KinematicChain(self._client, self._body, ee_index=self._ee_index, controlled=self._joint_ids,
+                              held=dict(zip(self._held_ids, self._held_home)), base_position=self.base_position)
 
     def forward_kinematics(self, q: np.ndarray, keep_state: bool = True) -> np.ndarray:
         """End-effector position [m, base frame] at joint positions ``q``; the arm's state is kept unless
