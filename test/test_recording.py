@@ -230,10 +230,7 @@ def test_the_fast_encoders_write_what_rclpy_reads_and_the_schema_encoder_writes(
     from snn_sac_ros.adapters.ros.recording import FAST_ENCODERS
     from snn_sac_ros.core.recording import cdr
 
-    states = [_rclpy_messages()["/joint_states"], JointState(name=["a", "bc", "def"], position=[1.0, 2.0, 3.0]),
-              JointState(), JointState(name=["j"], velocity=[-1.5], effort=[2.0])]
-    states[1].header.stamp.sec, states[1].header.stamp.nanosec = 1_700_000_000, 999_999_999
-    for msg in states:
+    for msg in _joint_states():
         assert deserialize_message(FAST_ENCODERS["sensor_msgs/msg/JointState"](msg), JointState) == msg
     for data in ([], [1.25, -2.5], [1e300] * 7):
         msg = Float64MultiArray(data=data)
@@ -244,6 +241,50 @@ def test_the_fast_encoders_write_what_rclpy_reads_and_the_schema_encoder_writes(
                   "ee": [0.3, 0.1, 0.0], "target": np.array([0.3, -0.4, 0.5]), "observation": obs, "action": action,
                   "torque": [1.5, -0.75], "reward": reward, "learning": True, "commanded": False, "episode": 3}
         assert cdr.tick_record(**fields) == encode(messages.tick_record(**fields))
+
+
+def _joint_states() -> list[JointState]:
+    """Joint states with and without empty arrays and frame ids, and names whose lengths need padding."""
+    states = [_rclpy_messages()["/joint_states"], JointState(name=["a", "bc", "def"], position=[1.0, 2.0, 3.0]),
+              JointState(), JointState(name=["j"], velocity=[-1.5], effort=[2.0]),
+              JointState(name=["lbr_iiwa_joint_1", "gelenk_ä"], position=[0.5, -0.5], velocity=[0.0, 1e-300])]
+    states[1].header.stamp.sec, states[1].header.stamp.nanosec = 1_700_000_000, 999_999_999
+    states[2].header.frame_id = "odd"
+    return states
+
+
+def test_the_joint_state_decoder_reads_what_rclpy_serializes() -> None:
+    """Field for field what rclpy deserializes, from rclpy's own bytes (whose padding it leaves unset); names that
+    change between two messages are read anew, names that repeat come back as the same tuple."""
+    from rclpy.serialization import serialize_message
+
+    from snn_sac_ros.core.recording.cdr import JointStateDecoder
+
+    decode = JointStateDecoder()
+    states = _joint_states()
+    for msg in states + states[::-1]:
+        view = decode(serialize_message(msg))
+        assert view is not None
+        assert (view.header.stamp.sec, view.header.stamp.nanosec, view.header.frame_id) == (
+            msg.header.stamp.sec, msg.header.stamp.nanosec, msg.header.frame_id)
+        assert list(view.name) == list(msg.name)
+        for field in ("position", "velocity", "effort"):
+            assert getattr(view, field).tolist() == list(getattr(msg, field)), field
+    first, second = (decode(serialize_message(states[0])) for _ in range(2))
+    assert second.name is first.name
+
+
+def test_the_joint_state_decoder_leaves_what_it_does_not_read_to_rclpy() -> None:
+    """Big-endian CDR and cut-off bytes give None (the subscription then deserializes them with rclpy)."""
+    from rclpy.serialization import serialize_message
+
+    from snn_sac_ros.core.recording.cdr import JointStateDecoder
+
+    data = serialize_message(_joint_states()[0])
+    decode = JointStateDecoder()
+    assert decode(b"\x00\x00" + data[2:]) is None
+    for end in (10, 20, 40, len(data) - 4):
+        assert decode(data[:end]) is None, end
 
 
 def test_a_recording_never_overwrites_another(tmp_path: Path) -> None:

@@ -120,6 +120,7 @@ class JointStateReader:
         """The full checks (and their error), then the index kept for this name list."""
         self._names = None
         q, dq = order_joint_state(names, positions, velocities, self.joint_names, **self._limits)
-        names = list(names)
-        self._names, self._index = names, np.array([names.index(j) for j in self.joint_names])
+        listed = list(names)
+        # kept as given: a reader that hands the same tuple for repeated names (JointStateDecoder) compares alike
+        self._names, self._index = names, np.array([listed.index(j) for j in self.joint_names])
         return q, dq

@@ -26,6 +26,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.publisher import Publisher
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.serialization import deserialize_message
 from rclpy.service import Service
 from rclpy.signals import SignalHandlerOptions
 from rclpy.subscription import Subscription
@@ -220,14 +221,17 @@ class PolledSubscription:
     ``node.subscriptions``: an executor that took from it too would split the messages with the owner.
     """
 
-    def __init__(self, node: Node, msg_type: Any, topic: str, qos: QoSProfile) -> None:
+    def __init__(self, node: Node, msg_type: Any, topic: str, qos: QoSProfile,
+                 decode: Callable[[bytes], Any | None] | None = None) -> None:
+        """``decode``: takes the message's serialized bytes instead and reads them (rclpy deserializes what it
+        returns None for)."""
         from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
         from rclpy.type_support import check_is_valid_msg_type
 
         check_is_valid_msg_type(msg_type)
         with node.handle:
             self._handle = _rclpy.Subscription(node.handle, msg_type, topic, qos.get_c_qos_profile())
-        self._msg_type = msg_type
+        self._msg_type, self._decode = msg_type, decode
         self.topic_name = self._handle.get_topic_name()
         self._wait_set = _rclpy.WaitSet(1, 0, 0, 0, 0, 0, node.context.handle)
 
@@ -241,10 +245,12 @@ class PolledSubscription:
             return bool(wait_set.get_ready_entities("subscription"))
 
     def take(self) -> Any | None:
-        """The next message, or None when there is none."""
+        """The next message (what ``decode`` made of it, if given), or None when there is none."""
         with self._handle:
-            taken = self._handle.take_message(self._msg_type, False)
-        return None if taken is None else taken[0]
+            taken = self._handle.take_message(self._msg_type, self._decode is not None)
+        if taken is None or self._decode is None:
+            return None if taken is None else taken[0]
+        return self._decode(taken[0]) or deserialize_message(taken[0], self._msg_type)
 
     def destroy(self) -> None:
         self._wait_set.destroy_when_not_in_use()

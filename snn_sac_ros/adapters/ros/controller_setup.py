@@ -40,6 +40,7 @@ from snn_sac_ros.core.control.realtime import ControlLoop
 from snn_sac_ros.core.control.tick import ReachTick, TickResult
 from snn_sac_ros.core.cost import CostMeter
 from snn_sac_ros.core.joint_input import JointStateReader
+from snn_sac_ros.core.recording.cdr import JointStateDecoder
 from snn_sac_ros.core.resources import shipped_checkpoint
 from snn_sac_ros.core.safety import JointStatePeriod, StopBehaviour, StopMode, TorqueGuard
 from snn_sac_ros.core.task import ReachTask
@@ -256,7 +257,8 @@ class ControllerSetup:
                                          self.errors)
         self.diag_pub = SafePublisher(self, DiagnosticArray, "/diagnostics", 10, self.errors)
         # with a control thread, the thread takes the joint states itself (see PolledSubscription)
-        self._state_sub = (PolledSubscription(self, JointState, "joint_states", LATEST_STATE_QOS)
+        self._state_sub = (PolledSubscription(self, JointState, "joint_states", LATEST_STATE_QOS,
+                                              decode=JointStateDecoder())
                            if self._p("control_thread") else
                            self.create_subscription(JointState, "joint_states", self._joint_state_callback,
                                                     LATEST_STATE_QOS))

@@ -17,6 +17,7 @@ from typing import Any
 from rclpy.serialization import serialize_message
 
 from snn_sac_ros.core.recording import cdr, messages, schemas
+from snn_sac_ros.core.recording.cdr import JointStateView
 from snn_sac_ros.core.recording.writer import Channel, McapRecorder
 
 
@@ -37,8 +38,9 @@ def _float64_array_cdr(msg: Any) -> bytes:
         serialize_message(msg)
 
 
+JOINT_STATE_TYPE = "sensor_msgs/msg/JointState"
 #: the core's encoders of rclpy messages (the same bytes as ``serialize_message``, a tenth of its time)
-FAST_ENCODERS = {"sensor_msgs/msg/JointState": _joint_state_cdr,
+FAST_ENCODERS = {JOINT_STATE_TYPE: _joint_state_cdr,
                  "std_msgs/msg/Float64MultiArray": _float64_array_cdr}
 
 
@@ -62,6 +64,14 @@ class RosRecorder:
                 schema, encode = schemas.schema(name), FAST_ENCODERS.get(name, serialize_message)
             channel = self._channels[topic] = self.core.channel(topic, schema, qos=qos, encode=encode)
         return self.core.write(channel, message, log_time_ns)
+
+    def record_serialized(self, topic: str, type_name: str, data: bytes, log_time_ns: int) -> bool:
+        """Queue a message of ``type_name`` (``pkg/msg/Type``) already serialized (CDR bytes); never blocks."""
+        channel = self._channels.get(topic)
+        if channel is None:
+            channel = self._channels[topic] = self.core.channel(topic, schemas.schema(type_name),
+                                                                encode=FAST_ENCODERS.get(type_name, serialize_message))
+        return self.core.write(channel, data, log_time_ns)
 
     def tick(self, fields: dict[str, Any], log_time_ns: int, topic: str = "/snn_sac_controller/tick") -> bool:
         """Queue one tick record: ``fields`` are :func:`messages.tick_record`'s arguments (arrays as they are);
@@ -126,8 +136,13 @@ class ControllerRecording:
         return self.recorder is not None
 
     def joint_state(self, msg: Any) -> None:
+        """A joint state as received: an rclpy message, or a :class:`~snn_sac_ros.core.recording.cdr.JointStateView`
+        (its bytes are recorded as they came)."""
         if self.recorder is not None:
-            self.recorder.record(self._joint_states, msg, time.time_ns())
+            if isinstance(msg, JointStateView):
+                self.recorder.record_serialized(self._joint_states, JOINT_STATE_TYPE, msg.serialized, time.time_ns())
+            else:
+                self.recorder.record(self._joint_states, msg, time.time_ns())
 
     def target(self, msg: Any) -> None:
         if self.recorder is not None:

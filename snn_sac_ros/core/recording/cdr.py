@@ -6,13 +6,17 @@ one first) and mcap-ros2-support's generic encoder (about 50 us for a tick recor
 few fields directly costs. These write plain CDR, little endian, as ROS 2 puts on the wire, for these types only: rclpy
 deserializes what they write into the messages they came from (rclpy's own bytes differ only in the padding, which
 it leaves unset), and tick records are byte for byte the generic encoder's.
+
+:class:`JointStateDecoder` goes the other way for the controller's input: rclpy's deserialization builds a Python
+message (about 45 us for a JointState, at every state); the decoder reads the fields the controller uses straight
+from the bytes (the values as NumPy views on them, the names decoded once for as long as they repeat).
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -120,3 +124,77 @@ def tick_record(t: float, *, joint_names: Sequence[str], q: Any, dq: Any, ee: An
     b.raw("??", bool(learning), bool(commanded))
     b.raw("I", int(episode), alignment=4)
     return b.bytes()
+
+
+class Stamp(NamedTuple):
+    sec: int
+    nanosec: int
+
+
+class Header(NamedTuple):
+    stamp: Stamp
+    frame_id: str
+
+
+class JointStateView(NamedTuple):
+    """A ``sensor_msgs/msg/JointState`` read from its CDR bytes (``serialized``): the message's fields, the values
+    as read-only float64 arrays on those bytes."""
+
+    header: Header
+    name: tuple[str, ...]
+    position: np.ndarray
+    velocity: np.ndarray
+    effort: np.ndarray
+    serialized: bytes
+
+
+def _aligned(offset: int, n: int) -> int:
+    return offset + (-(offset - 4) % n)  # alignment counts from after the encapsulation header
+
+
+class JointStateDecoder:
+    """Reads JointState CDR bytes into a :class:`JointStateView`; None for bytes it does not read (not plain
+    little-endian CDR, or malformed): the caller then deserializes them the usual way, whose error says why."""
+
+    def __init__(self) -> None:
+        self._names_bytes = b""
+        self._names: tuple[str, ...] = ()
+
+    def __call__(self, data: bytes) -> JointStateView | None:
+        if data[:2] != _HEADER[:2]:
+            return None
+        try:
+            sec, nanosec = _STAMP.unpack_from(data, 4)
+            (length,) = _U32.unpack_from(data, 12)
+            frame_id = data[16:15 + length].decode() if length else ""
+            offset = self._skip_names(data, _aligned(16 + length, 4))
+            names = self._names
+            arrays = []
+            for _ in range(3):  # position, velocity, effort
+                offset = _aligned(offset, 4)
+                (count,) = _U32.unpack_from(data, offset)
+                offset += 4
+                if count:
+                    offset = _aligned(offset, 8)
+                arrays.append(np.frombuffer(data, "<f8", count, offset))
+                offset += 8 * count
+        except (struct.error, ValueError, UnicodeDecodeError):
+            return None
+        return JointStateView(Header(Stamp(sec, nanosec), frame_id), names, *arrays, data)
+
+    def _skip_names(self, data: bytes, start: int) -> int:
+        """The offset after the names (their count and strings) at ``start``, which :attr:`_names` then holds: the
+        last ones again, not decoded, when their bytes are the same."""
+        if self._names_bytes and data.startswith(self._names_bytes, start):
+            return start + len(self._names_bytes)
+        (count,) = _U32.unpack_from(data, start)
+        names, offset = [], start + 4
+        for _ in range(count):
+            offset = _aligned(offset, 4)
+            (length,) = _U32.unpack_from(data, offset)
+            if offset + 4 + length > len(data):
+                raise ValueError("a joint name runs past the message's end")
+            names.append(data[offset + 4:offset + 3 + length].decode())
+            offset += 4 + length
+        self._names_bytes, self._names = data[start:offset], tuple(names)
+        return offset
