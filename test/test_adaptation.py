@@ -62,16 +62,18 @@ def test_the_pes_pathway_starts_at_zero_learns_toward_the_pd_torque_and_stays_bo
         assert np.abs(torques).max() <= 0.25 and np.abs(learned).max() == pytest.approx(0.25)  # it hit the bound
 
 
-def test_the_residual_teacher_learns_on_a_loaded_arm_and_not_on_the_nominal_one() -> None:
+@pytest.mark.parametrize("sees_velocity", [True, False])
+def test_the_residual_teacher_learns_on_a_loaded_arm_and_not_on_the_nominal_one(sees_velocity: bool) -> None:
     """Taught by what the nominal model does not explain, the pathway stays near zero while the arm is the model
-    and learns a torque once it carries a payload."""
+    and learns a torque once it carries a payload; over the joint state, or over the joint angles alone."""
     learned = {}
     for payload in (0.0, 2.0):
         with PyBulletArm("planar2", physics_dt=0.002) as arm, PyBulletArm("planar2") as model:
             arm.set_payload(payload)
             state = arm.reset(np.array([0.3, 0.8]))
             pes = PESAdaptation(model, 0.002, PESConfig(neurons=200, learning_rate=1e-4, teacher="residual",
-                                                        limit=1.0), seed=2)
+                                                        limit=1.0, sees_velocity=sees_velocity), seed=2)
+            assert pes.ensemble.dimensions == (2 if sees_velocity else 1) * model.n_joints + 1
             for k in range(1500):
                 policy = 0.2 * np.array([np.sin(k * 0.01), np.cos(k * 0.013)])
                 state = arm.apply_torque(policy + pes.torque(state.q, state.dq, state.ee_position, np.zeros(3), policy))
@@ -90,3 +92,21 @@ def test_bench_online_runs_the_adaptive_pathways(capsys: pytest.CaptureFixture) 
     assert np.allclose(runs["frozen"][:1], runs["frozen+matched"][:1])  # nothing to match before the payload
     assert not np.allclose(runs["frozen"][1:], runs["frozen+matched"][1:])
     assert not np.allclose(runs["frozen"], runs["frozen+pes"])  # taught everywhere (gate 1 m): it added torque
+
+
+def test_saved_decoders_continue_only_on_the_ensemble_they_were_learned_on() -> None:
+    """Decoders of another ensemble (other inputs, hence other encoders) have the same shape and mean nothing here:
+    refused by their recorded layout; decoders saved without one are checked by shape alone."""
+    with PyBulletArm("planar2") as model:
+        def pathway(sees_velocity: bool) -> PESAdaptation:
+            return PESAdaptation(model, 0.002, PESConfig(neurons=50, sees_velocity=sees_velocity), seed=1)
+
+        saved, other = pathway(True), pathway(False)
+        decoders = np.full_like(saved.decoders(), 0.5)
+        with pytest.raises(ValueError, match="5 dimensions, 1 seed; this one has 50 neurons, 3 dimensions"):
+            other.load_decoders(decoders, saved.layout())
+        other.load_decoders(decoders)
+        saved.load_decoders(decoders, saved.layout())
+        assert np.array_equal(saved.decoders(), decoders) and np.array_equal(other.decoders(), decoders)
+        saved.close()
+        other.close()

@@ -57,6 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar=("LOW", "HIGH"), help="frozen+pes: range of the neurons' intercepts on the unit sphere")
     parser.add_argument("--pes-sees-torque", action="store_true",
                         help="frozen+pes: the ensemble also represents the policy's torque")
+    parser.add_argument("--pes-no-velocity", action="store_true",
+                        help="frozen+pes: the ensemble does not represent the joint velocities (angles only)")
     parser.add_argument("--pes-teacher", choices=TEACHERS, default=PESConfig.teacher,
                         help="frozen+pes: pd (abr_control's PD torque, --pd-gains) or residual (what the nominal "
                         "model does not explain)")
@@ -164,7 +166,8 @@ def _added_torque(args: argparse.Namespace, variant: str, arm: object, arm_spec:
         pes = PESAdaptation(model, dt, PESConfig(neurons=args.pes_neurons, learning_rate=args.pes_rate,
                                                  teacher=args.pes_teacher, kp=kp, kv=kv, gate=args.pes_gate,
                                                  limit=args.adaptive_limit, intercepts=tuple(args.pes_intercepts),
-                                                 sees_torque=args.pes_sees_torque),
+                                                 sees_torque=args.pes_sees_torque,
+                                                 sees_velocity=not args.pes_no_velocity),
                             seed=seed)
         return None, pes, [pes.close, model.close]
     if variant == "frozen+matched":
@@ -230,7 +233,9 @@ def report(args: argparse.Namespace, runs: list[dict]) -> dict:
     if "frozen+pes" in args.variants:
         taught = (f"PD {kp:g} / {kv:g} within {args.pes_gate * 100:g} cm" if args.pes_teacher == "pd"
                   else "the nominal model's residual")
-        pd += f", frozen+pes {args.pes_neurons} neurons, rate {args.pes_rate:g}, taught by {taught}"
+        sees = ("angles" + ("" if args.pes_no_velocity else ", velocities")
+                + (", torque" if args.pes_sees_torque else ""))
+        pd += f", frozen+pes {args.pes_neurons} neurons over {sees}, rate {args.pes_rate:g}, taught by {taught}"
     if {"frozen+pes", "frozen+matched"} & set(args.variants):
         pd += f", added torque within +-{args.adaptive_limit:g} Nm"
     print(f"\nbench online: {args.checkpoint or args.arm}, {args.reaches} reaches x {args.reach_seconds:g} s at "

@@ -33,7 +33,7 @@ from snn_sac_ros.adapters.ros.common import (
 )
 from snn_sac_ros.adapters.ros.recording import ControllerRecording, unused_path
 from snn_sac_ros.adapters.ros.robot_model import load_arm, robot_description_qos
-from snn_sac_ros.core.agent.adaptation import DECODERS_KEY, PESAdaptation, PESConfig
+from snn_sac_ros.core.agent.adaptation import DECODERS_KEY, LAYOUT_KEY, PESAdaptation, PESConfig
 from snn_sac_ros.core.agent.checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
 from snn_sac_ros.core.arm import PRESETS
 from snn_sac_ros.core.control.realtime import ControlLoop
@@ -191,12 +191,13 @@ class ControllerSetup:
         if not p("adaptation"):
             return None
         config = PESConfig(neurons=p("adaptation_neurons"), learning_rate=p("adaptation_rate"), teacher="residual",
-                           limit=p("adaptation_limit") * self.guard.limits, sees_torque=p("adaptation_sees_torque"))
+                           limit=p("adaptation_limit") * self.guard.limits, sees_torque=p("adaptation_sees_torque"),
+                           sees_velocity=p("adaptation_sees_velocity"))
         pathway = PESAdaptation(self.arm, 1.0 / rate, config, seed=p("adaptation_seed"))
         saved = self.agent.checkpoint.arrays.get(DECODERS_KEY)
         if saved is not None:
             try:
-                pathway.load_decoders(saved)
+                pathway.load_decoders(saved, self.agent.checkpoint.arrays.get(LAYOUT_KEY))
                 self.get_logger().info("adaptation: continuing from the saved decoders")
             except ValueError as error:
                 self.get_logger().warning(f"adaptation: the saved decoders do not fit ({error}): starting from zero")
@@ -316,6 +317,7 @@ class ControllerSetup:
             arrays, metadata = self.agent.snapshot()
             if self.adaptation is not None:
                 arrays[DECODERS_KEY] = self.adaptation.decoders()
+                arrays[LAYOUT_KEY] = self.adaptation.layout()
             save_checkpoint(self.save_path, arrays, metadata)
         except OSError as error:
             self.last_save = f"failed ({why}): {error}"

@@ -51,6 +51,9 @@ class PESConfig:
     sees_torque: bool = False
     """the ensemble also represents the policy's torque (scaled by the effort limits): what the acceleration, and
     so a payload's inertial torque, depends on"""
+    sees_velocity: bool = True
+    """the ensemble represents the joint velocities (False: the joint angles alone, on which a payload's weight
+    depends, in fewer dimensions)"""
     intercepts: tuple[float, float] = (0.3, 0.9)
     """uniform range of the neurons' intercepts (on the unit sphere: each neuron covers a cap of inputs)"""
     pre_synapse: float = 0.01
@@ -77,6 +80,8 @@ def sphere_inputs(*scaled: np.ndarray) -> np.ndarray:
 
 #: the key of the learned decoders in a saved weights file
 DECODERS_KEY = "adaptation/decoders"
+#: the key of the ensemble they decode (neurons, dimensions, seed): decoders mean nothing to another ensemble
+LAYOUT_KEY = "adaptation/layout"
 
 
 class PESAdaptation:
@@ -89,7 +94,7 @@ class PESAdaptation:
 
     def __init__(self, model: PyBulletArm, dt: float, config: PESConfig | None = None, seed: int = 0) -> None:
         """``model``: the nominal arm's model (kinematics, and the dynamics the residual teacher compares with)."""
-        self.model, self.config, self.dt = model, config or PESConfig(), float(dt)
+        self.model, self.config, self.dt, self.seed = model, config or PESConfig(), float(dt), int(seed)
         self._last: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         c, n = self.config, model.n_joints
         finite = np.isfinite(model.lower) & np.isfinite(model.upper)  # a continuous joint: one turn
@@ -97,7 +102,7 @@ class PESAdaptation:
         self._upper = np.where(finite, model.upper, np.pi)
         self._velocity = np.asarray(model.velocity_limits, dtype=float)
         self._effort = np.asarray(model.effort_limits, dtype=float)
-        dims = (3 if c.sees_torque else 2) * n + 1
+        dims = (1 + c.sees_velocity + c.sees_torque) * n + 1
         self._input = np.zeros(dims)
         self._input[-1] = 1.0
         self._teach = np.zeros(n)
@@ -155,11 +160,12 @@ class PESAdaptation:
             np.clip(residual, -c.limit, c.limit, out=self._teach)  # a joint limit's impulse is no payload
         self._learning[0] = float(learn and (c.teacher == "pd" or self._last is not None))
         position = 2.0 * (q - self._lower) / (self._upper - self._lower) - 1.0
-        velocity = np.clip(dq / self._velocity, -1.0, 1.0)
+        parts = [position]
+        if c.sees_velocity:
+            parts.append(np.clip(dq / self._velocity, -1.0, 1.0))
         if c.sees_torque:
-            self._input[:] = sphere_inputs(position, velocity, np.clip(policy_torque / self._effort, -1.0, 1.0))
-        else:
-            self._input[:] = sphere_inputs(position, velocity)
+            parts.append(np.clip(policy_torque / self._effort, -1.0, 1.0))
+        self._input[:] = sphere_inputs(*parts)
         self.sim.step()
         added = np.clip(self._out, -c.limit, c.limit)
         # what reached the joints (the arm clamps), for the next tick's residual
@@ -175,8 +181,18 @@ class PESAdaptation:
         """A copy of the learned decoders (joints x neurons)."""
         return np.array(self._weights, copy=True)
 
-    def load_decoders(self, decoders: np.ndarray) -> None:
-        """Continue from saved decoders (ValueError if they do not fit this pathway)."""
+    def layout(self) -> np.ndarray:
+        """What the decoders decode: the ensemble's neurons, dimensions and seed (saved beside them)."""
+        return np.array([self.config.neurons, self.ensemble.dimensions, self.seed])
+
+    def load_decoders(self, decoders: np.ndarray, layout: np.ndarray | None = None) -> None:
+        """Continue from saved decoders (ValueError if they do not fit this pathway, or were learned on an ensemble
+        of another ``layout``; None: not recorded, the shape alone is checked)."""
+        if layout is not None and not np.array_equal(np.asarray(layout), self.layout()):
+            names = ("neurons", "dimensions", "seed")
+            raise ValueError("they were learned on an ensemble of "
+                             + ", ".join(f"{int(v)} {k}" for k, v in zip(names, layout))
+                             + "; this one has " + ", ".join(f"{int(v)} {k}" for k, v in zip(names, self.layout())))
         decoders = np.asarray(decoders, dtype=float)
         if decoders.shape != self._weights.shape or not np.all(np.isfinite(decoders)):
             raise ValueError(f"adaptation decoders must be {self._weights.shape} finite values, got {decoders.shape}")
