@@ -128,6 +128,8 @@ SIM_REACH_ARGUMENTS: dict[str, Argument] = {
     "learning": _flag("true", "online learning on at start"),
     "adaptation": _flag("false", "add the PES adaptive dynamics pathway to the controller (learns while learning "
                         "is on)"),
+    "adaptation_while_frozen": _flag("false", "the adaptation pathway learns while learning is off too (the policy "
+                                     "frozen)"),
     "real_time_factor": Argument("1.0", "simulated seconds per wall-clock second", float),
     "control_rate_hz": Argument("500.0", "controller tick rate [Hz]", float),
     "reaches": Argument("20", "number of reach targets; the launch ends after the last", int),
@@ -212,7 +214,8 @@ def sim_reach_plan(**values: str) -> Plan:
         NodeSpec("snn_sac_controller", "snn_sac_ros.adapters.ros.controller_node", "snn_sac_controller",
                  ("snn_sac_controller.yaml",),
                  {**sim_time, "arm": a["arm"], "checkpoint": a["checkpoint"], "learning": a["learning"],
-                  "adaptation": a["adaptation"], "control_rate_hz": a["control_rate_hz"], "command_controller": "",
+                  "adaptation": a["adaptation"], "adaptation_while_frozen": a["adaptation_while_frozen"],
+                  "control_rate_hz": a["control_rate_hz"], "command_controller": "",
                   **({"save_path": str(out / "online_weights.npz"), "spike_log": str(out / "spikes.npz"),
                       "record_path": str(out / "run.mcap")} if out else {})}, lifecycle=True),
         NodeSpec("reach_targets", "snn_sac_ros.adapters.ros.reach_targets_node", "reach_targets",

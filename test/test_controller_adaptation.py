@@ -18,10 +18,10 @@ NODE = "adapting"
 CHECKPOINT = shipped_checkpoint("planar2")
 
 
-def _decoders(node: NodeProcess, probe: RobotProbe) -> np.ndarray:
-    """The pathway's decoders as the controller holds them now (it saves them; we load the file)."""
+def _decoders(node: NodeProcess, probe: RobotProbe, name: str = NODE) -> np.ndarray:
+    """The pathway's decoders as the controller ``name`` holds them now (it saves them; we load the file)."""
     mark = len(node.lines)
-    response = probe.call(Trigger, f"/{NODE}/save", Trigger.Request())
+    response = probe.call(Trigger, f"/{name}/save", Trigger.Request())
     assert response.success, response.message
     probe.spin_until(lambda: any("weights saved to" in line for line in node.lines[mark:]), 30, "the save")
     path = Path(re.search(r"saving to (\S+)$", next(ln for ln in node.lines if "configured:" in ln)).group(1))
@@ -51,3 +51,15 @@ def test_the_adaptation_learns_only_while_learning_is_on_and_is_saved_and_resume
     with controlling(resumed, RobotProbe("adaptation_probe_2", controller=NODE)) as (resumed, probe):
         assert any("adaptation: continuing from the saved decoders" in line for line in resumed.lines)
         assert np.array_equal(learned, _decoders(resumed, probe))
+
+
+def test_with_adaptation_while_frozen_the_pathway_learns_while_the_policy_is_frozen(tmp_path: Path) -> None:
+    """``adaptation_while_frozen``: learning off (the policy's weights fixed), the pathway learns all the same."""
+    name, save = f"{NODE}_frozen", tmp_path / "weights.npz"
+    params = controller_params(checkpoint=str(CHECKPOINT), learning=False, save_period_s=0.0, adaptation=True,
+                               adaptation_neurons=200, adaptation_while_frozen=True, save_path=str(save))
+    node = NodeProcess(CONTROLLER, params, ["-r", f"__node:={name}"])
+    with controlling(node, RobotProbe("adaptation_frozen_probe", controller=name)) as (node, probe):
+        probe.run_mode("valid", ticks=400)
+        assert np.any(_decoders(node, probe, name)), "adaptation_while_frozen, and the pathway learned nothing"
+        assert load_checkpoint(save).metadata.get("online_updates", 0) == 0, "the policy learned with learning off"

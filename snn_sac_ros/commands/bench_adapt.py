@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1], help="target-sequence seeds")
     parser.add_argument("--adaptation", action="store_true",
                         help="the learning run also runs the PES adaptive dynamics pathway")
+    parser.add_argument("--adaptation-only", action="store_true",
+                        help="the adapting run freezes the policy and runs the PES pathway alone (learning)")
     parser.add_argument("--out", default="", help="folder for the runs (default: a temporary folder)")
 
 
@@ -48,11 +50,13 @@ def run(args: argparse.Namespace) -> dict:
             out = root / f"seed{seed}-{'learning' if learning else 'frozen'}"
             result = demo.run(demo.run_arguments(
                 arm=args.arm, reaches=args.reaches, reach_seconds=args.reach_seconds, payload_kg=args.payload_kg,
-                no_learning=not learning, out=str(out), seed=seed, adaptation=args.adaptation and learning))
+                no_learning=not learning, out=str(out), seed=seed, adaptation=args.adaptation and learning,
+                adaptation_only=args.adaptation_only and learning))
             phases = _phases(out / "reaches.csv", args.reaches // 2)
             rows.append({"seed": seed, "learning": learning, **phases, "tick_p99_ms": result["tick_p99_ms"],
                          "damping_gains": result.get("damping_gains", [])})
-    pathway = ", learning run with the PES adaptation pathway" if args.adaptation else ""
+    pathway = (", adapting run: the policy frozen, the PES adaptation pathway learning" if args.adaptation_only
+               else ", learning run with the PES adaptation pathway" if args.adaptation else "")
     print(f"\nbench adapt: {args.arm}{pathway}, payload {args.payload_kg:g} kg after reach {args.reaches // 2} "
           f"of {args.reaches}, final reach error [cm]: mean (median)")
     header = (f"{'seed':>4} {'learning':>8} {'before':>15} {'after, early':>15} {'after, late':>15} {'late 2cm':>9}"
@@ -63,5 +67,6 @@ def run(args: argparse.Namespace) -> dict:
         cells = "".join(f"{r[k + '_cm']:>8.2f} ({r[k + '_median_cm']:>4.2f})"
                         for k in ("before", "after_early", "after_late"))
         gains = ", ".join(f"{g:.2f}" for g in r["damping_gains"])
-        print(f"{r['seed']:>4} {'on' if r['learning'] else 'frozen':>8} {cells} {r['success_2cm_late']:>8.0%}  {gains}")
+        label = ("pathway" if args.adaptation_only else "on") if r["learning"] else "frozen"
+        print(f"{r['seed']:>4} {label:>8} {cells} {r['success_2cm_late']:>8.0%}  {gains}")
     return {"rows": rows, "output_dir": str(root)}

@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-learning", action="store_true", help="freeze the weights (no online learning)")
     parser.add_argument("--adaptation", action="store_true",
                         help="add the controller's PES adaptive dynamics pathway (it learns while learning is on)")
+    parser.add_argument("--adaptation-only", action="store_true",
+                        help="the policy frozen, the adaptation pathway on and learning (implies --adaptation and "
+                             "--no-learning)")
     parser.add_argument("--control-rate", type=float, default=500.0, help="controller rate [Hz]")
     parser.add_argument("--seed", type=int, default=1, help="seed of the target sequence (and of --perturb's draw)")
     parser.add_argument("--perturb", default="", metavar="PROFILE",
@@ -87,14 +90,22 @@ def _perturbation(profile: str) -> str:
     return str(Path(profile).resolve()) if Path(profile).suffix.lower() in (".yaml", ".yml") else profile
 
 
+def _learning_said(args: argparse.Namespace) -> str:
+    if args.adaptation_only:
+        return "policy frozen, adaptation pathway learning"
+    return (f"learning {'off' if args.no_learning else 'on'}"
+            + (", with the adaptation pathway" if args.adaptation else ""))
+
+
 def run(args: argparse.Namespace) -> dict:
     perturb = _perturbation(args.perturb)
     os.environ.update(ros_environment())  # the observer in this process joins the same domain
     out = Path(args.out or f"runs/demo-{datetime.now():%Y%m%d-%H%M%S}").resolve()
     out.mkdir(parents=True, exist_ok=True)
     plan = bringup.sim_reach_plan(
-        arm=args.arm, checkpoint=args.checkpoint, learning=str(not args.no_learning).lower(),
-        adaptation=str(args.adaptation).lower(),
+        arm=args.arm, checkpoint=args.checkpoint, learning=str(not (args.no_learning or args.adaptation_only)).lower(),
+        adaptation=str(args.adaptation or args.adaptation_only).lower(),
+        adaptation_while_frozen=str(args.adaptation_only).lower(),
         reaches=str(args.reaches), reach_seconds=str(args.reach_seconds), payload_kg=str(args.payload_kg),
         control_rate_hz=str(args.control_rate), output_dir=str(out), seed=str(args.seed),
         randomize=perturb)
@@ -103,7 +114,8 @@ def run(args: argparse.Namespace) -> dict:
     sim_seconds = args.reaches * args.reach_seconds
     timeout = args.timeout or 3.0 * sim_seconds + 60.0
     print(f"demo: {args.arm}, {args.reaches} reaches x {args.reach_seconds:g} s sim time, payload "
-          f"{args.payload_kg:g} kg after reach {args.reaches // 2}, learning {'off' if args.no_learning else 'on'}, "
+          f"{args.payload_kg:g} kg after reach {args.reaches // 2}, "
+          f"{_learning_said(args)}, "
           f"{'arm_sim perturbed by ' + args.perturb if args.perturb else 'nominal arm'}, "
           f"ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']} (localhost only)", flush=True)
     from snn_sac_ros.adapters.ros.demo_observer import observe  # rclpy only once the nodes start

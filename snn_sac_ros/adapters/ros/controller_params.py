@@ -99,6 +99,8 @@ def declare_controller_parameters(node: Node) -> None:
       "payload's inertial torque depends on; false: the joint state alone, as abr_control)", **ro)
     d("adaptation_sees_velocity", False, "the adaptation's ensemble also represents the joint velocities (as "
       "abr_control's); false: the joint angles (and the torque), on which a payload's weight depends", **ro)
+    d("adaptation_while_frozen", False, "the adaptation pathway learns while learning is off too (the policy "
+      "frozen, the payload learned); false: it learns while learning is on", **ro)
     d("adaptation_seed", 0, "seed of the adaptation ensemble's encoders (a saved pathway needs the same)", low=0,
       high=2**31 - 1, **ro)
     # safety

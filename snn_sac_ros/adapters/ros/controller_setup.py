@@ -177,7 +177,8 @@ class ControllerSetup:
         self.adaptation = self._adaptation(rate)
         self.reach = ReachTick(self.agent, forward_kinematics, self.arm.velocity_limits, self._period,
                                continuous=self.arm.continuous, apply_damping=p("apply_joint_damping"),
-                               task=ReachTask(success_threshold=p("success_threshold")), adaptation=self.adaptation)
+                               task=ReachTask(success_threshold=p("success_threshold")), adaptation=self.adaptation,
+                               adaptation_learning=True if p("adaptation_while_frozen") else None)
         self.recording = self._start_recording(start, rate)
         self._create_entities()
         log.info(f"configured: {self.arm.spec.name} from {source}, joints {list(self.driver_names)}, checkpoint "
