@@ -127,6 +127,9 @@ def _panda() -> ArmSpec:
         target_min_radius=0.25,
         gravity_compensation=True,
         action_torque_fraction=0.3,
+        # As on kuka_iiwa: without joint damping a joint keeps the speed exploration gave it; 200k steps of our
+        # agent then reached 1 % of the targets at 5 cm (mean final distance 32 cm).
+        damping_seconds=0.2,
         episode_seconds=3.0,
     )
 
