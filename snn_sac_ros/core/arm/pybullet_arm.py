@@ -17,10 +17,10 @@ import numpy as np
 import pybullet as pb
 from pybullet_utils.bullet_client import BulletClient
 
-from snn_sac_ros.core.arm.kinematics import KinematicChain
 from snn_sac_ros.core.arm.specs import ArmSpec, resolve_arm
 
 if TYPE_CHECKING:
+    from snn_sac_ros.core.arm.kinematics import KinematicChain
     from snn_sac_ros.core.arm.randomization import ArmPerturbation, RandomizationProfile
 
 _MOVABLE = (pb.JOINT_REVOLUTE, pb.JOINT_PRISMATIC)
@@ -207,6 +207,8 @@ class PyBulletArm:
     def kinematic_chain(self) -> KinematicChain:
         """The end effector's chain as a compiled function of the controlled joints (the uncontrolled ones where
         they are held): the same point as :meth:`forward_kinematics`, without a PyBullet call."""
+        from snn_sac_ros.core.arm.kinematics import KinematicChain  # numba: only where a chain is wanted
+
         return KinematicChain(self._client, self._body, ee_index=self._ee_index, controlled=self._joint_ids,
                               held=dict(zip(self._held_ids, self._held_home)), base_position=self.base_position)
 
