@@ -69,8 +69,7 @@ class RosRecorder:
         """Queue a message of ``type_name`` (``pkg/msg/Type``) already serialized (CDR bytes); never blocks."""
         channel = self._channels.get(topic)
         if channel is None:
-            channel = self._channels[topic] = self.core.channel(topic, schemas.schema(type_name),
-                                                                encode=FAST_ENCODERS.get(type_name, serialize_message))
+            channel = self._channels[topic] = self.core.channel(topic, schemas.schema(type_name))
         return self.core.write(channel, data, log_time_ns)
 
     def tick(self, fields: dict[str, Any], log_time_ns: int, topic: str = "/snn_sac_controller/tick") -> bool:
