@@ -118,10 +118,10 @@ def run(args: argparse.Namespace) -> dict:
           f"{_learning_said(args)}, "
           f"{'arm_sim perturbed by ' + args.perturb if args.perturb else 'nominal arm'}, "
           f"ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']} (localhost only)", flush=True)
-    from snn_sac_ros.adapters.ros.demo_observer import Observation  # rclpy only when a demo runs
+    from snn_sac_ros.adapters.ros.demo_observer import observe  # rclpy only once the nodes start
 
-    with Observation(_frame_reaches(args.reaches)) as observation, start_plan(plan, out, dict(os.environ)) as nodes:
-        record = observation.record(nodes, reaches=args.reaches, timeout=timeout)
+    with start_plan(plan, out, dict(os.environ)) as nodes:
+        record = observe(nodes, reaches=args.reaches, timeout=timeout, frames_at=_frame_reaches(args.reaches))
     return _report(out, record, nodes.codes, args)
 
 

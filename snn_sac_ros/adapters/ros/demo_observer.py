@@ -91,47 +91,34 @@ def _await_report(executor: SingleThreadedExecutor, node: DemoObserver, nodes: S
         node.take_snapshots()
 
 
-class Observation:
-    """The demo's observer, up before the nodes start (``with``), so that it has matched their topics by the time the
-    reaches begin (on a loaded machine DDS discovery takes seconds; a short run could end before it), then
-    :meth:`record` until the reach_targets node finishes."""
-
-    def __init__(self, frames_at: list[int]) -> None:
-        self.frames_at = frames_at
-
-    def __enter__(self) -> Observation:
-        rclpy.init()
-        self.node = DemoObserver(self.frames_at)
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(self.node)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.executor.remove_node(self.node)
-        self.node.destroy_node()
+def observe(nodes: Supervisor, reaches: int, timeout: float, frames_at: list[int]) -> dict:
+    """Record until the reach_targets node finishes; a node that dies raises ``NodeFailedError`` (all stopped)."""
+    rclpy.init()
+    node = DemoObserver(frames_at)
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    start = time.monotonic()
+    bar = tqdm(total=reaches, desc="reaches", unit="reach")
+    try:
+        while nodes.running("reach_targets"):
+            executor.spin_once(timeout_sec=0.05)
+            node.take_snapshots()
+            nodes.check()
+            if time.monotonic() - start > timeout:
+                tqdm.write(f"demo: timed out after {timeout:.0f} s wall time; stopping")
+                break
+            done = max(0, node.targets_seen - 1)
+            if done > bar.n:
+                bar.update(done - bar.n)
+            bar.set_postfix(distance_cm=f"{node.distance * 100:.1f}",
+                            rate_hz=node.controller.get("control_rate_hz", "-"), refresh=False)
+        nodes.check()  # reach_targets itself failed?
+        bar.update(max(0, reaches - bar.n) if not nodes.running("reach_targets") else 0)
+        _await_report(executor, node, nodes)
+    finally:
+        bar.close()
+        executor.remove_node(node)
+        record = {"controller": dict(node.controller), "sim": dict(node.sim_status)}
+        node.destroy_node()
         rclpy.try_shutdown()
-
-    def record(self, nodes: Supervisor, reaches: int, timeout: float) -> dict:
-        """Spin until reach_targets finishes; a node that dies raises ``NodeFailedError`` (all stopped)."""
-        node, executor = self.node, self.executor
-        start = time.monotonic()
-        bar = tqdm(total=reaches, desc="reaches", unit="reach")
-        try:
-            while nodes.running("reach_targets"):
-                executor.spin_once(timeout_sec=0.05)
-                node.take_snapshots()
-                nodes.check()
-                if time.monotonic() - start > timeout:
-                    tqdm.write(f"demo: timed out after {timeout:.0f} s wall time; stopping")
-                    break
-                done = max(0, node.targets_seen - 1)
-                if done > bar.n:
-                    bar.update(done - bar.n)
-                bar.set_postfix(distance_cm=f"{node.distance * 100:.1f}",
-                                rate_hz=node.controller.get("control_rate_hz", "-"), refresh=False)
-            nodes.check()  # reach_targets itself failed?
-            bar.update(max(0, reaches - bar.n) if not nodes.running("reach_targets") else 0)
-            _await_report(executor, node, nodes)
-        finally:
-            bar.close()
-        return {"controller": dict(node.controller), "sim": dict(node.sim_status)}
+    return record
