@@ -24,6 +24,10 @@ _HEADER = b"\x00\x01\x00\x00"  # CDR little endian encapsulation
 _U32, _STAMP = struct.Struct("<I"), struct.Struct("<iI")
 
 
+def _aligned(offset: int, n: int) -> int:
+    return offset + (-(offset - 4) % n)  # alignment counts from after the encapsulation header
+
+
 class _Buffer:
     """A CDR byte stream; alignment is counted from after the encapsulation header."""
 
@@ -31,7 +35,7 @@ class _Buffer:
         self.buf = bytearray(_HEADER)
 
     def align(self, n: int) -> None:
-        pad = -(len(self.buf) - 4) % n
+        pad = _aligned(len(self.buf), n) - len(self.buf)
         if pad:
             self.buf += b"\x00" * pad
 
@@ -148,10 +152,6 @@ class JointStateView(NamedTuple):
     serialized: bytes
 
 
-def _aligned(offset: int, n: int) -> int:
-    return offset + (-(offset - 4) % n)  # alignment counts from after the encapsulation header
-
-
 class JointStateDecoder:
     """Reads JointState CDR bytes into a :class:`JointStateView`; None for bytes it does not read (not plain
     little-endian CDR, or malformed): the caller then deserializes them the usual way, whose error says why."""
@@ -167,8 +167,7 @@ class JointStateDecoder:
             sec, nanosec = _STAMP.unpack_from(data, 4)
             (length,) = _U32.unpack_from(data, 12)
             frame_id = data[16:15 + length].decode() if length else ""
-            offset = self._skip_names(data, _aligned(16 + length, 4))
-            names = self._names
+            offset, names = self._read_names(data, _aligned(16 + length, 4))
             arrays = []
             for _ in range(3):  # position, velocity, effort
                 offset = _aligned(offset, 4)
@@ -182,11 +181,11 @@ class JointStateDecoder:
             return None
         return JointStateView(Header(Stamp(sec, nanosec), frame_id), names, *arrays, data)
 
-    def _skip_names(self, data: bytes, start: int) -> int:
-        """The offset after the names (their count and strings) at ``start``, which :attr:`_names` then holds: the
-        last ones again, not decoded, when their bytes are the same."""
+    def _read_names(self, data: bytes, start: int) -> tuple[int, tuple[str, ...]]:
+        """The offset after the names (their count and strings) at ``start``, and the names: the last ones again,
+        not decoded, when their bytes are the same."""
         if self._names_bytes and data.startswith(self._names_bytes, start):
-            return start + len(self._names_bytes)
+            return start + len(self._names_bytes), self._names
         (count,) = _U32.unpack_from(data, start)
         names, offset = [], start + 4
         for _ in range(count):
@@ -197,4 +196,4 @@ class JointStateDecoder:
             names.append(data[offset + 4:offset + 3 + length].decode())
             offset += 4 + length
         self._names_bytes, self._names = data[start:offset], tuple(names)
-        return offset
+        return offset, self._names
