@@ -69,8 +69,9 @@ def _top(profile: RandomizationProfile, item: str) -> float:
     return value + profile.command_delay_jitter_ms if item == "command_delay_ms" else value
 
 
-def test_held_out_perturbations_lie_outside_the_training_ranges() -> None:
-    train = load_profile("train")
+@pytest.mark.parametrize("training", ["train", "train-wide"])
+def test_held_out_perturbations_lie_outside_the_training_ranges(training: str) -> None:
+    train = load_profile(training)
     assert len(held_out_profiles()) >= 4
     for name in held_out_profiles():
         held_out = load_profile(name)

@@ -163,7 +163,7 @@ def available_profiles() -> list[str]:
 
 
 def held_out_profiles() -> list[str]:
-    """The shipped evaluation perturbations (``eval-*``), kept outside the ``train`` profile's ranges."""
+    """The shipped evaluation perturbations (``eval-*``), kept outside the ranges of the ``train`` profiles."""
     return [name for name in available_profiles() if name.startswith("eval-")]
 
 
