@@ -3,6 +3,7 @@ with ``on_state``, and survives a wait that raises."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 
@@ -94,3 +95,21 @@ def test_a_late_tick_still_takes_the_newest_state_first() -> None:
     _run(loop, 0.2)
     ticks = [i for i, e in enumerate(events) if e == "tick"]
     assert len(ticks) > 5 and all(events[i - 1] == "take" for i in ticks)
+
+
+def test_a_late_tick_knows_when_it_was_due() -> None:
+    """``due`` is the tick's place on the clock's grid, not when it started: a recorder paced to ``due + period``
+    stops before the next tick even after a late one."""
+    period, dues, starts = 0.01, [], []
+
+    def tick(_from_state: bool) -> None:
+        starts.append(time.monotonic())
+        dues.append(loop.due)
+        if len(dues) % 3 == 0:
+            time.sleep(0.004)  # a slow tick: the next one starts late
+
+    loop = ControlLoop(period, tick)
+    _run(loop, 0.3)
+    steps = [(b - a) / period for a, b in itertools.pairwise(dues)]
+    assert len(steps) > 10 and all(abs(s - round(s)) < 1e-6 and round(s) >= 1 for s in steps), steps
+    assert all(start >= due for start, due in zip(starts, dues, strict=True))

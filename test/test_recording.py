@@ -181,6 +181,24 @@ def test_a_paced_writer_waits_for_the_time_between_ticks_and_works_unpaced_when_
     assert len(list(read_messages(tmp_path / "paced.mcap"))) == 6
 
 
+def test_a_held_writer_waits_although_an_earlier_tick_left_it_time(tmp_path: Path) -> None:
+    """A late tick paces the writer until its own start plus a period; the next tick may start sooner (it is due
+    then): once it holds the writer, nothing is encoded until it paces again."""
+    recorder = McapRecorder(tmp_path / "held.mcap", poll_seconds=0.02)
+    channel = recorder.channel("/diagnostics", messages.TOPICS["/diagnostics"])
+    message = messages.diagnostic_array(1.0, "arm_sim: physics loop", {"payload_kg": 2.0})
+    recorder.pace(time.monotonic() + 10.0)  # what the late tick left
+    for k in range(15):  # ticks of 10 ms, each holding the writer first
+        recorder.hold()
+        recorder.write(channel, message, 10**9 + k)
+        time.sleep(0.01)
+    recorder.hold()
+    assert recorder.written == 0 and recorder.pending == 15
+    recorder.pace(time.monotonic() + 1.0)
+    recorder.close()
+    assert recorder.written == 15 and recorder.dropped == 0
+
+
 def test_a_namespaced_recording_reads_as_the_default_topics(tmp_path: Path) -> None:
     """A controller in a namespace records /arm1/...: the reader and load_ticks find those topics by their default
     names, and a topic that only shares a suffix's letters is not taken for one."""

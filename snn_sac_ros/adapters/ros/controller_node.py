@@ -323,6 +323,7 @@ class SnnSacController(LifecycleNode, ControllerSetup, ControllerThreads, params
             self._tick_locked(start)
 
     def _tick_locked(self, start: float) -> None:
+        self.recording.hold()
         guard = self.guard
         if self.estop.check_heartbeat(start):
             self.get_logger().error(f"E-STOP latched: {self.estop.reason}")
@@ -353,7 +354,8 @@ class SnnSacController(LifecycleNode, ControllerSetup, ControllerThreads, params
                 self._report_stop(decision.reasons)
         compute = time.monotonic() - start
         self.stats.record(start, compute)
-        self.recording.pace(start + self._period)
+        loop = self._loop  # (read once: stopping the loop clears it from another thread)
+        self.recording.pace((loop.due if loop is not None else start) + self._period)
         if self._trace is not None:
             answered = torque is not None and not decision.zeroed  # a stopped command answers no state
             self._trace.record(start, compute, stamp if answered else np.nan, self._last_publish)

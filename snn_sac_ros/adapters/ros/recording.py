@@ -174,6 +174,11 @@ class ControllerRecording:
             "learning": node.learning_on, "commanded": commanded, "episode": self._episode}, time.time_ns(),
             self._tick)
 
+    def hold(self) -> None:
+        """A tick starts: the writer stops after the message it is writing."""
+        if self.recorder is not None:
+            self.recorder.core.hold()
+
     def pace(self, next_tick: float) -> None:
         """The tick is done and the next starts at ``next_tick`` (monotonic s): the writer may work till shortly
         before."""

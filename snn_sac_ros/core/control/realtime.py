@@ -96,6 +96,9 @@ class ControlLoop:
         self.period = float(period)
         self.on_state = on_state
         self.skipped = 0
+        self.due = 0.0
+        """when the tick running now was due (``time.monotonic`` s; a state's tick: when it woke): a tick late by
+        some time still knows when the next is due"""
         self._tick, self._setup, self._on_error = tick, setup, on_error
         if on_state and wait_for_state is None:
             raise ValueError("on_state needs wait_for_state: the loop must be told when a state came")
@@ -129,7 +132,7 @@ class ControlLoop:
                 if self._stopping:
                     break
                 if woke:
-                    start = clock()
+                    start = self.due = clock()
                     self._run_tick(True)
                     deadline = start + STATE_FALLBACK_PERIODS * period
                     continue
@@ -150,6 +153,7 @@ class ControlLoop:
                 missed = int(late // period)
                 self.skipped += missed
                 deadline += missed * period
+            self.due = deadline
             self._run_tick(False)
             deadline += period
 

@@ -4,9 +4,11 @@
 wake-up of the writer); a full queue drops the record and counts it (:attr:`McapRecorder.dropped`, for
 ``/diagnostics``). The thread wakes every ``poll_seconds``, encodes (CDR) and writes what is queued: woken on every
 message instead, it took the GIL from its caller on every message (a put then cost about 10 us instead of 0.3).
-A periodic caller (a control tick) can pace it: :meth:`McapRecorder.pace` after each tick lets it work until the
-next tick is due, so encoding never holds the GIL when a tick wants it (unpaced, it raised a 1 kHz tick's p99 by
-about a quarter). It works unpaced again when the caller stops pacing, or when half the queue is full.
+A periodic caller (a control tick) can pace it: :meth:`McapRecorder.hold` as each tick starts and
+:meth:`McapRecorder.pace` after it let it work only between ticks, until the next is due, so encoding never takes
+the GIL from a tick (unpaced, it raised a 1 kHz tick's p99 by about a quarter). Both are needed: a tick that starts
+on time after a late one would otherwise find the writer still in the time the late one left it. It works unpaced
+again when the caller stops pacing, or when half the queue is full.
 Messages arrive either as CDR bytes (an adapter serialized them, e.g. with ``rclpy.serialization``), through a
 channel's own ``encode`` function, or as plain dicts / objects encoded from the channel's schema by
 ``mcap-ros2-support``'s encoder, so this module needs no ROS.
@@ -142,6 +144,12 @@ class McapRecorder:
         self._until = until
         self._paced_at = time.monotonic()
         self._wake.set()
+
+    def hold(self) -> None:
+        """The caller's time-critical work starts now: the writer stops after the message it is writing, until the
+        next :meth:`pace`. Call it from the periodic caller (a tick), first thing."""
+        self._until = 0.0
+        self._paced_at = time.monotonic()
 
     def _may_work(self) -> bool:
         """Paced: only until the caller's next tick, unless the caller stopped pacing or the queue is half full."""
