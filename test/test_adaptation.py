@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from snn_sac_ros.cli import main
-from snn_sac_ros.core.agent.adaptation import PESAdaptation, PESConfig, matched_torque, sphere_inputs
+from snn_sac_ros.core.agent.adaptation import PESAdaptation, PESConfig, matched_torque, sphere_inputs, torque_bounds
 from snn_sac_ros.core.arm.pybullet_arm import PyBulletArm
 
 
@@ -39,6 +39,14 @@ def test_sphere_inputs_lie_on_the_upper_unit_hemisphere() -> None:
     for scaled in ([-1.0, -1.0], [1.0, 1.0, -1.0, 1.0], [0.0, 0.0, 0.3]):
         x = sphere_inputs(np.array(scaled))
         assert x.shape == (len(scaled) + 1,) and np.isclose(np.linalg.norm(x), 1.0) and x[-1] > 0
+
+
+def test_torque_bounds_take_one_value_or_one_per_joint_and_refuse_the_rest() -> None:
+    assert torque_bounds([20.0], 3).tolist() == [20.0, 20.0, 20.0]
+    assert torque_bounds([1.0, 2.0, 0.0], 3).tolist() == [1.0, 2.0, 0.0]
+    for bad, why in (([1.0, 2.0], "1 or 3 values"), ([-1.0], ">= 0"), ([float("nan")], ">= 0")):
+        with pytest.raises(ValueError, match=why):
+            torque_bounds(bad, 3)
 
 
 def test_the_pes_pathway_starts_at_zero_learns_toward_the_pd_torque_and_stays_bounded() -> None:

@@ -167,17 +167,22 @@ def test_set_learning_reports_when_it_refused(controller: Running) -> None:
     assert probe.call(SetBool, f"/{NODE}/set_learning", SetBool.Request(data=False)).success
 
 
-def test_the_default_clamp_is_the_checkpoints_torque_scale_not_the_urdf_limit(tmp_path: object) -> None:
+@pytest.mark.parametrize("adaptation", [False, True], ids=["policy", "with-adaptation"])
+def test_the_default_clamp_is_the_checkpoints_torque_scale_not_the_urdf_limit(tmp_path: object,
+                                                                              adaptation: bool) -> None:
     """kuka_iiwa's URDF allows 300 Nm per joint; its checkpoint was trained with at most 30 Nm on the first four.
     With ``max_torque`` unset, a command that would exceed the torque scale (the policy's torque minus the
-    checkpoint's joint damping at a fast joint 2: 12.9 Nm s/rad x 5 rad/s = 65 Nm) is clamped to it."""
+    checkpoint's joint damping at a fast joint 2: 12.9 Nm s/rad x 5 rad/s = 65 Nm) is clamped to it; with the
+    adaptation pathway on, to the scale plus ``adaptation_max_torque`` (here 2 Nm), the room a payload needs."""
     checkpoint = shipped_checkpoint("kuka_iiwa")
     trained = load_checkpoint(checkpoint)
     scale = np.array(trained.action_contract.torque_scale)
+    limits = scale + (2.0 if adaptation else 0.0)
     assert scale[1] == 30.0 and trained.action_contract.joint_damping[1] * 5.0 > 2 * scale[1]
     node = NodeProcess(CONTROLLER, controller_params(
         arm="kuka_iiwa", checkpoint=str(checkpoint), resume=False, save_path=str(tmp_path / "kuka.npz"),
-        learning=False, spiking=False, apply_joint_damping=True), ["-r", "__node:=kuka_clamp", "-r", "__ns:=/kuka"])
+        learning=False, spiking=False, apply_joint_damping=True, adaptation=adaptation, adaptation_max_torque=[2.0],
+        adaptation_neurons=100), ["-r", "__node:=kuka_clamp", "-r", "__ns:=/kuka"])
     joints = list(trained.observation_contract.joint_names)
     q = [0.1, 0.4, 0.0, -1.2, 0.0, 0.8, 0.0]
     probe = RobotProbe("kuka_clamp_probe", joints=joints, q=q, namespace="kuka", controller="kuka_clamp")
@@ -188,10 +193,10 @@ def test_the_default_clamp_is_the_checkpoints_torque_scale_not_the_urdf_limit(tm
             probe.send_target(arm.forward_kinematics(np.array(q) + 0.3))
         probe.wait_torque("torque from the kuka_iiwa controller", timeout=120)
         commands = np.array(probe.run_mode("valid", ticks=100))
-        assert np.all(np.abs(commands) <= scale + 1e-9), np.abs(commands).max(axis=0)
-        assert np.all(commands[:, 1] == -scale[1]), f"joint 2 not held at the clamp: {commands[:5, 1]}"
+        assert np.all(np.abs(commands) <= limits + 1e-9), np.abs(commands).max(axis=0)
+        assert np.all(commands[:, 1] == -limits[1]), f"joint 2 not held at the clamp: {commands[:5, 1]}"
         probe.spin_until(lambda: "torque_limits" in probe.diagnostics, 20, "the controller's torque limits")
-        assert np.allclose([float(v) for v in probe.diagnostics["torque_limits"].split(",")], scale, rtol=1e-3)
+        assert np.allclose([float(v) for v in probe.diagnostics["torque_limits"].split(",")], limits, rtol=1e-3)
     finally:
         probe.close()
         node.stop_cleanly()

@@ -93,8 +93,10 @@ def declare_controller_parameters(node: Node) -> None:
       "learning is on, adds what it learned either way, and is saved with the weights", **ro)
     d("adaptation_rate", 1e-3, "PES learning rate of the adaptation pathway", low=0.0, high=1.0, **ro)
     d("adaptation_neurons", 1000, "neurons of the adaptation pathway's ensemble", low=10, high=100_000, **ro)
-    d("adaptation_limit", 0.5, "bound of the adaptation's torque per joint, as a share of the joint's torque "
-      "limit", low=0.0, high=1.0, **ro)
+    d("adaptation_max_torque", [20.0], "bound of the adaptation's torque [Nm], one value for every joint or one "
+      "per joint; with max_torque unset the command's clamp is the checkpoint's torque scale plus this (within the "
+      "URDF's), so what a payload needs beyond the policy's range can be added; with max_torque set, max_torque",
+      array_of=float, **ro)
     d("adaptation_sees_torque", True, "the adaptation's ensemble also represents the policy's torque (what a "
       "payload's inertial torque depends on; false: the joint state alone, as abr_control)", **ro)
     d("adaptation_sees_velocity", False, "the adaptation's ensemble also represents the joint velocities (as "

@@ -33,7 +33,7 @@ from snn_sac_ros.adapters.ros.common import (
 )
 from snn_sac_ros.adapters.ros.recording import ControllerRecording, unused_path
 from snn_sac_ros.adapters.ros.robot_model import load_arm, robot_description_qos
-from snn_sac_ros.core.agent.adaptation import DECODERS_KEY, LAYOUT_KEY, PESAdaptation, PESConfig
+from snn_sac_ros.core.agent.adaptation import DECODERS_KEY, LAYOUT_KEY, PESAdaptation, PESConfig, torque_bounds
 from snn_sac_ros.core.agent.checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
 from snn_sac_ros.core.arm import PRESETS
 from snn_sac_ros.core.control.realtime import ControlLoop
@@ -157,7 +157,11 @@ class ControllerSetup:
                      "Nm s/rad: the arm must do so (apply_joint_damping:=true adds it here instead)")
         gains = array_value(self, "stop_damping")
         self._stop_damping = tuple(gains) if gains is not None else tuple(contract.joint_damping)
-        self.guard = TorqueGuard(self.arm.effort_limits, np.array(contract.torque_scale),
+        # The policy's range is its torque scale; the adaptation adds what a payload needs beyond it (a tool's
+        # weight on a wrist can exceed the wrist's scale several times), so the default clamp leaves it room.
+        adaptation_bound = (torque_bounds(array_value(self, "adaptation_max_torque"), self.arm.n_joints)
+                            if p("adaptation") else np.zeros(self.arm.n_joints))
+        self.guard = TorqueGuard(self.arm.effort_limits, np.array(contract.torque_scale) + adaptation_bound,
                                  state_timeout=p("state_timeout"), stall_timeout=p("stall_timeout"),
                                  stop=self.stop_behaviour(p("stop_behavior"), p("stop_ramp_s")), estop=self.estop)
         max_torque = array_value(self, "max_torque")
@@ -174,7 +178,7 @@ class ControllerSetup:
         self._command_values = np.frombuffer(self._command_buffer, dtype=float)  # a view: written in place
 
         forward_kinematics = arm.kinematic_chain().position  # compiled: no PyBullet call per tick
-        self.adaptation = self._adaptation(rate)
+        self.adaptation = self._adaptation(rate, adaptation_bound)
         self.reach = ReachTick(self.agent, forward_kinematics, self.arm.velocity_limits, self._period,
                                continuous=self.arm.continuous, apply_damping=p("apply_joint_damping"),
                                task=ReachTask(success_threshold=p("success_threshold")), adaptation=self.adaptation,
@@ -185,14 +189,14 @@ class ControllerSetup:
                  f"{start}, {rate:g} Hz x {steps} Nengo step(s), learning {'on' if self.learning_on else 'off'}, "
                  f"torque limits {np.round(self.guard.limits, 4).tolist()} Nm, saving to {self.save_path}")
 
-    def _adaptation(self, rate: float) -> PESAdaptation | None:
+    def _adaptation(self, rate: float, bound: np.ndarray) -> PESAdaptation | None:
         """The PES pathway (``adaptation``), on the robot model, continuing from the decoders the weights it
         started from hold (a save of an earlier run), else from zero."""
         p = self._p
         if not p("adaptation"):
             return None
         config = PESConfig(neurons=p("adaptation_neurons"), learning_rate=p("adaptation_rate"), teacher="residual",
-                           limit=p("adaptation_limit") * self.guard.limits, sees_torque=p("adaptation_sees_torque"),
+                           limit=np.minimum(bound, self.guard.limits), sees_torque=p("adaptation_sees_torque"),
                            sees_velocity=p("adaptation_sees_velocity"))
         pathway = PESAdaptation(self.arm, 1.0 / rate, config, seed=p("adaptation_seed"))
         saved = self.agent.checkpoint.arrays.get(DECODERS_KEY)

@@ -71,6 +71,17 @@ class PESConfig:
             raise ValueError(f"teacher must be one of {TEACHERS}, got {self.teacher!r}")
 
 
+def torque_bounds(values: float | list[float] | np.ndarray, n_joints: int) -> np.ndarray:
+    """Per-joint bounds of the added torque [Nm] from one value for every joint or one per joint, each >= 0 and
+    finite; a wrong length or value is refused."""
+    bounds = np.atleast_1d(np.asarray(values, dtype=float))
+    if bounds.size not in (1, n_joints):
+        raise ValueError(f"the adaptation's torque bound needs 1 or {n_joints} values, got {bounds.size}")
+    if not np.all(np.isfinite(bounds)) or np.any(bounds < 0):
+        raise ValueError(f"the adaptation's torque bound must be finite values >= 0 [Nm], got {bounds.tolist()}")
+    return np.broadcast_to(bounds, (n_joints,)).copy()
+
+
 def sphere_inputs(*scaled: np.ndarray) -> np.ndarray:
     """Inputs each scaled into [-1, 1], a constant 1 appended, on the upper half of the unit hypersphere (see the
     module docstring)."""
