@@ -199,25 +199,6 @@ def test_a_held_writer_waits_although_an_earlier_tick_left_it_time(tmp_path: Pat
     assert recorder.written == 15 and recorder.dropped == 0
 
 
-def test_the_writer_thread_leaves_a_real_time_class_it_inherited(tmp_path: Path) -> None:
-    """A node run under ``chrt -f`` starts every thread SCHED_FIFO; the writer's compression must not hold a core
-    against the control thread at the same priority."""
-    try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
-    except PermissionError:
-        pytest.fail("this test needs CAP_SYS_NICE (SCHED_FIFO), as bench realtime --rt-priority does")
-    try:
-        recorder = McapRecorder(tmp_path / "rt.mcap")
-        deadline = time.monotonic() + 5.0
-        while os.sched_getscheduler(recorder._thread.native_id) != os.SCHED_OTHER and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert os.sched_getscheduler(recorder._thread.native_id) == os.SCHED_OTHER
-        recorder.close()
-    finally:
-        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
-    assert os.sched_getscheduler(0) == os.SCHED_OTHER
-
-
 def test_a_namespaced_recording_reads_as_the_default_topics(tmp_path: Path) -> None:
     """A controller in a namespace records /arm1/...: the reader and load_ticks find those topics by their default
     names, and a topic that only shares a suffix's letters is not taken for one."""

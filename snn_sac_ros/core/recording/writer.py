@@ -21,7 +21,6 @@ clean :meth:`close` writes the summary and footer that seeking readers use.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import deque
@@ -50,17 +49,6 @@ class Channel:
     build: Callable[[Any], Any] | None = None
     """turns what :meth:`McapRecorder.write` was given into the message, in the writer thread (so a caller can
     hand over a tuple of arrays and leave building the message to the recorder)"""
-
-
-def leave_real_time() -> None:
-    """Put the calling thread back under normal scheduling if it inherited a real-time class (a node started under
-    ``chrt -f``): the writer is background work, and as a SCHED_FIFO thread of the same priority its compression
-    kept a core from the control thread until it finished. Not possible (no such call): left as it is."""
-    try:
-        if os.sched_getscheduler(0) in (os.SCHED_FIFO, os.SCHED_RR):
-            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))  # pid 0: this thread (Linux)
-    except (AttributeError, OSError):
-        pass
 
 
 class _ToDisk:
@@ -197,7 +185,6 @@ class McapRecorder:
     # --- the writer thread ----------------------------------------------------------------------------
 
     def _run(self) -> None:
-        leave_real_time()
         chunk_started: float | None = None
         queued = self._queue
         try:
