@@ -51,8 +51,8 @@ import numpy as np
 from snn_sac_ros.supervision import Supervisor
 
 COLUMNS = ("neurons", "rate_hz", "learning", "control_thread", "tick_p50_ms", "tick_p99_ms", "tick_max_ms",
-           "deadline_misses", "latency_p50_ms", "latency_p99_ms", "nengo_step_us", "floor_step_us", "nengo_over_floor",
-           "record")
+           "deadline_misses", "latency_p50_ms", "latency_p99_ms", "policy_step_us", "nengo_step_us", "floor_step_us",
+           "nengo_over_floor", "record")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -300,7 +300,7 @@ def measure_ros(checkpoint: Path, *, arm: str, rate: float, learning: bool, dura
              command_arrivals_ns=np.asarray(probe.cmd, np.int64))  # for a closer look at the latency
     period = 1.0 / rate
     ticks = (trace["start"] >= start_ns * 1e-9) & (trace["start"] <= end_ns * 1e-9)
-    compute, starts = trace["compute"][ticks], trace["start"][ticks]
+    compute, starts, policy = trace["compute"][ticks], trace["start"][ticks], trace["policy"][ticks]
     # TickStats' rule: compute longer than the period, or a start more than two periods after the last one
     missed = (compute > period) | (np.diff(starts, prepend=starts[:1]) > 2.0 * period)
     nan = float("nan")
@@ -308,6 +308,7 @@ def measure_ros(checkpoint: Path, *, arm: str, rate: float, learning: bool, dura
         "tick_p50_ms": float(np.percentile(compute, 50) * 1e3) if compute.size else nan,
         "tick_p99_ms": float(np.percentile(compute, 99) * 1e3) if compute.size else nan,
         "tick_max_ms": float(compute.max() * 1e3) if compute.size else nan,
+        "policy_step_us": float(np.nanmedian(policy) * 1e6) if np.any(np.isfinite(policy)) else nan,
         "deadline_misses": int(missed.sum()), "ticks": int(compute.size),
         "control_rate_hz": float(compute.size / max((end_ns - start_ns) * 1e-9, 1e-9)),
         "diag_tick_p50_ms": float(np.median(p50)), "diag_tick_p99_ms": max(float(d["tick_p99_ms"]) for d in inside),
@@ -399,7 +400,7 @@ def run(args: argparse.Namespace) -> dict:
 
 
 _HEADER = (f"{'neurons':>7} {'rate':>5} {'learn':>5} {'loop':>6} {'tick p50':>8} {'p99':>6} {'max':>6} {'misses':>6} "
-           f"{'lat p50':>7} {'p99':>6} {'nengo us':>8} {'floor us':>8} {'ratio':>5} {'rec':>3}")
+           f"{'lat p50':>7} {'p99':>6} {'policy us':>9} {'nengo us':>8} {'floor us':>8} {'ratio':>5} {'rec':>3}")
 
 
 def _line(r: dict) -> str:
@@ -407,13 +408,14 @@ def _line(r: dict) -> str:
             f"{'thread' if r['control_thread'] else 'timer':>6} "
             f"{r['tick_p50_ms']:>8.3f} {r['tick_p99_ms']:>6.3f} {r['tick_max_ms']:>6.2f} "
             f"{r['deadline_misses']:>6} {r['latency_p50_ms']:>7.3f} {r['latency_p99_ms']:>6.3f} "
-            f"{r['nengo_step_us']:>8.0f} {r['floor_step_us']:>8.0f} {r['nengo_over_floor']:>5.2f} "
-            f"{'on' if r['record'] else 'off':>3}")
+            f"{r['policy_step_us']:>9.0f} {r['nengo_step_us']:>8.0f} {r['floor_step_us']:>8.0f} "
+            f"{r['nengo_over_floor']:>5.2f} {'on' if r['record'] else 'off':>3}")
 
 
 def _print_table(rows: list[dict]) -> None:
     print()
-    print("tick [ms] inside the controller node; latency [ms] joint_states -> command; per-step [us] in process")
+    print("tick [ms] inside the controller node; latency [ms] joint_states -> command; policy [us]: the tick's policy "
+          "step (Nengo step and task) inside the node, median; per-step [us] in process")
     print(_HEADER)
     print("-" * len(_HEADER))
     for r in rows:

@@ -12,21 +12,25 @@ from pathlib import Path
 
 import numpy as np
 
-FIELDS = ("start", "compute", "state_stamp", "publish")
+FIELDS = ("start", "compute", "state_stamp", "publish", "policy")
 
 
 class TickTrace:
-    """Ring of the last ``size`` ticks: start and publish [s, monotonic], compute [s], state stamp [s]."""
+    """Ring of the last ``size`` ticks: start and publish [s, monotonic], compute [s], state stamp [s], and the
+    policy step's share of compute [s] (the same step as in a tight loop, here between other work: the two differ by
+    what the node around it costs the step, caches and all)."""
 
     def __init__(self, size: int = 1 << 18) -> None:
         self.size = int(size)
         self.data = np.full((self.size, len(FIELDS)), np.nan)
         self.count = 0
 
-    def record(self, start: float, compute: float, state_stamp: float, publish: float) -> None:
-        """One tick; ``state_stamp`` is the header stamp of the joint state it used (NaN: none, zero torque)."""
+    def record(self, start: float, compute: float, state_stamp: float, publish: float,
+               policy: float = float("nan")) -> None:
+        """One tick; ``state_stamp`` is the header stamp of the joint state it used (NaN: none, zero torque);
+        ``policy`` the seconds its policy step took (NaN: none ran)."""
         row = self.data[self.count % self.size]
-        row[0], row[1], row[2], row[3] = start, compute, state_stamp, publish
+        row[0], row[1], row[2], row[3], row[4] = start, compute, state_stamp, publish, policy
         self.count += 1
 
     def arrays(self) -> dict[str, np.ndarray]:

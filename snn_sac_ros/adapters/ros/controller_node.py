@@ -335,8 +335,11 @@ class SnnSacController(LifecycleNode, ControllerSetup, ControllerThreads, params
             self.errors.report("state_timeout_too_short", f"{gate}: zero torque until it is raised")
         problem = tick_problem(q is not None, input_error, gate, self.reach.target is not None)
         torque = result = None
+        policy_time = np.nan
         if problem is None and guard.active and not guard.estop_latched and not guard.watchdog_reasons(start):
+            policy_start = time.monotonic()
             result = self.reach.step(q, dq, *self._since_stepped(stamp, arrival), effort=effort)
+            policy_time = time.monotonic() - policy_start
             torque = result.torque
             if result.problem:
                 self.errors.report("policy_output", result.problem)
@@ -358,7 +361,7 @@ class SnnSacController(LifecycleNode, ControllerSetup, ControllerThreads, params
         self.recording.pace((loop.due if loop is not None else start) + self._period)
         if self._trace is not None:
             answered = torque is not None and not decision.zeroed  # a stopped command answers no state
-            self._trace.record(start, compute, stamp if answered else np.nan, self._last_publish)
+            self._trace.record(start, compute, stamp if answered else np.nan, self._last_publish, policy_time)
 
     def _since_stepped(self, stamp: float, arrival: float) -> tuple[float, bool]:
         """Seconds from the state the last step used to the newest, stamped ``stamp`` and arrived at ``arrival``

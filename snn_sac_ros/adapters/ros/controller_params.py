@@ -128,8 +128,8 @@ def declare_controller_parameters(node: Node) -> None:
     # reporting
     d("success_threshold", 0.02, "reach success radius for diagnostics [m]", low=0.001, high=1.0)
     d("spike_log", "", "at shutdown, write the actor's recent spikes here (.npz; empty: no)", **ro)
-    d("tick_trace", "", "at shutdown, write every tick's start, compute time, publish time and the stamp of the "
-      "joint state it used here (.npz; empty: no); bench realtime reads it", **ro)
+    d("tick_trace", "", "at shutdown, write every tick's start, compute time, policy step time, publish time and "
+      "the stamp of the joint state it used here (.npz; empty: no); bench realtime reads it", **ro)
     d("diagnostics_period_s", 1.0, "seconds between /diagnostics messages", low=0.05, high=60.0, **ro)
     # recording
     d("record_path", "", "record the run into this MCAP file (rosbag2's storage): joint states received, commands "
