@@ -4,12 +4,13 @@ with ``on_state``, and survives a wait that raises."""
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import time
 
 import pytest
 
-from snn_sac_ros.core.control.realtime import ControlLoop
+from snn_sac_ros.core.control.realtime import ControlLoop, set_thread_affinity
 
 
 def _run(loop: ControlLoop, seconds: float) -> None:
@@ -113,3 +114,23 @@ def test_a_late_tick_knows_when_it_was_due() -> None:
     steps = [(b - a) / period for a, b in itertools.pairwise(dues)]
     assert len(steps) > 10 and all(abs(s - round(s)) < 1e-6 and round(s) >= 1 for s in steps), steps
     assert all(start >= due for start, due in zip(starts, dues, strict=True))
+
+
+def test_a_thread_can_be_pinned_outside_the_mask_its_process_started_with() -> None:
+    """A node started under ``taskset -c 0`` keeps its other threads off core 1 and pins its control thread there;
+    a CPU that does not exist is refused with the machine's range."""
+    if (os.cpu_count() or 1) < 2:
+        pytest.fail("needs two CPUs")
+    seen: dict[str, object] = {}
+
+    def pin() -> None:
+        os.sched_setaffinity(0, {0})  # as taskset -c 0 leaves every thread of the node
+        seen["why"] = set_thread_affinity([1])
+        seen["mask"] = os.sched_getaffinity(0)
+        seen["missing"] = set_thread_affinity([99])
+
+    worker = threading.Thread(target=pin)
+    worker.start()
+    worker.join()
+    assert seen["why"] == "" and seen["mask"] == {1}
+    assert "this machine has CPUs 0-" in str(seen["missing"])

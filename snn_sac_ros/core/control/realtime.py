@@ -53,13 +53,17 @@ def set_thread_priority(priority: int) -> str:
 
 
 def set_thread_affinity(cpus: Sequence[int]) -> str:
-    """Pin the calling thread to ``cpus``; '' when set, else why not."""
+    """Pin the calling thread to ``cpus``; '' when set, else why not.
+
+    ``cpus`` may lie outside the mask the process started with: a node started under ``taskset -c 0`` (the rest of
+    it kept off the control core) pins its control thread to core 1. Only CPUs that do not exist, or that the
+    process's cpuset forbids (the kernel's refusal), are refused."""
     if not hasattr(os, "sched_setaffinity"):
         return "CPU affinity is not available on this OS"
-    allowed = os.sched_getaffinity(0)
-    missing = sorted(set(cpus) - allowed)
-    if missing:
-        return f"CPU affinity {list(cpus)} refused: CPU(s) {missing} not available to this process {sorted(allowed)}"
+    count = os.cpu_count() or 1
+    missing = sorted(c for c in set(cpus) if not 0 <= c < count)
+    if missing or not cpus:
+        return f"CPU affinity {list(cpus)} refused: this machine has CPUs 0-{count - 1}"
     try:
         os.sched_setaffinity(0, set(cpus))
     except OSError as error:
