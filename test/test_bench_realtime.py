@@ -62,3 +62,17 @@ def test_bench_realtime_reports_every_column(tmp_path, capsys, on_state: bool) -
         assert row["record"] is on_state
         for column in COLUMNS[4:]:
             assert isinstance(row[column], int | float) and math.isfinite(row[column]), (column, row[column])
+
+
+def test_bench_realtime_gives_the_control_thread_a_core_of_its_own(tmp_path, capsys) -> None:
+    """``--control-cpu 1``: the controller pins its control thread to CPU 1 and every node starts on the other CPUs;
+    a CPU the machine lacks is refused before anything starts."""
+    assert main(["bench", "realtime", "--control-cpu", "99", "--neurons", "300", "--no-ros"]) != 0
+    assert "--control-cpu 99" in capsys.readouterr().err
+    code = main(["bench", "realtime", "--neurons", "300", "--rates", "500", "--learning", "on", "--duration", "2",
+                 "--warmup", "1", "--nengo-steps", "200", "--out", str(tmp_path), "--json", "--control-cpu", "1"])
+    assert code == 0
+    (row,) = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["rows"]
+    assert row["control_cpu"] == 1 and math.isfinite(row["tick_p50_ms"])
+    log = next(tmp_path.glob("*_controller.log")).read_text()
+    assert "cpu_affinity [1]: applied" in log, log[-2000:]

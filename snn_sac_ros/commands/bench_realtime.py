@@ -76,6 +76,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "needs CAP_SYS_NICE), as a 1 kHz loop is deployed; 0: normal scheduling")
     parser.add_argument("--record", choices=["off", "on", "both"], default="off",
                         help="the controller records the run into MCAP (both: each row without, then with)")
+    parser.add_argument("--control-cpu", type=int, default=-1,
+                        help="the control core: the controller's control thread pinned to this CPU (cpu_affinity), "
+                             "every other thread of the nodes and of this process kept on the other CPUs (taskset), "
+                             "so that nothing else runs on it between ticks; -1: no pinning")
     parser.add_argument("--no-ros", action="store_true", help="only the in-process Nengo / floor columns")
     parser.add_argument("--out", default=None, help="folder for node logs and checkpoints (default: a temp dir)")
 
@@ -213,11 +217,40 @@ def _ros_environment() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-def _start(nodes: object, name: str, spec: object, plan: object, log: Path, *, rt_priority: int = 0) -> None:
+def _start(nodes: object, name: str, spec: object, plan: object, log: Path, *, rt_priority: int = 0,
+           cpus: set[int] | None = None) -> None:
     from snn_sac_ros import bringup
 
     prefix = ["chrt", "-f", str(rt_priority)] if rt_priority > 0 else []
+    if cpus:
+        prefix = ["taskset", "-c", ",".join(map(str, sorted(cpus))), *prefix]
     nodes.start(name, prefix + bringup.command_line(spec, plan=plan), log)
+
+
+def other_cpus(control_cpu: int) -> set[int] | None:
+    """The CPUs left for everything but the control thread (None: no pinning); refuses a CPU the machine lacks."""
+    if control_cpu < 0:
+        return None
+    count = os.cpu_count() or 1
+    if count < 2 or control_cpu >= count:
+        raise ValueError(f"--control-cpu {control_cpu}: needs a CPU of 0-{count - 1} and at least one other")
+    return set(range(count)) - {control_cpu}
+
+
+class _Pinned:
+    """This process (its probe's threads) on ``cpus`` while inside the ``with`` (nothing when None)."""
+
+    def __init__(self, cpus: set[int] | None) -> None:
+        self.cpus, self.previous = cpus, None
+
+    def __enter__(self) -> None:
+        if self.cpus:
+            self.previous = os.sched_getaffinity(0)
+            os.sched_setaffinity(0, self.cpus)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.previous is not None:
+            os.sched_setaffinity(0, self.previous)
 
 
 def _sleep(nodes: object, seconds: float) -> None:
@@ -244,7 +277,7 @@ class _Realtime:
 
 def measure_ros(checkpoint: Path, *, arm: str, rate: float, learning: bool, duration: float, warmup: float,
                 out: Path, tick_on_state: bool = False, rt_priority: int = 0, control_thread: bool = True,
-                record: bool = False) -> dict:
+                record: bool = False, control_cpu: int = -1) -> dict:
     """Run arm_sim + controller at ``rate`` for ``warmup + duration`` seconds; the row's ROS columns."""
     from snn_sac_ros import bringup
     from snn_sac_ros.core.agent.checkpoint import load_checkpoint
@@ -263,15 +296,18 @@ def measure_ros(checkpoint: Path, *, arm: str, rate: float, learning: bool, dura
         "save_path": str(out / f"{tag}_weights.npz"), "tick_trace": str(out / f"{tag}_ticks.npz"),
         "tick_on_state": tick_on_state, "control_thread": control_thread,
         "thread_priority": rt_priority if control_thread else 0,
-        **({"record_path": str(out / f"{tag}.mcap")} if record else {})})
+        **({"record_path": str(out / f"{tag}.mcap")} if record else {}),
+        **({"cpu_affinity": [control_cpu]} if control_cpu >= 0 else {})})
     logs = [out / f"{tag}_arm_sim.log", out / f"{tag}_controller.log"]
+    cpus = other_cpus(control_cpu)
     probe = _Probe(target.tolist())
     nodes = Supervisor(dict(os.environ))
     try:
-        _start(nodes, "arm_sim", sim, plan, logs[0], rt_priority=rt_priority)
+        _start(nodes, "arm_sim", sim, plan, logs[0], rt_priority=rt_priority, cpus=cpus)
         # the control thread takes the priority itself (thread_priority), the rest of its node stays normal, as
         # ros2_control runs its loop; the timer path can only run the whole node under SCHED_FIFO
-        _start(nodes, "snn_sac_controller", ctl, plan, logs[1], rt_priority=0 if control_thread else rt_priority)
+        _start(nodes, "snn_sac_controller", ctl, plan, logs[1], rt_priority=0 if control_thread else rt_priority,
+               cpus=cpus)
 
         def ticking() -> bool:
             d = probe.latest()
@@ -363,6 +399,7 @@ def machine() -> str:
 
 def run(args: argparse.Namespace) -> dict:
     os.environ["OMP_NUM_THREADS"] = "1"
+    other_cpus(args.control_cpu)  # a CPU the machine lacks is refused before anything starts
     _ros_environment()
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench-realtime-"))
     out.mkdir(parents=True, exist_ok=True)
@@ -372,7 +409,9 @@ def run(args: argparse.Namespace) -> dict:
     rows = []
     print(f"bench realtime: {machine()}; {args.duration:g} s per row, depth {args.depth}, "
           f"{'tick on state' if args.tick_on_state else 'timer ticks'}, "
-          f"{f'SCHED_FIFO {args.rt_priority}' if args.rt_priority else 'normal scheduling'}; logs in {out}", flush=True)
+          f"{f'SCHED_FIFO {args.rt_priority}' if args.rt_priority else 'normal scheduling'}"
+          f"{f', control thread alone on CPU {args.control_cpu}' if args.control_cpu >= 0 else ''}; logs in {out}",
+          flush=True)
     for neurons in args.neurons:
         hidden = hidden_sizes(neurons, args.depth)
         checkpoint = make_checkpoint(args.arm, hidden, out / f"n{neurons}_d{args.depth}.npz")
@@ -382,21 +421,23 @@ def run(args: argparse.Namespace) -> dict:
                     in_process = time_in_process(checkpoint, rate, learn, args.nengo_steps)
                 for thread, record in itertools.product(threads, records):
                     row = {"hidden": list(hidden), "rate_hz": rate, "learning": learn, "control_thread": thread,
-                           "record": record, **in_process}
+                           "record": record, "control_cpu": args.control_cpu, **in_process}
                     if args.no_ros:
                         row.update({k: float("nan") for k in COLUMNS if k not in row})
                     else:
-                        with _Realtime(args.rt_priority):  # the probe's threads too: its stamps are the latency
+                        # the probe's threads too: its stamps are the latency; off the control core with the rest
+                        with _Realtime(args.rt_priority), _Pinned(other_cpus(args.control_cpu)):
                             row.update(measure_ros(checkpoint, arm=args.arm, rate=rate, learning=learn,
                                                    duration=args.duration, warmup=args.warmup, out=out,
                                                    tick_on_state=args.tick_on_state, rt_priority=args.rt_priority,
-                                                   control_thread=thread, record=record))
+                                                   control_thread=thread, record=record,
+                                                   control_cpu=args.control_cpu))
                     rows.append(row)
                     print(_line(row), flush=True)
     _print_table(rows)
     return {"rows": rows, "machine": machine(), "duration_s": args.duration, "depth": args.depth,
             "tick_on_state": args.tick_on_state, "rt_priority": args.rt_priority, "control_thread": args.control_thread,
-            "output_dir": str(out)}
+            "control_cpu": args.control_cpu, "output_dir": str(out)}
 
 
 _HEADER = (f"{'neurons':>7} {'rate':>5} {'learn':>5} {'loop':>6} {'tick p50':>8} {'p99':>6} {'max':>6} {'misses':>6} "
