@@ -83,7 +83,7 @@ def test_deactivate_stops_the_thread_after_the_final_zero_and_activate_restarts_
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux) to drop capabilities")
 def test_refused_realtime_settings_are_logged_with_the_reason_and_the_node_still_controls(tmp_path: Path) -> None:
     """Without CAP_SYS_NICE and CAP_IPC_LOCK (as in a default container), SCHED_FIFO and mlockall are refused by
-    the OS; a CPU the process may not use is refused too. None of it is fatal."""
+    the OS; a CPU the machine does not have is refused too. None of it is fatal."""
     name = "thread_refused"
     params = _params(tmp_path, name, thread_priority=50, lock_memory=True, cpu_affinity=[4096])
     command = ["setpriv", "--bounding-set=-sys_nice,-ipc_lock", sys.executable, "-m", CONTROLLER, "--ros-args",
@@ -98,7 +98,7 @@ def test_refused_realtime_settings_are_logged_with_the_reason_and_the_node_still
             assert what in status, status
         log = node.stderr
         assert "SCHED_FIFO priority 50 refused: Operation not permitted" in log, log
-        assert "memory lock refused" in log and "CPU(s) [4096] not available" in log, log
+        assert "memory lock refused" in log and "CPU affinity [4096] refused: this machine has CPUs 0-" in log, log
     finally:
         probe.close()
         node.stop_cleanly()
