@@ -117,6 +117,7 @@ def test_train_from_bag_fine_tunes_a_checkpoint_and_records_the_bag(recorded: tu
     assert main(["train", "--from-bag", str(path), "--steps", "2"]) == 2  # no --init: refused
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # a phase without reaches is NaN, not a NumPy warning
 def test_bench_online_records_each_run(tmp_path: Path) -> None:
     assert main(["bench", "online", "--reaches", "2", "--reach-seconds", "0.2", "--seeds", "3", "--variants",
                  "frozen", "--payload-after", "1", "--record-dir", str(tmp_path)]) == 0

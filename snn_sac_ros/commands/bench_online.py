@@ -210,8 +210,9 @@ def report(args: argparse.Namespace, runs: list[dict]) -> dict:
     finals = {(r["seed"], r["variant"]): np.array(r["final_distance_m"]) for r in runs}
 
     def per_seed(variant: str, stat: object) -> np.ndarray:
-        """(seeds, phases) array of ``stat`` over each phase's final distances."""
-        return np.array([[stat(finals[(s, variant)][sl]) for _, sl in phases] for s in args.seeds])
+        """(seeds, phases) array of ``stat`` over each phase's final distances (NaN for a phase without reaches)."""
+        return np.array([[stat(d) if (d := finals[(s, variant)][sl]).size else np.nan for _, sl in phases]
+                         for s in args.seeds])
 
     rows = []
     for variant in args.variants:
