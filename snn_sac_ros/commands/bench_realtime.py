@@ -399,7 +399,7 @@ def machine() -> str:
 
 def run(args: argparse.Namespace) -> dict:
     os.environ["OMP_NUM_THREADS"] = "1"
-    other_cpus(args.control_cpu)  # a CPU the machine lacks is refused before anything starts
+    others = other_cpus(args.control_cpu)  # a CPU the machine lacks is refused before anything starts
     _ros_environment()
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench-realtime-"))
     out.mkdir(parents=True, exist_ok=True)
@@ -426,7 +426,7 @@ def run(args: argparse.Namespace) -> dict:
                         row.update({k: float("nan") for k in COLUMNS if k not in row})
                     else:
                         # the probe's threads too: its stamps are the latency; off the control core with the rest
-                        with _Realtime(args.rt_priority), _Pinned(other_cpus(args.control_cpu)):
+                        with _Realtime(args.rt_priority), _Pinned(others):
                             row.update(measure_ros(checkpoint, arm=args.arm, rate=rate, learning=learn,
                                                    duration=args.duration, warmup=args.warmup, out=out,
                                                    tick_on_state=args.tick_on_state, rt_priority=args.rt_priority,
