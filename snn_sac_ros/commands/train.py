@@ -46,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--update-every", type=int, default=1, help="env steps per update")
     parser.add_argument("--target-entropy-per-action", type=float, default=-0.5,
                         help="entropy the temperature is tuned toward, per action dimension (SB3: -1)")
+    parser.add_argument("--observe-last-action", action="store_true",
+                        help="the observation ends with the last step's action (for arms with a command delay)")
     parser.add_argument("--checkpoint-every", type=int, default=10_000)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     arm_options.add_arm_arguments(parser)  # --joints, --ee-link, URDF spec fields, --randomize
@@ -84,7 +86,8 @@ def train_run(args: argparse.Namespace, command: list[str] | None = None) -> dic
     steps = args.steps or DEFAULTS.get(args.arm, 200_000)
     out = Path(args.out or f"runs/train-{Path(args.arm).stem}-seed{args.seed}")
     out.mkdir(parents=True, exist_ok=True)
-    env = gym.make("snn_sac_ros/ArmReach-v0", **arm_options.env_kwargs(args))
+    env = gym.make("snn_sac_ros/ArmReach-v0", **arm_options.env_kwargs(args),
+                   observe_last_action=getattr(args, "observe_last_action", False))
     config = SACConfig(hidden=tuple(args.hidden), feedback=args.feedback, batch_size=args.batch_size,
                        learning_starts=args.learning_starts, actor_lr=args.actor_lr, critic_lr=args.critic_lr,
                        update_every=args.update_every, target_entropy_per_action=args.target_entropy_per_action,

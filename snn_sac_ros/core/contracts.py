@@ -13,6 +13,7 @@ block                  scaling
 ``dq``                 joint velocity / velocity scale, clipped
 ``target``             target position (task axes) relative to the workspace centre / reach
 ``error``              tanh((target - end effector) / error_scale): fine resolution near the goal
+``action`` (optional)  the policy's own action over the last policy period (``last_action``)
 =====================  =========================================================================
 
 Action: one value per joint in [-1, 1]; ``torque = action * torque_scale`` [Nm], plus the model's
@@ -54,6 +55,9 @@ class ObservationContract:
     error_scale: float = 0.03
     """[m]; the tanh of the error saturates beyond ~2x this, so the policy's finest input resolution is
     where success is judged (2 cm). Checkpoints store it; those made with 0.1 keep 0.1."""
+    last_action: bool = False
+    """Append the action of the last policy period (the mean over its ticks where the controller ticks faster):
+    with a command delay, part of it is still in flight, and the policy cannot see that from the joint state."""
 
     def __post_init__(self) -> None:
         n = len(self.joint_names)
@@ -75,43 +79,50 @@ class ObservationContract:
 
     @property
     def size(self) -> int:
-        return 2 * self.n_joints + 2 * len(self.target_axes)
+        return (3 if self.last_action else 2) * self.n_joints + 2 * len(self.target_axes)
 
     def layout(self) -> list[str]:
         """Name of every observation entry, in order."""
         return ([f"q/{j}" for j in self.joint_names] + [f"dq/{j}" for j in self.joint_names]
-                + [f"target/{a}" for a in self.target_axes] + [f"error/{a}" for a in self.target_axes])
+                + [f"target/{a}" for a in self.target_axes] + [f"error/{a}" for a in self.target_axes]
+                + ([f"action/{j}" for j in self.joint_names] if self.last_action else []))
 
-    def encode(self, q: np.ndarray, dq: np.ndarray, ee_position: np.ndarray,
-               target: np.ndarray) -> np.ndarray:
-        """Policy input (float32, in [-1, 1]) from joint state [rad, rad/s] and positions [m, base frame].
+    def encode(self, q: np.ndarray, dq: np.ndarray, ee_position: np.ndarray, target: np.ndarray,
+               last_action: np.ndarray | None = None) -> np.ndarray:
+        """Policy input (float32, in [-1, 1]) from joint state [rad, rad/s] and positions [m, base frame], and
+        for a ``last_action`` contract the last period's action (None: zero, as at the start).
 
         Raises ``ValueError`` for wrong lengths or non-finite values, so bad sensor data never reaches
         a policy.
         """
         q, dq = np.asarray(q, dtype=float), np.asarray(dq, dtype=float)
         ee, target = np.asarray(ee_position, dtype=float), np.asarray(target, dtype=float)
-        for name, value, size in (("q", q, self.n_joints), ("dq", dq, self.n_joints),
-                                  ("ee_position", ee, 3), ("target", target, 3)):
+        values = [("q", q, self.n_joints), ("dq", dq, self.n_joints), ("ee_position", ee, 3), ("target", target, 3)]
+        if last_action is not None:
+            last_action = np.asarray(last_action, dtype=float)
+            values.append(("last_action", last_action, self.n_joints))
+        for name, value, size in values:
             if value.shape != (size,):
                 raise ValueError(f"{name} must have {size} values, got shape {value.shape}")
             if not np.all(np.isfinite(value)):
                 raise ValueError(f"{name} has non-finite values: {value.tolist()}")
-        return self.encode_unchecked(q, dq, ee, target)
+        return self.encode_unchecked(q, dq, ee, target, last_action)
 
-    def encode_unchecked(self, q: np.ndarray, dq: np.ndarray, ee_position: np.ndarray,
-                         target: np.ndarray) -> np.ndarray:
+    def encode_unchecked(self, q: np.ndarray, dq: np.ndarray, ee_position: np.ndarray, target: np.ndarray,
+                         last_action: np.ndarray | None = None) -> np.ndarray:
         """:meth:`encode` without its checks, for a caller that validated its inputs where they entered (the
         controller's tick: joint states by name, range and finiteness on arrival, targets likewise), so each
         value is checked once."""
         lower, span, dq_scale, axes, center = self._encoding
         target = np.asarray(target, dtype=float)[axes]
-        parts = (
+        parts = [
             2.0 * (np.asarray(q, dtype=float) - lower) / span - 1.0,
             np.asarray(dq, dtype=float) / dq_scale,
             (target - center) / self.workspace_reach,
             np.tanh((target - np.asarray(ee_position, dtype=float)[axes]) / self.error_scale),
-        )
+        ]
+        if self.last_action:
+            parts.append(np.zeros(self.n_joints) if last_action is None else np.asarray(last_action, dtype=float))
         return np.clip(np.concatenate(parts), -1.0, 1.0).astype(np.float32)
 
     @cached_property
@@ -123,7 +134,10 @@ class ObservationContract:
         return lower, np.array(self.q_upper) - lower, np.array(self.dq_scale), axes, center
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        if not self.last_action:
+            del data["last_action"]  # as checkpoints saved before the field existed record it
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> ObservationContract:
@@ -203,13 +217,14 @@ class ActionContract:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
-def contracts_for(arm: PyBulletArm, workspace_center: np.ndarray, workspace_reach: float
-                  ) -> tuple[ObservationContract, ActionContract]:
-    """The contracts for an arm and its reach task's workspace (centre [m] and reach [m])."""
+def contracts_for(arm: PyBulletArm, workspace_center: np.ndarray, workspace_reach: float, *,
+                  last_action: bool = False) -> tuple[ObservationContract, ActionContract]:
+    """The contracts for an arm and its reach task's workspace (centre [m] and reach [m]); ``last_action``: the
+    observation ends with the last period's action."""
     obs = ObservationContract(
         joint_names=arm.joint_names, q_lower=_tuple(arm.lower), q_upper=_tuple(arm.upper),
         dq_scale=_tuple(arm.velocity_limits), target_axes=arm.spec.target_axes,
-        workspace_center=_tuple(workspace_center), workspace_reach=float(workspace_reach))
+        workspace_center=_tuple(workspace_center), workspace_reach=float(workspace_reach), last_action=last_action)
     torque_scale = arm.effort_limits * arm.spec.action_torque_fraction
     if arm.spec.action_max_acceleration > 0:
         # rounded to 0.1 mNm: the contract is compared exactly, and the inertia's last bits are the physics

@@ -36,6 +36,8 @@ class ArmReachEnv(gym.Env):
         or a profile), drawn again at every reset from the reset's seed (targets stay those of the nominal
         env); the policy sees the sensors' readings, reward and success use the true end effector. The
         contracts are the nominal arm's. Default: off, the nominal arm.
+    observe_last_action: the observation ends with the previous step's action (zero after a reset), so that a
+        policy can see the command still in flight under a delay. Default: off.
 
     ``info`` holds ``distance`` [m], ``is_success``, ``success_2cm``, ``success_5cm``, ``target`` and
     ``ee_position`` [m, base frame].
@@ -48,7 +50,8 @@ class ArmReachEnv(gym.Env):
                  control_hz: float = 50.0, episode_seconds: float | None = None,
                  gravity_compensation: bool | None = None, success_threshold: float = 0.02,
                  torque_cost: float = 0.05, precision_weight: float = 0.5, precision_scale: float = 0.02,
-                 gui: bool = False, randomize: str | RandomizationProfile | None = None) -> None:
+                 gui: bool = False, randomize: str | RandomizationProfile | None = None,
+                 observe_last_action: bool = False) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
         substeps = round(1.0 / (control_hz * physics_dt))
@@ -61,7 +64,8 @@ class ArmReachEnv(gym.Env):
         self.task = ReachTask(success_threshold=success_threshold, torque_cost=torque_cost,
                               precision_weight=precision_weight, precision_scale=precision_scale)
         center, reach = self.task.workspace(self.arm)
-        self.observation_contract, self.action_contract = contracts_for(self.arm, center, reach)
+        self.observation_contract, self.action_contract = contracts_for(self.arm, center, reach,
+                                                                        last_action=observe_last_action)
         self.randomization = load_profile(randomize)  # after the contracts: they describe the nominal arm
         self.arm.perturb(self.randomization)
         seconds = self.arm.spec.episode_seconds if episode_seconds is None else episode_seconds
@@ -71,6 +75,7 @@ class ArmReachEnv(gym.Env):
         self.observation_space = gym.spaces.Box(-1.0, 1.0, shape=(size,), dtype=np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(self.action_contract.size,), dtype=np.float32)
         self.target = np.zeros(3)
+        self._last_action = np.zeros(self.action_contract.size)
         self._steps = 0
         self._marker: int | None = None
         self._state = self.arm.state()
@@ -95,6 +100,7 @@ class ArmReachEnv(gym.Env):
         self.target = (np.asarray(options["target"], dtype=float) if "target" in options
                        else self.task.sample_target(self.arm, rng))
         self._steps = 0
+        self._last_action = np.zeros(self.action_contract.size)
         if self._marker is not None:
             self.arm.move_marker(self._marker, self.target)
         return self._observation(), self._info()
@@ -105,13 +111,14 @@ class ArmReachEnv(gym.Env):
         self._state = self.arm.apply_torque(torque)
         self._steps += 1
         distance = self.task.distance(self._state.ee_position, self.target)
-        reward = self.task.reward(distance, np.clip(action, -1.0, 1.0))
+        self._last_action = np.clip(action, -1.0, 1.0)
+        reward = self.task.reward(distance, self._last_action)
         truncated = self._steps >= self.max_episode_steps
         return self._observation(), reward, False, truncated, self._info(distance)
 
     def _observation(self) -> np.ndarray:
         s = self.arm.measure(self._state)
-        return self.observation_contract.encode(s.q, s.dq, s.ee_position, self.target)
+        return self.observation_contract.encode(s.q, s.dq, s.ee_position, self.target, self._last_action)
 
     def _info(self, distance: float | None = None) -> dict[str, Any]:
         if distance is None:

@@ -71,7 +71,8 @@ def evaluate_checkpoint(path: str, *, episodes: int = 100, spiking: bool = False
     ckpt = load_checkpoint(path)
     profile = load_profile(perturb)
     env = gym.make("snn_sac_ros/ArmReach-v0", arm=ckpt.arm_spec(arm), randomize=profile,
-                   render_mode="rgb_array" if frames is not None else None)
+                   render_mode="rgb_array" if frames is not None else None,
+                   observe_last_action=ckpt.observation_contract.last_action)
     base = env.unwrapped
     ckpt = load_checkpoint(path, base.observation_contract, base.action_contract)
     agent = OnlineAgent(ckpt, spiking=spiking, learning=False, dt=dt, seed=agent_seed, synapse=synapse,
