@@ -92,15 +92,16 @@ def hidden_sizes(neurons: int, depth: int) -> tuple[int, ...]:
     return (max(1, round(neurons / (3 * depth))),) * depth
 
 
-def make_checkpoint(arm: str, hidden: tuple[int, ...], path: Path, seed: int = 0) -> Path:
-    """A checkpoint of the given hidden sizes with untrained weights (timing does not depend on them)."""
+def make_checkpoint(arm: str, hidden: tuple[int, ...], path: Path, seed: int = 0, last_action: bool = False) -> Path:
+    """A checkpoint of the given hidden sizes with untrained weights (timing does not depend on them); ``last_action``:
+    its observation ends with the last action."""
     import gymnasium as gym
 
     import snn_sac_ros  # noqa: F401  (registers the env)
     from snn_sac_ros.core.agent.checkpoint import save_checkpoint
     from snn_sac_ros.core.agent.sac import SACConfig, SpikingSAC
 
-    env = gym.make("snn_sac_ros/ArmReach-v0", arm=arm)
+    env = gym.make("snn_sac_ros/ArmReach-v0", arm=arm, observe_last_action=last_action)
     base = env.unwrapped
     config = SACConfig(hidden=hidden)
     agent = SpikingSAC(env.observation_space.shape[0], env.action_space.shape[0], config, seed=seed)

@@ -38,9 +38,14 @@ class Transitions:
         return len(self.obs)
 
 
+def _acted(ticks: Ticks) -> np.ndarray:
+    """Per tick: the policy acted and its torque went out."""
+    return ticks.commanded & np.all(np.isfinite(ticks.action), axis=1)
+
+
 def _segments(ticks: Ticks) -> list[tuple[int, int]]:
     """``[start, stop)`` runs of ticks within one reach in which the policy acted and its torque went out."""
-    ok = ticks.commanded & np.all(np.isfinite(ticks.action), axis=1)
+    ok = _acted(ticks)
     out, start = [], None
     for k in range(len(ticks) + 1):
         same = k < len(ticks) and ok[k] and (start is None or ticks.episode[k] == ticks.episode[start])
@@ -65,8 +70,13 @@ def transitions(ticks: Ticks, arm: PyBulletArm, contract: ObservationContract, c
     stride = max(1, round(1.0 / (control_hz * dt)))
     rows: dict[str, list] = {k: [] for k in ("obs", "actions", "rewards", "next_obs")}
 
+    # a last-action contract sees the mean action of the period before each tick, zero where no command went out:
+    # what the controller's tick fed the policy
+    went_out = np.where(_acted(ticks)[:, None], np.nan_to_num(ticks.action), 0.0)
+
     def encode(k: int) -> np.ndarray:
-        return contract.encode(ticks.q[k], ticks.dq[k], arm.forward_kinematics(ticks.q[k]), ticks.target[k])
+        held = went_out[max(0, k - stride):k].sum(axis=0) / stride if contract.last_action else None
+        return contract.encode(ticks.q[k], ticks.dq[k], arm.forward_kinematics(ticks.q[k]), ticks.target[k], held)
 
     for start, stop in _segments(ticks):
         for k in range(start, stop - stride, stride):  # the window's end tick k + stride is inside the segment

@@ -127,6 +127,12 @@ class ReachTick:
         self.distance = math.nan
         self.jumps = 0
         self._last_action: np.ndarray | None = None
+        # the actions of the last policy period, one per tick, for a contract that observes their mean (what the
+        # env's step held): zero at the start and after a dropped command, as the arm's torque was
+        control_hz = float(getattr(agent, "metadata", {}).get("control_hz", 50.0))
+        window = max(1, round(1.0 / (control_hz * self.period))) if self._contract.last_action else 1
+        self._period_actions = np.zeros((window, self._velocity_limits.size))
+        self._period_index = 0
         self._last_q: np.ndarray | None = None
         self._last_dq: np.ndarray | None = None
         self._last_jumped = True
@@ -148,8 +154,13 @@ class ReachTick:
         its state as the continuation of the last one (the arm moved without the policy meanwhile)."""
         self._last_action = None
         self._last_q = None
+        self._period_actions[:] = 0.0
         if self.adaptation is not None:
             self.adaptation.forget_state()
+
+    def _hold(self, action: np.ndarray) -> None:
+        self._period_actions[self._period_index] = action
+        self._period_index = (self._period_index + 1) % len(self._period_actions)
 
     def start_from(self, q: np.ndarray, dq: np.ndarray) -> None:
         """The arm is known to be at ``q``, ``dq`` now (a simulation's start): the first step is checked
@@ -190,7 +201,8 @@ class ReachTick:
         self._last_q, self._last_dq = np.array(q, dtype=float), np.array(dq, dtype=float)
         self.jumps += jumped and self.agent.learning
         reward = None if self._last_action is None or jumped else self.task.reward(distance, self._last_action)
-        obs = self._contract.encode_unchecked(q, dq, ee, self.target)
+        held = self._period_actions.mean(axis=0) if self._contract.last_action else None
+        obs = self._contract.encode_unchecked(q, dq, ee, self.target, held)
         learning = self.agent.learning
         if jumped and learning:
             self.agent.learning = False
@@ -198,11 +210,13 @@ class ReachTick:
             action = self.agent.step(obs, reward, checked=True)
         except (ValueError, FloatingPointError) as error:  # non-finite in the network or its output
             self._last_action = None
+            self._hold(np.zeros(self._period_actions.shape[1]))
             return TickResult(None, distance, False, f"policy output refused: {error}", obs, None, reward, ee)
         finally:
             if jumped and learning:
                 self.agent.learning = True
         self._last_action = action
+        self._hold(action)
         torque = self._scale(action, dq if self.apply_damping else None)
         if self.adaptation is not None:
             learns = learning if self.adaptation_learning is None else self.adaptation_learning
