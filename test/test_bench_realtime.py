@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from snn_sac_ros.cli import main
-from snn_sac_ros.commands.bench_realtime import COLUMNS, hidden_sizes, make_checkpoint
+from snn_sac_ros.commands.bench_realtime import COLUMNS
+from snn_sac_ros.commands.untrained import hidden_sizes, make_checkpoint
 
 
 def test_hidden_sizes_hold_the_total() -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import snn_sac_ros  # noqa: F401  (registers the env)
-from snn_sac_ros.commands.bench_realtime import make_checkpoint
+from snn_sac_ros.commands.untrained import make_checkpoint
 from snn_sac_ros.core.agent.checkpoint import CheckpointError, load_checkpoint
 from snn_sac_ros.core.agent.evaluate import evaluate_checkpoint
 from snn_sac_ros.core.agent.from_bag import transitions

@@ -48,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
+from snn_sac_ros.commands.untrained import hidden_sizes, make_checkpoint
 from snn_sac_ros.supervision import Supervisor
 
 COLUMNS = ("neurons", "rate_hz", "learning", "control_thread", "tick_p50_ms", "tick_p99_ms", "tick_max_ms",
@@ -85,34 +86,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # --- networks -----------------------------------------------------------------------------------------
-
-
-def hidden_sizes(neurons: int, depth: int) -> tuple[int, ...]:
-    """Per-layer width so that actor + two critics, ``depth`` hidden layers each, hold ``neurons`` in total."""
-    return (max(1, round(neurons / (3 * depth))),) * depth
-
-
-def make_checkpoint(arm: str, hidden: tuple[int, ...], path: Path, seed: int = 0, last_action: bool = False) -> Path:
-    """A checkpoint of the given hidden sizes with untrained weights (timing does not depend on them); ``last_action``:
-    its observation ends with the last action."""
-    import gymnasium as gym
-
-    import snn_sac_ros  # noqa: F401  (registers the env)
-    from snn_sac_ros.core.agent.checkpoint import save_checkpoint
-    from snn_sac_ros.core.agent.sac import SACConfig, SpikingSAC
-
-    env = gym.make("snn_sac_ros/ArmReach-v0", arm=arm, observe_last_action=last_action)
-    base = env.unwrapped
-    config = SACConfig(hidden=hidden)
-    agent = SpikingSAC(env.observation_space.shape[0], env.action_space.shape[0], config, seed=seed)
-    meta = {"arm": base.arm.spec.name, "joint_names": list(base.arm.joint_names),
-            "observation_contract": base.observation_contract.to_dict(),
-            "action_contract": base.action_contract.to_dict(), "hidden": list(hidden), "obs_dim": agent.obs_dim,
-            "act_dim": agent.act_dim, "sac_config": config.to_dict(), "control_hz": 1.0 / base.arm.control_dt,
-            "max_episode_steps": base.max_episode_steps, "seed": seed, "steps": 0,
-            "train_command": "untrained: bench realtime"}
-    env.close()
-    return save_checkpoint(path, agent.arrays(), meta)
 
 
 def time_in_process(checkpoint: Path, rate: float, learning: bool, steps: int, block: int = 250) -> dict:

@@ -54,18 +54,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train_from_bag.add_arguments(parser)  # --from-bag, --init, --mix-env
 
 
-def _metadata(env: object, agent: object, args: argparse.Namespace, steps: int, command: list[str]) -> dict:
+def checkpoint_metadata(env: object, agent: object, seed: int, steps: int, train_command: str) -> dict:
+    """What a checkpoint of ``agent`` trained on ``env`` records (see :mod:`snn_sac_ros.core.agent.checkpoint`)."""
     base = env.unwrapped
     return {
         "arm": base.arm.spec.name, "joint_names": list(base.arm.joint_names),
         "observation_contract": base.observation_contract.to_dict(), "action_contract": base.action_contract.to_dict(),
         "hidden": list(agent.config.hidden), "obs_dim": agent.obs_dim, "act_dim": agent.act_dim,
         "sac_config": agent.config.to_dict(), "control_hz": 1.0 / base.arm.control_dt,
-        "max_episode_steps": base.max_episode_steps, "seed": args.seed, "steps": steps,
-        "train_command": "snn-sac-ros " + " ".join(shlex.quote(a) for a in command) if command else "",
+        "max_episode_steps": base.max_episode_steps, "seed": seed, "steps": steps, "train_command": train_command,
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **arm_options.checkpoint_record(env),  # the arm spec to rebuild it, the randomisation profile
     }
+
+
+def _metadata(env: object, agent: object, args: argparse.Namespace, steps: int, command: list[str]) -> dict:
+    return checkpoint_metadata(env, agent, args.seed, steps,
+                               "snn-sac-ros " + " ".join(shlex.quote(a) for a in command) if command else "")
 
 
 def train_run(args: argparse.Namespace, command: list[str] | None = None) -> dict:
