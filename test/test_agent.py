@@ -336,3 +336,26 @@ def test_eval_writes_an_animation_of_the_reaches_with_the_target(tiny_checkpoint
         first = np.asarray(image.convert("RGB"), dtype=int)
     green = (first[..., 1] > 150) & (first[..., 0] < 80) & (first[..., 2] < 80)  # the target marker
     assert green.sum() > 5
+
+
+@pytest.mark.parametrize("steps_per_tick", [1, 3])
+def test_act_gives_the_action_before_the_learning_and_act_then_finish_is_step(steps_per_tick: int) -> None:
+    """A controller sends the command after ``act`` and learns in ``finish``: the action and the learned weights are
+    those of ``step``, bit for bit, and (one simulator step a tick) no weight has moved when the action is out."""
+    from snn_sac_ros.core.resources import shipped_checkpoint
+
+    ckpt = load_checkpoint(shipped_checkpoint("planar2"))
+    whole, split = (OnlineAgent(ckpt, spiking=True, learning=True, dt=0.002, online_lr=1e-3, seed=3,
+                                steps_per_tick=steps_per_tick) for _ in range(2))
+    rng = np.random.default_rng(0)
+    for tick in range(30):
+        obs, reward = rng.uniform(-0.5, 0.5, whole.obs_dim), (-rng.uniform() if tick else None)
+        expected = whole.step(obs, reward)
+        before = split.weights_digest()
+        action = split.act(obs, reward)
+        if steps_per_tick == 1:  # (a longer tick learns on its steps before the last)
+            assert split.weights_digest() == before, "act must leave the learning to finish"
+        split.finish()
+        assert np.array_equal(action, expected)
+    assert split.updates == whole.updates > 0
+    assert split.weights_digest() == whole.weights_digest() != OnlineAgent(ckpt, dt=0.002).weights_digest()

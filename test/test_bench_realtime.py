@@ -60,6 +60,7 @@ def test_bench_realtime_reports_every_column(tmp_path, capsys, on_state: bool) -
             assert column in row, column
         assert row["neurons"] == 300 and row["rate_hz"] == 500 and row["learning"] is True
         assert 0 < row["policy_step_us"] <= row["tick_max_ms"] * 1e3  # the policy step is a part of the tick
+        assert 0 < row["command_p99_ms"] <= row["tick_max_ms"]  # so is the time to the command
         assert row["record"] is on_state
         for column in COLUMNS[4:]:
             assert isinstance(row[column], int | float) and math.isfinite(row[column]), (column, row[column])

@@ -105,3 +105,22 @@ def test_a_tick_without_a_joint_state_in_its_snapshot_runs_no_policy() -> None:
     assert tick_problem(True, ("nan", "joint state has NaN"), "", True) == "joint state has NaN"
     assert tick_problem(True, None, "measuring the joint-state period (3 of 20 states)", True).startswith("measuring")
     assert tick_problem(True, None, "", False) == "no target received yet"
+
+
+def test_a_step_left_unfinished_learns_in_finish_and_a_jumped_one_not_at_all(arm: PyBulletArm) -> None:
+    """The controller publishes between ``step(..., finish=False)`` and ``finish()``: the learning is in finish, and a
+    jumped tick's learning stays off through it."""
+    tick = _tick(arm, learning=True)
+    tick.set_target(arm.forward_kinematics(np.array([0.9, 0.5])))
+    q = np.array([0.0, 1.2])
+    tick.step(q, np.zeros(2))
+    before = tick.agent.weights_digest()
+    result = tick.step(q + 0.001, np.full(2, 0.5), finish=False)
+    assert result.learned and result.torque is not None and tick.agent.weights_digest() == before
+    assert tick.finish() == "" and tick.agent.weights_digest() != before
+    assert tick.finish() == ""  # nothing left to finish
+    before = tick.agent.weights_digest()
+    assert not tick.step(q + 1.0, np.zeros(2), finish=False).learned  # a jump
+    assert not tick.agent.learning  # off until its learning step ran
+    tick.finish()
+    assert tick.agent.learning and tick.agent.weights_digest() == before

@@ -14,7 +14,8 @@ learning on/off, one row:
    thread (``thread_priority``) while the rest of that node runs normally, or, on the timer path, the whole
    controller node (``chrt``). A SCHED_FIFO process that keeps a core over 95 % busy is throttled by the
    kernel for the rest of each second (``sched_rt_runtime_us``): ~50 ms maxima at a fixed phase each second.
-   Tick compute time is the controller's own (``TickStats``' measure, tick start to command published),
+   Tick compute time is the controller's own (``TickStats``' measure, tick start to the end of its work: the
+   learning that follows the command included; ``command_p99_ms``: tick start to its command published),
    taken from its ``tick_trace`` over exactly the row (after ``--warmup``): p50/p99/max, and deadline
    misses by ``TickStats``' rule. Its ``/diagnostics`` figures (a rolling 5000-tick window; the row's
    median p50, worst p99 and max, and the increase of its miss count) are kept as ``diag_*`` to cross-check.
@@ -52,8 +53,8 @@ from snn_sac_ros.commands.untrained import hidden_sizes, make_checkpoint
 from snn_sac_ros.supervision import Supervisor
 
 COLUMNS = ("neurons", "rate_hz", "learning", "control_thread", "tick_p50_ms", "tick_p99_ms", "tick_max_ms",
-           "deadline_misses", "latency_p50_ms", "latency_p99_ms", "policy_step_us", "nengo_step_us", "floor_step_us",
-           "nengo_over_floor", "record")
+           "command_p99_ms", "deadline_misses", "latency_p50_ms", "latency_p99_ms", "policy_step_us", "nengo_step_us",
+           "floor_step_us", "nengo_over_floor", "record")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -311,6 +312,9 @@ def measure_ros(checkpoint: Path, *, arm: str, rate: float, learning: bool, dura
     period = 1.0 / rate
     ticks = (trace["start"] >= start_ns * 1e-9) & (trace["start"] <= end_ns * 1e-9)
     compute, starts, policy = trace["compute"][ticks], trace["start"][ticks], trace["policy"][ticks]
+    # the command goes out before the tick's learning runs: tick start to its publish, on ticks that published
+    to_command = trace["publish"][ticks] - starts
+    to_command = to_command[(to_command >= 0) & (to_command <= compute)]
     # TickStats' rule: compute longer than the period, or a start more than two periods after the last one
     missed = (compute > period) | (np.diff(starts, prepend=starts[:1]) > 2.0 * period)
     nan = float("nan")
@@ -318,6 +322,7 @@ def measure_ros(checkpoint: Path, *, arm: str, rate: float, learning: bool, dura
         "tick_p50_ms": float(np.percentile(compute, 50) * 1e3) if compute.size else nan,
         "tick_p99_ms": float(np.percentile(compute, 99) * 1e3) if compute.size else nan,
         "tick_max_ms": float(compute.max() * 1e3) if compute.size else nan,
+        "command_p99_ms": float(np.percentile(to_command, 99) * 1e3) if to_command.size else nan,
         "policy_step_us": float(np.nanmedian(policy) * 1e6) if np.any(np.isfinite(policy)) else nan,
         "deadline_misses": int(missed.sum()), "ticks": int(compute.size),
         "control_rate_hz": float(compute.size / max((end_ns - start_ns) * 1e-9, 1e-9)),
@@ -414,14 +419,15 @@ def run(args: argparse.Namespace) -> dict:
             "control_cpu": args.control_cpu, "output_dir": str(out)}
 
 
-_HEADER = (f"{'neurons':>7} {'rate':>5} {'learn':>5} {'loop':>6} {'tick p50':>8} {'p99':>6} {'max':>6} {'misses':>6} "
-           f"{'lat p50':>7} {'p99':>6} {'policy us':>9} {'nengo us':>8} {'floor us':>8} {'ratio':>5} {'rec':>3}")
+_HEADER = (f"{'neurons':>7} {'rate':>5} {'learn':>5} {'loop':>6} {'tick p50':>8} {'p99':>6} {'max':>6} {'cmd p99':>7} "
+           f"{'misses':>6} {'lat p50':>7} {'p99':>6} {'policy us':>9} {'nengo us':>8} {'floor us':>8} {'ratio':>5} "
+           f"{'rec':>3}")
 
 
 def _line(r: dict) -> str:
     return (f"{r['neurons']:>7d} {r['rate_hz']:>5.0f} {'on' if r['learning'] else 'off':>5} "
             f"{'thread' if r['control_thread'] else 'timer':>6} "
-            f"{r['tick_p50_ms']:>8.3f} {r['tick_p99_ms']:>6.3f} {r['tick_max_ms']:>6.2f} "
+            f"{r['tick_p50_ms']:>8.3f} {r['tick_p99_ms']:>6.3f} {r['tick_max_ms']:>6.2f} {r['command_p99_ms']:>7.3f} "
             f"{r['deadline_misses']:>6} {r['latency_p50_ms']:>7.3f} {r['latency_p99_ms']:>6.3f} "
             f"{r['policy_step_us']:>9.0f} {r['nengo_step_us']:>8.0f} {r['floor_step_us']:>8.0f} "
             f"{r['nengo_over_floor']:>5.2f} {'on' if r['record'] else 'off':>3}")
@@ -429,8 +435,9 @@ def _line(r: dict) -> str:
 
 def _print_table(rows: list[dict]) -> None:
     print()
-    print("tick [ms] inside the controller node; latency [ms] joint_states -> command; policy [us]: the tick's policy "
-          "step (Nengo step and task) inside the node, median; per-step [us] in process")
+    print("tick [ms] inside the controller node (cmd: tick start to its command out, before the learning); latency "
+          "[ms] joint_states -> command; policy [us]: the tick's policy step to the action, inside the node, median; "
+          "per-step [us] in process")
     print(_HEADER)
     print("-" * len(_HEADER))
     for r in rows:

@@ -338,7 +338,7 @@ class SnnSacController(LifecycleNode, ControllerSetup, ControllerThreads, params
         policy_time = np.nan
         if problem is None and guard.active and not guard.estop_latched and not guard.watchdog_reasons(start):
             policy_start = time.monotonic()
-            result = self.reach.step(q, dq, *self._since_stepped(stamp, arrival), effort=effort)
+            result = self.reach.step(q, dq, *self._since_stepped(stamp, arrival), effort=effort, finish=False)
             policy_time = time.monotonic() - policy_start
             torque = result.torque
             if result.problem:
@@ -349,6 +349,9 @@ class SnnSacController(LifecycleNode, ControllerSetup, ControllerThreads, params
             # state that is now old, so zero went out instead
             guard.zero_sent()
             decision.reasons.append(f"{STALL_REASON} inside a tick ({(time.monotonic() - start) * 1e3:.1f} ms)")
+        learning_problem = self.reach.finish()  # the agent's learning, once its command is out
+        if learning_problem:
+            self.errors.report("policy_output", learning_problem)
         self._after_tick(result, decision, (q, dq, stamp))
         self._ticks_window += 1
         if decision.zeroed:

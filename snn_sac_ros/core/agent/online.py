@@ -179,7 +179,7 @@ class OnlineAgent:
         self._raster = np.zeros((RASTER_TICKS, min(RASTER_NEURONS, self.config.hidden[0])), bool)
         self._total_ticks = 0
         self._trial_end = False
-        self.step_seconds = 0.0
+        self.act_seconds = 0.0  # the last :meth:`act` [s]
         self.model = self._build(checkpoint.arrays, head, synapse, online_lr, seed)
         with np.errstate(divide="ignore"):
             self.sim = nengo.Simulator(self.model, dt=dt, seed=seed, progress_bar=False, optimize=False)
@@ -190,6 +190,11 @@ class OnlineAgent:
         self._io.update({name: self.sim.signals[signal] for name, signal in io.items() if signal in self.sim.signals})
         self._damping_mean = io.get("damping_mean")
         self._spikes = self.sim.signals[self.sim.model.sig[self.actor]["a0"]]
+        # one simulator step's operator functions in the simulator's order, split after the policy head's: what gives
+        # the action, and what learns from it (the Nengo simulator's own lists, ``_step_order`` and ``_steps``)
+        head = next(k for k, op in enumerate(self.sim._step_order) if io["action"] in op.sets)
+        self._to_action, self._after_action = self.sim._steps[:head + 1], self.sim._steps[head + 1:]
+        self._unfinished = False
         self.learning = bool(learning) and not actor_only
 
     @classmethod
@@ -251,11 +256,22 @@ class OnlineAgent:
 
     def step(self, obs: np.ndarray, reward: float | None = None, *, checked: bool = False) -> np.ndarray:
         """Advance the simulator one tick (``steps_per_tick`` steps of ``dt``) with this observation; returns the
-        action in [-1, 1].
+        action in [-1, 1]: :meth:`act` then :meth:`finish`.
 
         ``reward`` is the reward for the tick that led here (None: no learning from this tick). ``checked``: the
         caller encoded ``obs`` from values it validated (the control tick), so it is not checked again.
         """
+        action = self.act(obs, reward, checked=checked)
+        self.finish()
+        return action
+
+    def act(self, obs: np.ndarray, reward: float | None = None, *, checked: bool = False) -> np.ndarray:
+        """The first part of :meth:`step`: the tick's operators up to the policy head, which gives the action; the
+        critics and every learning operator wait for :meth:`finish`, so that a controller can send the command
+        before the learning runs. The operators run in the simulator's own order either way: act then finish is
+        :meth:`step`, bit for bit. A tick left unfinished is finished first. Raises ``FloatingPointError`` on a
+        non-finite action, and the tick then learns nothing."""
+        self.finish()
         if not checked:
             obs = np.asarray(obs, dtype=float)
             if obs.shape != (self.obs_dim,) or not np.all(np.isfinite(obs)):
@@ -263,17 +279,38 @@ class OnlineAgent:
         start = time.perf_counter()
         self.set_inputs(obs, reward)
         modulation, io = self._io.get("modulation"), self._io
-        for k in range(self.steps_per_tick):
-            if k == 1 and modulation is not None:
-                modulation[1] = 0.0  # a trial ends on the tick's first step only
+        for _ in range(self.steps_per_tick - 1):
             self.sim.step()
+            if modulation is not None:
+                modulation[1] = 0.0  # a trial ends on the tick's first step only
+        self._run(self._to_action)
         self._raster[self._total_ticks % RASTER_TICKS] = self._spikes[: self._raster.shape[1]] > 0
         self._total_ticks += 1
-        self.step_seconds = time.perf_counter() - start
+        self.act_seconds = time.perf_counter() - start
         action = io["action"].copy()
         if not np.isfinite(action).all():
+            self._io["has_previous_q"][0] = 0.0  # the TD error restarts after the skipped learning
             raise FloatingPointError("the actor produced a non-finite action")
+        self._unfinished = True
         return action
+
+    def finish(self) -> None:
+        """The rest of the tick :meth:`act` began (critics, errors, weight updates) and the simulator's probes; does
+        nothing when no tick is unfinished."""
+        if not self._unfinished:
+            return
+        self._unfinished = False
+        self._run(self._after_action)
+        self.sim._probe()
+
+    def _run(self, steps: list) -> None:
+        """Some of one simulator step's operator functions, under the error settings ``Simulator.step`` uses."""
+        old = np.seterr(invalid="raise", divide="ignore")
+        try:
+            for step in steps:
+                step()
+        finally:
+            np.seterr(**old)
 
     def set_inputs(self, obs: np.ndarray, reward: float | None) -> None:
         """Write a tick's observation and reward into the network, unchecked, without stepping it (:meth:`step`

@@ -136,6 +136,8 @@ class ReachTick:
         self._last_q: np.ndarray | None = None
         self._last_dq: np.ndarray | None = None
         self._last_jumped = True
+        self._unfinished = False  # a step whose learning waits for finish
+        self._paused = False  # learning switched off for a jumped tick, until its finish
 
     def set_target(self, target: np.ndarray) -> float | None:
         """Aim at ``target`` [m]; a different target ends the episode. Returns the final distance [m] of the
@@ -187,12 +189,14 @@ class ReachTick:
         return bool(np.any(np.abs(moved) > reach))
 
     def step(self, q: np.ndarray, dq: np.ndarray, elapsed: float | None = None, new_state: bool = True,
-             effort: np.ndarray | None = None) -> TickResult:
+             effort: np.ndarray | None = None, *, finish: bool = True) -> TickResult:
         """One tick from a validated joint state, ``elapsed`` [s] after the previous one (None: one period);
         ``new_state`` False when the last tick stepped on this same state; ``effort`` the state's joint efforts
-        (what the adaptation learns from, when the arm reports them)."""
+        (what the adaptation learns from, when the arm reports them). ``finish`` False: the agent's learning waits
+        for :meth:`finish`, which the caller runs once the command is out."""
         if self.target is None:
             raise RuntimeError("no target: call set_target first")
+        self.finish()
         ee = self._fk(q)
         self.distance = distance = self.task.distance(ee, self.target)
         if new_state or self._last_q is None:
@@ -205,16 +209,16 @@ class ReachTick:
         obs = self._contract.encode_unchecked(q, dq, ee, self.target, held)
         learning = self.agent.learning
         if jumped and learning:
-            self.agent.learning = False
+            self.agent.learning = False  # until the tick's learning ran: back on in finish
+            self._paused = True
         try:
-            action = self.agent.step(obs, reward, checked=True)
+            action = self.agent.act(obs, reward, checked=True)
         except (ValueError, FloatingPointError) as error:  # non-finite in the network or its output
             self._last_action = None
             self._hold(np.zeros(self._period_actions.shape[1]))
+            self._resume_learning()
             return TickResult(None, distance, False, f"policy output refused: {error}", obs, None, reward, ee)
-        finally:
-            if jumped and learning:
-                self.agent.learning = True
+        self._unfinished = True
         self._last_action = action
         self._hold(action)
         torque = self._scale(action, dq if self.apply_damping else None)
@@ -224,5 +228,28 @@ class ReachTick:
             self.added = self.adaptation.torque(q, dq, ee, self.target, torque, learn=learns and not jumped,
                                                 elapsed=since, effort=effort)
             torque = torque + self.added
+        problem = self.finish() if finish else ""
+        if problem:
+            return TickResult(None, distance, False, problem, obs, action, reward, ee)
         return TickResult(torque, distance, learning and not jumped, observation=obs, action=action, reward=reward,
                           ee=ee)
+
+    def finish(self) -> str:
+        """The agent's learning for the last ``step``, if it still waits; '' or why it failed (a non-finite value in a
+        learning operator: that tick learns nothing more)."""
+        if not self._unfinished:
+            return ""
+        self._unfinished = False
+        try:
+            self.agent.finish()
+        except (ValueError, FloatingPointError) as error:
+            return f"learning step refused: {error}"
+        finally:
+            self._resume_learning()
+        return ""
+
+    def _resume_learning(self) -> None:
+        """Learning back on after a tick that jumped (it was off for that tick only)."""
+        if self._paused:
+            self._paused = False
+            self.agent.learning = True
