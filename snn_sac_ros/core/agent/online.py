@@ -179,7 +179,6 @@ class OnlineAgent:
         self._raster = np.zeros((RASTER_TICKS, min(RASTER_NEURONS, self.config.hidden[0])), bool)
         self._total_ticks = 0
         self._trial_end = False
-        self.act_seconds = 0.0  # the last :meth:`act` [s]
         self.model = self._build(checkpoint.arrays, head, synapse, online_lr, seed)
         with np.errstate(divide="ignore"):
             self.sim = nengo.Simulator(self.model, dt=dt, seed=seed, progress_bar=False, optimize=False)
@@ -276,7 +275,6 @@ class OnlineAgent:
             obs = np.asarray(obs, dtype=float)
             if obs.shape != (self.obs_dim,) or not np.all(np.isfinite(obs)):
                 raise ValueError(f"observation must be {self.obs_dim} finite values, got {obs!r}")
-        start = time.perf_counter()
         self.set_inputs(obs, reward)
         modulation, io = self._io.get("modulation"), self._io
         for _ in range(self.steps_per_tick - 1):
@@ -286,7 +284,6 @@ class OnlineAgent:
         self._run(self._to_action)
         self._raster[self._total_ticks % RASTER_TICKS] = self._spikes[: self._raster.shape[1]] > 0
         self._total_ticks += 1
-        self.act_seconds = time.perf_counter() - start
         action = io["action"].copy()
         if not np.isfinite(action).all():
             self._io["has_previous_q"][0] = 0.0  # the TD error restarts after the skipped learning
