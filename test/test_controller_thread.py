@@ -151,3 +151,70 @@ def test_the_control_thread_takes_the_joint_states_itself(tmp_path: Path, tick_o
         rclpy.try_shutdown()
     assert len(handled) > 20 and set(handled) == {CONTROL_THREAD_NAME}, set(handled)
     assert "/joint_states" not in topics and name in subscribed
+
+
+def _sched_fifo_allowed() -> bool:
+    """Whether this process may make a thread SCHED_FIFO (root or CAP_SYS_NICE)."""
+    import threading
+
+    from snn_sac_ros.core.control.realtime import set_thread_priority
+
+    refusals: list[str] = []
+    probe = threading.Thread(target=lambda: refusals.append(set_thread_priority(1)))
+    probe.start()
+    probe.join()
+    return refusals == [""]
+
+
+@pytest.mark.skipif(not _sched_fifo_allowed(), reason="SCHED_FIFO not permitted here: the refusal is tested above")
+def test_the_learning_runs_at_learning_priority_after_the_command(tmp_path: Path) -> None:
+    """With ``learning_priority`` below ``thread_priority``, each tick's learning runs at the lower priority, after the
+    command went out, and the thread is back at its own for the next tick. In this process, to see the thread."""
+    import os
+    import threading
+
+    import rclpy
+    from rclpy.experimental import EventsExecutor
+
+    from snn_sac_ros.adapters.ros.controller_node import SnnSacController
+
+    name = "thread_learning_priority"
+    params = _params(tmp_path, name, thread_priority=10, learning_priority=5, learning=True, control_rate_hz=250.0)
+    rclpy.init(args=["--ros-args", *ros_parameter_args(params), "-r", f"__node:={name}"])
+    seen: list[tuple[str, int]] = []  # (publish or finish, the thread's priority then)
+    stop = threading.Event()
+    try:
+        node = SnnSacController()
+        publish, finish = node._publish, node.reach.finish
+
+        def publish_spy(torque: np.ndarray, computed_at: float | None = None) -> bool:
+            if computed_at is not None:
+                seen.append(("publish", os.sched_getparam(0).sched_priority))
+            return publish(torque, computed_at)
+
+        def finish_spy() -> str:
+            seen.append(("finish", os.sched_getparam(0).sched_priority))
+            return finish()  # ... right after its publish
+
+        node._publish, node.reach.finish = publish_spy, finish_spy
+        executor = EventsExecutor()
+        executor.add_node(node)
+        spinner = threading.Thread(target=lambda: [executor.spin_once(0.05) for _ in iter(stop.is_set, True)])
+        spinner.start()
+        probe = RobotProbe(f"{name}_probe", controller=name)
+        try:
+            probe.send_target(planar2_target())
+            probe.wait_torque("a first non-zero command", timeout=90)
+            probe.spin_for(0.5)
+            learned, realtime = node.agent.updates, dict(node.realtime)
+        finally:
+            probe.close()
+            stop.set()
+            spinner.join(5)
+            node.close()
+    finally:
+        rclpy.try_shutdown()
+    assert learned > 0 and realtime["thread_priority 10"] == "applied"
+    assert {p for what, p in seen if what == "publish"} == {10}, set(seen)  # the tick itself at thread_priority
+    assert ("finish", 5) in seen, set(seen)  # its learning at learning_priority,
+    assert all(seen[i - 1][0] == "publish" for i, (what, p) in enumerate(seen) if what == "finish" and p == 5 and i)
