@@ -76,9 +76,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rt-priority", type=int, default=0,
                         help="run the nodes and the in-process timing under SCHED_FIFO at this priority (chrt -f; "
                              "needs CAP_SYS_NICE), as a 1 kHz loop is deployed; 0: normal scheduling")
-    parser.add_argument("--learning-priority", type=int, default=0,
-                        help="with --rt-priority: the controller's learning_priority (its learning after each command "
-                             "at this lower SCHED_FIFO priority); 0: none")
     parser.add_argument("--record", choices=["off", "on", "both"], default="off",
                         help="the controller records the run into MCAP (both: each row without, then with)")
     parser.add_argument("--control-cpu", type=int, default=-1,
@@ -254,8 +251,7 @@ class _Realtime:
 
 
 def measure_ros(checkpoint: Path, *, arm: str, rate: float, learning: bool, duration: float, warmup: float,
-                out: Path, tick_on_state: bool = False, rt_priority: int = 0, learning_priority: int = 0,
-                control_thread: bool = True,
+                out: Path, tick_on_state: bool = False, rt_priority: int = 0, control_thread: bool = True,
                 record: bool = False, control_cpu: int = -1) -> dict:
     """Run arm_sim + controller at ``rate`` for ``warmup + duration`` seconds; the row's ROS columns."""
     from snn_sac_ros import bringup
@@ -274,7 +270,7 @@ def measure_ros(checkpoint: Path, *, arm: str, rate: float, learning: bool, dura
         **specs["snn_sac_controller"].parameters, "resume": False, "save_period_s": 0.0,
         "save_path": str(out / f"{tag}_weights.npz"), "tick_trace": str(out / f"{tag}_ticks.npz"),
         "tick_on_state": tick_on_state, "control_thread": control_thread,
-        "thread_priority": rt_priority if control_thread else 0, "learning_priority": learning_priority,
+        "thread_priority": rt_priority if control_thread else 0,
         **({"record_path": str(out / f"{tag}.mcap")} if record else {}),
         **({"cpu_affinity": [control_cpu]} if control_cpu >= 0 else {})})
     logs = [out / f"{tag}_arm_sim.log", out / f"{tag}_controller.log"]
@@ -393,7 +389,6 @@ def run(args: argparse.Namespace) -> dict:
     print(f"bench realtime: {machine()}; {args.duration:g} s per row, depth {args.depth}, "
           f"{'tick on state' if args.tick_on_state else 'timer ticks'}, "
           f"{f'SCHED_FIFO {args.rt_priority}' if args.rt_priority else 'normal scheduling'}"
-          f"{f', learning at {args.learning_priority}' if args.learning_priority else ''}"
           f"{f', control thread alone on CPU {args.control_cpu}' if args.control_cpu >= 0 else ''}; logs in {out}",
           flush=True)
     for neurons in args.neurons:
@@ -405,8 +400,7 @@ def run(args: argparse.Namespace) -> dict:
                     in_process = time_in_process(checkpoint, rate, learn, args.nengo_steps)
                 for thread, record in itertools.product(threads, records):
                     row = {"hidden": list(hidden), "rate_hz": rate, "learning": learn, "control_thread": thread,
-                           "record": record, "control_cpu": args.control_cpu,
-                           "learning_priority": args.learning_priority, **in_process}
+                           "record": record, "control_cpu": args.control_cpu, **in_process}
                     if args.no_ros:
                         row.update({k: float("nan") for k in COLUMNS if k not in row})
                     else:
@@ -415,8 +409,8 @@ def run(args: argparse.Namespace) -> dict:
                             row.update(measure_ros(checkpoint, arm=args.arm, rate=rate, learning=learn,
                                                    duration=args.duration, warmup=args.warmup, out=out,
                                                    tick_on_state=args.tick_on_state, rt_priority=args.rt_priority,
-                                                   learning_priority=args.learning_priority, control_thread=thread,
-                                                   record=record, control_cpu=args.control_cpu))
+                                                   control_thread=thread, record=record,
+                                                   control_cpu=args.control_cpu))
                     rows.append(row)
                     print(_line(row), flush=True)
     _print_table(rows)

@@ -349,7 +349,7 @@ class SnnSacController(LifecycleNode, ControllerSetup, ControllerThreads, params
             # state that is now old, so zero went out instead
             guard.zero_sent()
             decision.reasons.append(f"{STALL_REASON} inside a tick ({(time.monotonic() - start) * 1e3:.1f} ms)")
-        learning_problem = self._finish_tick_learning()  # the agent's learning, once its command is out
+        learning_problem = self.reach.finish()  # the agent's learning, once its command is out
         if learning_problem:
             self.errors.report("policy_output", learning_problem)
         self._after_tick(result, decision, (q, dq, stamp))

@@ -68,9 +68,6 @@ def declare_controller_parameters(node: Node) -> None:
       "callback, sharing the executor with every other callback)", **ro)
     d("thread_priority", 0, "SCHED_FIFO priority of the control thread (1-99; 0: normal scheduling); refused "
       "with a logged reason where the OS does not allow it (needs CAP_SYS_NICE)", low=0, high=99, **ro)
-    d("learning_priority", 0, "SCHED_FIFO priority the control thread drops to for each tick's learning, after its "
-      "command is out, so that a receiver at thread_priority on the same core need not wait for it (0: it keeps "
-      "thread_priority; only below thread_priority)", low=0, high=98, **ro)
     d("cpu_affinity", None, "CPU ids the control thread is pinned to, also outside the mask the node was started "
       "with (taskset -c 0 keeps the rest of the node off core 1; unset: any)", array_of=int, **ro)
     d("lock_memory", False, "mlockall the process at activation, so no page fault stalls a tick; refused with a "

@@ -77,7 +77,6 @@ class ControllerSetup:
         self._tick_lock = threading.Lock()  # the tick, and what changes what it uses (targets, parameters)
         self._loop: ControlLoop | None = None
         self.realtime: dict[str, str] = {}  # real-time settings asked: applied, or refused and why
-        self._learning_priorities: tuple[int, int] | None = None  # (learning, thread) priorities, when both apply
         self._command_buffer = array("d")
         self._command_values = np.zeros(0)
         self._command_msg = Float64MultiArray()

@@ -49,28 +49,10 @@ class ControllerThreads:
         """In the control thread, before its first tick: its priority and CPUs, as asked."""
         priority = self.get_parameter("thread_priority").value
         if priority > 0:
-            refused = set_thread_priority(priority)
-            self._say_realtime(f"thread_priority {priority}", refused)
-            learning = self.get_parameter("learning_priority").value
-            if not refused and 0 < learning < priority:
-                self._learning_priorities = (learning, priority)
-            elif learning:
-                self._say_realtime(f"learning_priority {learning}", f"learning_priority {learning} needs a "
-                                   f"thread_priority above it in force (thread_priority {priority})")
+            self._say_realtime(f"thread_priority {priority}", set_thread_priority(priority))
         cpus = array_value(self, "cpu_affinity")
         if cpus is not None:
             self._say_realtime(f"cpu_affinity {list(cpus)}", set_thread_affinity(cpus))
-
-    def _finish_tick_learning(self) -> str:
-        """The tick's learning (its command is out), at ``learning_priority`` when set: '' or why it failed."""
-        priorities = self._learning_priorities
-        if priorities is None or not self.agent.learning or threading.current_thread().name != CONTROL_THREAD_NAME:
-            return self.reach.finish()
-        set_thread_priority(priorities[0])
-        try:
-            return self.reach.finish()
-        finally:
-            set_thread_priority(priorities[1])
 
     def _say_realtime(self, what: str, refusal: str) -> None:
         """Log a real-time setting applied (info) or refused (warning, with the OS's reason: control goes on)."""
