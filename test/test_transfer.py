@@ -128,3 +128,13 @@ def test_the_benchmarks_run_the_demo_with_its_own_defaults() -> None:
         3, "eval-delay10ms", 500.0, 2.0, False)
     with pytest.raises(TypeError, match="no_such_option"):
         run_arguments(no_such_option=1)
+
+
+def test_a_last_action_checkpoint_is_a_group_of_its_own() -> None:
+    from snn_sac_ros.commands.bench_transfer import training_label
+
+    contract = {"joint_names": ["a"]}
+    assert training_label({"observation_contract": contract}) == "none"
+    assert training_label({"observation_contract": contract, "randomization": {"name": "train"}}) == "train"
+    assert training_label({"observation_contract": {**contract, "last_action": True},
+                           "randomization": {"name": "train"}}) == "train+last-action"

@@ -3,11 +3,11 @@
 Every checkpoint given (``train`` makes them, nominal or with ``--randomize``; this command only evaluates) is
 evaluated on the nominal arm and under every held-out perturbation (``--perturb``; default: every shipped
 ``eval-*`` profile), on the same targets (episode ``k`` seeded ``--eval-seed + k``, the perturbation drawn from
-the same seed), as spiking LIF neurons unless ``--rate``. Checkpoints are grouped by arm and by the
-randomisation they were trained with (their metadata); one per training seed. The table gives, per group and
-condition, the mean success at 2 and 5 cm, its ratio at 2 cm to the group's nominal success, and the
-difference at 2 cm to the unrandomised group on the same arm and condition. Each evaluation is written to
-``--out`` and reused by a re-run (``--fresh`` redoes them).
+the same seed), as spiking LIF neurons unless ``--rate``. Checkpoints are grouped by arm, by the randomisation
+they were trained with (their metadata) and by whether they observe their last action; one per training seed. The
+table gives, per group and condition, the mean success at 2 and 5 cm, its ratio at 2 cm to the group's nominal
+success, and the difference at 2 cm to the unrandomised group on the same arm and condition. Each evaluation is
+written to ``--out`` and reused by a re-run (``--fresh`` redoes them).
 
 With ``--ros`` each evaluation is a demo run instead: ``arm_sim`` with the perturbation (``randomize``), the
 controller with the checkpoint, frozen, over DDS at real time, ``--episodes`` reaches one after the other from
@@ -93,6 +93,13 @@ def _evaluate_over_ros(args: argparse.Namespace, checkpoint: str, condition: str
     return {k: result[k] for k in keys}
 
 
+def training_label(metadata: dict) -> str:
+    """A checkpoint's group: its training randomisation (``none``), ``+last-action`` when it observes its last
+    action (another observation, so another policy family)."""
+    label = (metadata.get("randomization") or {}).get("name", "none")
+    return label + ("+last-action" if metadata["observation_contract"].get("last_action") else "")
+
+
 def summarize(rows: list[dict], conditions: list[str]) -> list[dict]:
     """Per (arm, trained with, condition): mean success over seeds, ratio to nominal, points vs unrandomised."""
     means: dict[tuple[str, str, str], dict] = {}
@@ -112,7 +119,7 @@ def summarize(rows: list[dict], conditions: list[str]) -> list[dict]:
 
 
 def print_table(summary: list[dict], title: str) -> None:
-    header = (f"{'arm':<12} {'trained with':<14} {'condition':<18} {'seeds':<8} {'2 cm':>7} {'5 cm':>7} "
+    header = (f"{'arm':<12} {'trained with':<20} {'condition':<18} {'seeds':<8} {'2 cm':>7} {'5 cm':>7} "
               f"{'dist [cm]':>10} {'/ nominal':>10} {'vs unrandomised [pts]':>22}")
     print(title)
     print(header)
@@ -121,7 +128,7 @@ def print_table(summary: list[dict], title: str) -> None:
         ratio = f"{m['vs_nominal']:>10.2f}" if m["vs_nominal"] is not None else f"{'-':>10}"
         points = f"{m['vs_unrandomised_pts']:>+22.1f}" if m["vs_unrandomised_pts"] is not None else f"{'-':>22}"
         seeds = ",".join(str(s) for s in m["seeds"])
-        print(f"{m['arm']:<12} {m['trained']:<14} {m['condition']:<18} {seeds:<8} {m['success_2cm']:>7.1%} "
+        print(f"{m['arm']:<12} {m['trained']:<20} {m['condition']:<18} {seeds:<8} {m['success_2cm']:>7.1%} "
               f"{m['success_5cm']:>7.1%} {m['mean_final_distance_m'] * 100:>10.2f} {ratio}{points}")
 
 
@@ -138,7 +145,7 @@ def run(args: argparse.Namespace) -> dict:
     rows = []
     for checkpoint in args.checkpoints:
         meta = load_checkpoint(checkpoint).metadata
-        trained = (meta.get("randomization") or {}).get("name", "none")
+        trained = training_label(meta)
         for condition, profile in zip(conditions, [NOMINAL, *perturbations]):
             r = _evaluate(args, checkpoint, profile)
             rows.append({"checkpoint": str(checkpoint), "arm": meta["arm"], "trained": trained,
