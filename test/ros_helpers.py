@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +113,17 @@ class NodeProcess:
         code = self.stop()
         assert code == 0, self.stderr
         assert "Traceback" not in self.stderr, self.stderr
+
+
+def stop_all_cleanly(processes: Iterable[NodeProcess]) -> None:
+    """Stop every process, then check that each exited cleanly: one that did not never leaves the others running."""
+    problems = []
+    for process in processes:
+        try:
+            process.stop_cleanly()
+        except AssertionError as error:
+            problems.append(f"{process.module}: {error}")
+    assert not problems, "\n".join(problems)
 
 
 def ros_parameter_args(params: dict[str, Any]) -> list[str]:

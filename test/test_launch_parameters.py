@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from rcl_interfaces.msg import ParameterType
 from rcl_interfaces.srv import GetParameters, ListParameters
-from ros_helpers import CONTROLLER, NodeProcess, Probe
+from ros_helpers import CONTROLLER, NodeProcess, Probe, stop_all_cleanly
 
 from snn_sac_ros import bringup
 from snn_sac_ros.core.resources import shipped_checkpoint
@@ -69,8 +69,7 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         yield {"probe": probe, "processes": started, "values": values}
     finally:
         probe.close()
-        for process in started.values():
-            process.stop_cleanly()
+        stop_all_cleanly(started.values())
 
 
 def test_the_controller_started_with_the_users_file_runs_its_checkpoint(nodes: dict) -> None:
