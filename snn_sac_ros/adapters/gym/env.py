@@ -118,7 +118,9 @@ class ArmReachEnv(gym.Env):
 
     def _observation(self) -> np.ndarray:
         s = self.arm.measure(self._state)
-        return self.observation_contract.encode(s.q, s.dq, s.ee_position, self.target, self._last_action)
+        contract = self.observation_contract
+        return contract.encode(s.q, s.dq, s.ee_position, self.target,
+                               self._last_action if contract.last_action else None)
 
     def _info(self, distance: float | None = None) -> dict[str, Any]:
         if distance is None:

@@ -136,7 +136,6 @@ class ReachTick:
         self._last_q: np.ndarray | None = None
         self._last_dq: np.ndarray | None = None
         self._last_jumped = True
-        self._unfinished = False  # a step whose learning waits for finish
         self._paused = False  # learning switched off for a jumped tick, until its finish
 
     def set_target(self, target: np.ndarray) -> float | None:
@@ -218,7 +217,6 @@ class ReachTick:
             self._hold(np.zeros(self._period_actions.shape[1]))
             self._resume_learning()
             return TickResult(None, distance, False, f"policy output refused: {error}", obs, None, reward, ee)
-        self._unfinished = True
         self._last_action = action
         self._hold(action)
         torque = self._scale(action, dq if self.apply_damping else None)
@@ -235,11 +233,8 @@ class ReachTick:
                           ee=ee)
 
     def finish(self) -> str:
-        """The agent's learning for the last ``step``, if it still waits; '' or why it failed (a non-finite value in a
-        learning operator: that tick learns nothing more)."""
-        if not self._unfinished:
-            return ""
-        self._unfinished = False
+        """The agent's learning for the last ``step``, if it still waits (the agent knows; nothing runs twice); '' or
+        why it failed (a non-finite value in a learning operator: that tick learns nothing more)."""
         try:
             self.agent.finish()
         except (ValueError, FloatingPointError) as error:
