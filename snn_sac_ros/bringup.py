@@ -200,6 +200,11 @@ def robot_description(arm: str) -> str:
     return re.sub(r'(filename=)"([^"]+)"', absolute, path.read_text())
 
 
+def frame_reaches(reaches: int) -> list[int]:
+    """The reaches the demo shows as rendered frames: first, quarters, last."""
+    return sorted({0, reaches // 4, reaches // 2, (3 * reaches) // 4, max(0, reaches - 1)})
+
+
 def sim_reach_plan(**values: str) -> Plan:
     """The simulated arm demo: PyBullet arm, spiking SAC controller, reach targets, and for RViz the robot
     state publisher (and RViz itself with ``rviz:=true``)."""
@@ -210,7 +215,8 @@ def sim_reach_plan(**values: str) -> Plan:
         NodeSpec("arm_sim", "snn_sac_ros.adapters.ros.sim_node", "arm_sim", ("arm_sim.yaml",),
                  {"arm": a["arm"], "real_time_factor": a["real_time_factor"], "gui": a["gui"],
                   **({"randomize": a["randomize"], "seed": a["seed"]} if a["randomize"] else {}),
-                  **({"snapshot_path": str(out / "frame_{n}.png")} if out else {})}),
+                  **({"snapshot_path": str(out / "frame_{n}.png"),
+                      "snapshot_targets": frame_reaches(a["reaches"])} if out else {})}),
         NodeSpec("snn_sac_controller", "snn_sac_ros.adapters.ros.controller_node", "snn_sac_controller",
                  ("snn_sac_controller.yaml",),
                  {**sim_time, "arm": a["arm"], "checkpoint": a["checkpoint"], "learning": a["learning"],

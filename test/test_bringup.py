@@ -84,6 +84,14 @@ def test_the_sim_plan_brings_the_controller_up_before_the_first_target_and_ends_
         bringup.sim_reach_plan(log_level="loud")
 
 
+def test_with_an_output_folder_the_arm_renders_the_first_quarters_and_last_reach_into_it() -> None:
+    nodes = {s.name: s for s in bringup.sim_reach_plan(output_dir="/tmp/run", reaches="20").nodes}
+    assert nodes["arm_sim"].parameters["snapshot_targets"] == [0, 5, 10, 15, 19]
+    assert nodes["arm_sim"].parameters["snapshot_path"] == "/tmp/run/frame_{n}.png"
+    assert bringup.frame_reaches(1) == [0]
+    assert "snapshot_targets" not in {s.name: s for s in bringup.sim_reach_plan().nodes}["arm_sim"].parameters
+
+
 def test_in_a_namespace_parameter_files_still_reach_their_node(tmp_path: Path) -> None:
     """A file keyed by the bare node name applies only in the root namespace; in a namespace the plan passes
     a copy keyed /**/<name>, in the same order, and leaves files keyed otherwise alone."""

@@ -266,3 +266,24 @@ def test_snapshots_show_the_reach_target(probe, start_sim, tmp_path):
     probe.spin_until(lambda: (targets.publish(msg), targets.get_subscription_count() > 0)[1], 10.0, "arm_sim")
     probe.spin_for(0.3)
     assert green_pixels(1) > before + 50
+
+
+def test_the_arm_takes_a_snapshot_as_each_chosen_target_arrives(probe, start_sim, tmp_path):
+    """``snapshot_targets: [0, 2]``: a frame when the first and the third distinct target arrive, none for the
+    second or for a target heard again; no client call needed."""
+    from geometry_msgs.msg import PointStamped
+
+    start_sim(arm="planar2", command_timeout=1.0, snapshot_path=str(tmp_path / "shot{n}.png"),
+              snapshot_targets=[0, 2])
+    targets = probe.node.create_publisher(PointStamped, "target", 10)
+    msg = PointStamped()
+    msg.header.frame_id = "base_link"
+    probe.spin_until(lambda: targets.get_subscription_count() > 0, 10.0, "arm_sim's target subscription")
+    shots = []
+    for x in (0.2, 0.25, 0.3):
+        msg.point.x, msg.point.y = x, 0.25
+        for _ in range(3):  # repeated, as reach_targets does
+            targets.publish(msg)
+            probe.spin_for(0.2)
+        shots.append(sorted(p.name for p in tmp_path.glob("shot*.png")))
+    assert shots == [["shot0.png"], ["shot0.png"], ["shot0.png", "shot1.png"]]

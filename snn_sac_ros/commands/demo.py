@@ -121,12 +121,8 @@ def run(args: argparse.Namespace) -> dict:
     from snn_sac_ros.adapters.ros.demo_observer import observe  # rclpy only once the nodes start
 
     with start_plan(plan, out, dict(os.environ)) as nodes:
-        record = observe(nodes, reaches=args.reaches, timeout=timeout, frames_at=_frame_reaches(args.reaches))
+        record = observe(nodes, reaches=args.reaches, timeout=timeout)
     return _report(out, record, nodes.codes, args)
-
-
-def _frame_reaches(reaches: int) -> list[int]:
-    return sorted({0, reaches // 4, reaches // 2, (3 * reaches) // 4, reaches - 1})
 
 
 def cost_summary(diagnostics: dict[str, str]) -> dict[str, float]:

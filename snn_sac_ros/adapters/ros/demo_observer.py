@@ -1,8 +1,9 @@
 """The demo's observer: an rclpy node that follows the run for the progress bar and the summary, while the nodes run
 elsewhere (the controller records the run itself, and the plots are drawn from that recording).
 
-It only listens (``ee_pose``, ``target``, ``/diagnostics``) and asks the simulator for a few snapshots; it never
-commands the arm.
+It only listens (``ee_pose``, ``target``, ``/diagnostics``); it never commands the arm. The rendered frames are the
+simulator's own (``snapshot_targets``): a short run on a loaded machine can end before this node has matched the
+``target`` topic.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped, PoseStamped
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from std_srvs.srv import Trigger
 from tqdm import tqdm
 
 from snn_sac_ros.adapters.ros.common import STATE_QOS
@@ -26,9 +26,8 @@ class DemoObserver(Node):
     """Keeps the end effector's distance to the target, the targets seen and the last diagnostics of the
     controller and the arm."""
 
-    def __init__(self, frames_at: list[int]) -> None:
+    def __init__(self) -> None:
         super().__init__("demo_observer")
-        self.frames_at = set(frames_at)
         self.target: np.ndarray | None = None
         self.targets_seen = 0
         self.distance = float("nan")
@@ -38,27 +37,12 @@ class DemoObserver(Node):
         self.create_subscription(PoseStamped, "ee_pose", self._pose, STATE_QOS)
         self.create_subscription(PointStamped, "target", self._target, 10)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._diagnostics, 10)
-        self.snapshot = self.create_client(Trigger, "arm_sim/snapshot")
-        self.snapshots_wanted = 0
-        self.snapshot_calls: list = []
 
     def _target(self, msg: PointStamped) -> None:
         point = np.array([msg.point.x, msg.point.y, msg.point.z])
         if self.target is None or not np.array_equal(point, self.target):
             self.target = point
             self.targets_seen += 1
-            if self.targets_seen - 1 in self.frames_at:
-                self.snapshots_wanted += 1
-                self.take_snapshots()
-
-    def take_snapshots(self) -> None:
-        """Ask for the snapshots wanted once the simulator's service is up (a short run may start reaching first)."""
-        while self.snapshots_wanted and self.snapshot.service_is_ready():
-            self.snapshots_wanted -= 1
-            self.snapshot_calls.append(self.snapshot.call_async(Trigger.Request()))
-
-    def snapshots_pending(self) -> bool:
-        return bool(self.snapshots_wanted) or not all(call.done() for call in self.snapshot_calls)
 
     def _pose(self, msg: PoseStamped) -> None:
         if self.target is not None:
@@ -80,21 +64,19 @@ FINAL_REPORT_WAIT_S = 10.0
 
 
 def _await_report(executor: SingleThreadedExecutor, node: DemoObserver, nodes: Supervisor) -> None:
-    """Spin until a controller diagnostic published after the reaches ended arrives and the snapshots asked for are
-    written: the summary describes the whole run, also a run shorter than the diagnostics period (bounded: a
-    silent controller leaves it empty)."""
+    """Spin until a controller diagnostic published after the reaches ended arrives: the summary describes the whole
+    run, also a run shorter than the diagnostics period (bounded: a silent controller leaves it empty)."""
     seen = node.controller_reports
     deadline = time.monotonic() + FINAL_REPORT_WAIT_S
-    while ((node.controller_reports == seen and nodes.running("snn_sac_controller"))
-           or (node.snapshots_pending() and nodes.running("arm_sim"))) and time.monotonic() < deadline:
+    while (node.controller_reports == seen and nodes.running("snn_sac_controller")
+           and time.monotonic() < deadline):
         executor.spin_once(timeout_sec=0.05)
-        node.take_snapshots()
 
 
-def observe(nodes: Supervisor, reaches: int, timeout: float, frames_at: list[int]) -> dict:
+def observe(nodes: Supervisor, reaches: int, timeout: float) -> dict:
     """Record until the reach_targets node finishes; a node that dies raises ``NodeFailedError`` (all stopped)."""
     rclpy.init()
-    node = DemoObserver(frames_at)
+    node = DemoObserver()
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     start = time.monotonic()
@@ -102,7 +84,6 @@ def observe(nodes: Supervisor, reaches: int, timeout: float, frames_at: list[int
     try:
         while nodes.running("reach_targets"):
             executor.spin_once(timeout_sec=0.05)
-            node.take_snapshots()
             nodes.check()
             if time.monotonic() - start > timeout:
                 tqdm.write(f"demo: timed out after {timeout:.0f} s wall time; stopping")

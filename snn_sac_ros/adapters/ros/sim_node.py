@@ -32,9 +32,10 @@ Sim time never goes backwards: ``~/reset`` puts the arm back at its initial conf
 keeps counting, so timers on ``use_sim_time`` nodes and stamps stay monotonic.
 
 Services: ``~/reset`` (Trigger), ``~/set_paused`` (SetBool), ``~/step`` (Trigger), ``~/snapshot``
-(Trigger; RGB PNG by TinyRenderer to ``snapshot_path``). ``payload_kg`` can be set at run time to change
-the end-effector mass. Timing of the physics versus the ROS messaging is published on ``/diagnostics``
-and logged at shutdown; ``snn-sac-ros bench sim`` reads it.
+(Trigger; RGB PNG by TinyRenderer to ``snapshot_path``; ``snapshot_targets`` has the node take them itself as
+chosen targets arrive). ``payload_kg`` can be set at run time to change the end-effector mass. Timing of the
+physics versus the ROS messaging is published on ``/diagnostics`` and logged at shutdown; ``snn-sac-ros bench
+sim`` reads it.
 """
 
 from __future__ import annotations
@@ -111,6 +112,8 @@ class ArmSimNode(Node, SimParameters):
         self._was_stale = False
         self._snapshots = 0
         self._target_marker: int | None = None
+        self._last_target: np.ndarray | None = None
+        self._targets_heard = 0  # distinct targets, for snapshot_targets
         if p["payload_kg"] > 0:
             self.arm.set_payload(p["payload_kg"])
         self._reset_arm()
@@ -261,6 +264,13 @@ class ArmSimNode(Node, SimParameters):
         if self._target_marker is None:
             self._target_marker = self.arm.add_marker()  # visual only: no mass, no collision
         self.arm.move_marker(self._target_marker, point)
+        if self._last_target is None or not np.array_equal(point, self._last_target):
+            self._last_target = point
+            self._targets_heard += 1
+            if self._targets_heard - 1 in (self._params["snapshot_targets"] or ()):
+                written, message = self._snapshot()
+                if not written:
+                    self._errors.report("snapshot", message)
         marker = Marker(ns="reach_target", id=0, type=Marker.SPHERE, action=Marker.ADD)
         marker.header.frame_id = msg.header.frame_id or self._params["frame_id"]
         marker.header.stamp = msg.header.stamp
@@ -326,6 +336,11 @@ class ArmSimNode(Node, SimParameters):
 
     def snapshot_callback(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         """Render the arm with TinyRenderer and write an RGB PNG to ``snapshot_path``."""
+        response.success, response.message = self._snapshot()
+        return response
+
+    def _snapshot(self) -> tuple[bool, str]:
+        """Write a rendered PNG to ``snapshot_path``: (written, its path or why not)."""
         from matplotlib import image
 
         path = Path(self._params["snapshot_path"].replace("{n}", str(self._snapshots))).expanduser()
@@ -333,13 +348,9 @@ class ArmSimNode(Node, SimParameters):
             rgb = self.arm.render(self._params["snapshot_width"], self._params["snapshot_height"])
             image.imsave(path, rgb)
         except (OSError, ValueError) as error:
-            response.success = False
-            response.message = f"snapshot failed: {error}"
-            return response
+            return False, f"snapshot failed: {error}"
         self._snapshots += 1
-        response.success = True
-        response.message = str(path.resolve())
-        return response
+        return True, str(path.resolve())
 
     # -- diagnostics and shutdown ---------------------------------------------------------------------------------
     def timing(self, whole_run: bool = False) -> dict[str, float]:

@@ -14,7 +14,7 @@ from snn_sac_ros.adapters.ros.common import declare, finite_list, is_unset
 from snn_sac_ros.core.arm.specs import PRESETS, ArmSpec, resolve_arm
 
 #: array parameters that may be unset (their sentinel reads as None)
-_ARRAYS = ("joints", "initial_positions")
+_ARRAYS = ("joints", "initial_positions", "snapshot_targets")
 
 
 class SimParameters:
@@ -57,6 +57,9 @@ class SimParameters:
                            "YAML path), drawn at every reset from seed; empty: the nominal arm", read_only=True),
             "snapshot_path": d(self, "snapshot_path", "arm_sim_snapshot.png", "PNG written by ~/snapshot; "
                                "'{n}' is replaced by a counter"),
+            "snapshot_targets": d(self, "snapshot_targets", None, "snapshot (as ~/snapshot does) when the n-th "
+                                  "target heard on target arrives, n counted from 0; unset: none. Taken by "
+                                  "the arm, so no client has to catch a short run's targets", array_of=int),
             "snapshot_width": d(self, "snapshot_width", 640, "snapshot width [px]", low=16, high=4096),
             "snapshot_height": d(self, "snapshot_height", 480, "snapshot height [px]", low=16, high=4096),
             "diagnostics_period": d(self, "diagnostics_period", 1.0, "wall seconds between /diagnostics "
