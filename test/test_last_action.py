@@ -55,19 +55,26 @@ def test_a_last_action_checkpoint_is_refused_where_the_nominal_contract_is_expec
         load_checkpoint(checkpoint, expected_observation=nominal)
 
 
-def test_the_tick_observes_the_mean_action_of_the_last_policy_period(checkpoint: Path) -> None:
-    agent = OnlineAgent(load_checkpoint(checkpoint), spiking=False, learning=False, dt=DT, actor_only=True)
+def test_the_tick_observes_the_mean_action_of_the_last_whole_policy_period_held_over_the_next(
+        checkpoint: Path) -> None:
+    """As the env does: the last step's action, constant through the step; not a mean that slides every tick."""
+    agent = OnlineAgent(load_checkpoint(checkpoint), spiking=True, learning=False, dt=DT, actor_only=True, seed=1)
     with PyBulletArm("planar2") as arm:
         tick = ReachTick(agent, arm.forward_kinematics, arm.velocity_limits, DT)
         tick.set_target(arm.forward_kinematics(np.array([0.9, 0.5])))
         q, dq, actions = np.array([0.1, 1.2]), np.zeros(2), []
-        for _ in range(14):
+        for i in range(34):
             result = tick.step(q, dq)
-            held = np.sum(actions[-10:], axis=0) / 10 if actions else np.zeros(2)
+            whole = 10 * (i // 10)  # the ticks of the periods already whole
+            held = np.mean(actions[whole - 10:whole], axis=0) if whole else np.zeros(2)
             np.testing.assert_allclose(result.observation[-2:], np.clip(held, -1, 1), atol=1e-6)
             actions.append(result.action)
+        assert len({tuple(np.round(a, 9)) for a in actions[20:30]}) > 1  # spiking: each tick's action differs
         tick.command_dropped()  # the arm got zero torque instead: none of the period's actions went out
         assert np.all(tick.step(q, dq).observation[-2:] == 0)
+        for _ in range(9):
+            assert np.all(tick.step(q, dq).observation[-2:] == 0)  # a new period starts at the drop
+        assert np.any(tick.step(q, dq).observation[-2:] != 0)
     agent.close()
 
 

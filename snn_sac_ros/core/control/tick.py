@@ -127,12 +127,16 @@ class ReachTick:
         self.distance = math.nan
         self.jumps = 0
         self._last_action: np.ndarray | None = None
-        # the actions of the last policy period, one per tick, for a contract that observes their mean (what the
-        # env's step held): zero at the start and after a dropped command, as the arm's torque was
+        # For a contract that observes the last action: the ticks' actions of the policy period under way, and
+        # the mean of the last whole period, observed until the next one is whole. So the policy sees its own
+        # output as the env showed it, held over a step and one step late; a mean sliding every tick would close
+        # a loop through the policy at the tick rate, which training never saw. Zero at the start and after a
+        # dropped command, as the arm's torque was.
         control_hz = float(getattr(agent, "metadata", {}).get("control_hz", 50.0))
         window = max(1, round(1.0 / (control_hz * self.period))) if self._contract.last_action else 1
         self._period_actions = np.zeros((window, self._velocity_limits.size))
         self._period_index = 0
+        self._held_action = np.zeros(self._velocity_limits.size)
         self._last_q: np.ndarray | None = None
         self._last_dq: np.ndarray | None = None
         self._last_jumped = True
@@ -156,12 +160,16 @@ class ReachTick:
         self._last_action = None
         self._last_q = None
         self._period_actions[:] = 0.0
+        self._period_index = 0
+        self._held_action[:] = 0.0
         if self.adaptation is not None:
             self.adaptation.forget_state()
 
     def _hold(self, action: np.ndarray) -> None:
         self._period_actions[self._period_index] = action
         self._period_index = (self._period_index + 1) % len(self._period_actions)
+        if self._period_index == 0:
+            self._held_action = self._period_actions.mean(axis=0)
 
     def start_from(self, q: np.ndarray, dq: np.ndarray) -> None:
         """The arm is known to be at ``q``, ``dq`` now (a simulation's start): the first step is checked
@@ -204,7 +212,7 @@ class ReachTick:
         self._last_q, self._last_dq = np.array(q, dtype=float), np.array(dq, dtype=float)
         self.jumps += jumped and self.agent.learning
         reward = None if self._last_action is None or jumped else self.task.reward(distance, self._last_action)
-        held = self._period_actions.mean(axis=0) if self._contract.last_action else None
+        held = self._held_action if self._contract.last_action else None
         obs = self._contract.encode_unchecked(q, dq, ee, self.target, held)
         learning = self.agent.learning
         if jumped and learning:
