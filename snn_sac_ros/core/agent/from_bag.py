@@ -43,9 +43,9 @@ def _acted(ticks: Ticks) -> np.ndarray:
     return ticks.commanded & np.all(np.isfinite(ticks.action), axis=1)
 
 
-def _segments(ticks: Ticks) -> list[tuple[int, int]]:
-    """``[start, stop)`` runs of ticks within one reach in which the policy acted and its torque went out."""
-    ok = _acted(ticks)
+def _segments(ticks: Ticks, ok: np.ndarray) -> list[tuple[int, int]]:
+    """``[start, stop)`` runs of ticks within one reach in which the policy acted and its torque went out (``ok``,
+    from :func:`_acted`)."""
     out, start = [], None
     for k in range(len(ticks) + 1):
         same = k < len(ticks) and ok[k] and (start is None or ticks.episode[k] == ticks.episode[start])
@@ -72,13 +72,14 @@ def transitions(ticks: Ticks, arm: PyBulletArm, contract: ObservationContract, c
 
     # a last-action contract sees the mean action of the period before each tick, zero where no command went out:
     # what the controller's tick fed the policy
-    went_out = np.where(_acted(ticks)[:, None], np.nan_to_num(ticks.action), 0.0)
+    acted = _acted(ticks)
+    went_out = np.where(acted[:, None], np.nan_to_num(ticks.action), 0.0)
 
     def encode(k: int) -> np.ndarray:
         held = went_out[max(0, k - stride):k].sum(axis=0) / stride if contract.last_action else None
         return contract.encode(ticks.q[k], ticks.dq[k], arm.forward_kinematics(ticks.q[k]), ticks.target[k], held)
 
-    for start, stop in _segments(ticks):
+    for start, stop in _segments(ticks, acted):
         for k in range(start, stop - stride, stride):  # the window's end tick k + stride is inside the segment
             action = np.clip(ticks.action[k:k + stride].mean(axis=0), -1.0, 1.0)
             end = k + stride
