@@ -11,6 +11,7 @@ import pytest
 from snn_sac_ros.cli import main
 from snn_sac_ros.commands.bench_realtime import COLUMNS
 from snn_sac_ros.commands.untrained import hidden_sizes, make_checkpoint
+from snn_sac_ros.core.control.realtime import rt_throttling
 
 
 def test_hidden_sizes_hold_the_total() -> None:
@@ -53,6 +54,7 @@ def test_bench_realtime_reports_every_column(tmp_path, capsys, on_state: bool) -
     assert code == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     rows = result["rows"]
+    assert result["rt_throttling"] == (rt_throttling() or "off")  # what the figures were measured under
     assert [row["control_thread"] for row in rows] == [True, False]
     assert len(list(tmp_path.glob("*_rec.mcap"))) == 2 * int(on_state)
     for row in rows:

@@ -7,10 +7,11 @@ import itertools
 import os
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
-from snn_sac_ros.core.control.realtime import ControlLoop, set_thread_affinity
+from snn_sac_ros.core.control.realtime import ControlLoop, rt_throttling, set_thread_affinity
 
 
 def _run(loop: ControlLoop, seconds: float) -> None:
@@ -134,3 +135,20 @@ def test_a_thread_can_be_pinned_outside_the_mask_its_process_started_with() -> N
     worker.join()
     assert seen["why"] == "" and seen["mask"] == {1}
     assert "this machine has CPUs 0-" in str(seen["missing"])
+
+
+def test_the_kernels_real_time_throttling_is_told_when_it_is_on(tmp_path: Path) -> None:
+    """A SCHED_FIFO thread on a busy CPU is stopped for period - runtime each period: said, with the sysctl that
+    turns it off; nothing to say when it is off (-1) or when /proc cannot tell."""
+
+    def kernel(runtime: str, period: str = "1000000") -> Path:
+        folder = tmp_path / runtime
+        folder.mkdir()
+        (folder / "sched_rt_runtime_us").write_text(runtime + "\n")
+        (folder / "sched_rt_period_us").write_text(period + "\n")
+        return folder
+
+    said = rt_throttling(kernel("950000"))
+    assert "stopped for 50 ms every 1 s" in said and "kernel.sched_rt_runtime_us = -1" in said
+    assert rt_throttling(kernel("-1")) == ""
+    assert rt_throttling(tmp_path / "missing") == ""

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from ros_helpers import CONTROLLER, NodeProcess, RobotProbe, controller_params, planar2_target, ros_parameter_args
 
+from snn_sac_ros.core.control.realtime import rt_throttling
 from snn_sac_ros.core.resources import shipped_checkpoint
 
 
@@ -102,6 +103,39 @@ def test_refused_realtime_settings_are_logged_with_the_reason_and_the_node_still
     finally:
         probe.close()
         node.stop_cleanly()
+
+
+def test_an_applied_priority_is_logged_with_the_kernels_throttling_when_it_is_on(tmp_path: Path) -> None:
+    """SCHED_FIFO granted (this machine may: root or CAP_SYS_NICE); the kernel may still stop the thread for 50 ms a
+    second, so the log says so, and how to turn it off, whenever /proc says the throttling is on."""
+    if set_thread_priority_allowed() is not None:
+        pytest.fail(f"SCHED_FIFO not permitted here: {set_thread_priority_allowed()}")
+    name = "thread_fifo"
+    node = NodeProcess(CONTROLLER, _params(tmp_path, name, thread_priority=10), ["-r", f"__node:={name}"])
+    probe = RobotProbe(f"{name}_probe", controller=name)
+    try:
+        probe.send_target(planar2_target())
+        probe.wait_torque("torque under SCHED_FIFO", timeout=90)
+        assert "thread_priority 10 applied" in _thread_status(probe)
+        throttling = rt_throttling()
+        assert (throttling != "" and throttling in node.stderr) or (throttling == "" and "throttling" not in
+                                                                    node.stderr), node.stderr
+    finally:
+        probe.close()
+        node.stop_cleanly()
+
+
+def set_thread_priority_allowed() -> str | None:
+    """None when this process may take SCHED_FIFO (checked in a thread of its own, then dropped), else why not."""
+    import threading
+
+    from snn_sac_ros.core.control.realtime import set_thread_priority
+
+    why: list[str] = []
+    worker = threading.Thread(target=lambda: why.append(set_thread_priority(1)))
+    worker.start()
+    worker.join()
+    return why[0] or None
 
 
 @pytest.mark.parametrize("tick_on_state", [False, True])

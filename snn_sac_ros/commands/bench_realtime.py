@@ -12,8 +12,9 @@ learning on/off, one row:
    started as ``bringup`` starts them, plus a probe node here that publishes a reach target and listens.
    With ``--rt-priority``, the arm node and the probe run under SCHED_FIFO; so does the controller's control
    thread (``thread_priority``) while the rest of that node runs normally, or, on the timer path, the whole
-   controller node (``chrt``). A SCHED_FIFO process that keeps a core over 95 % busy is throttled by the
-   kernel for the rest of each second (``sched_rt_runtime_us``): ~50 ms maxima at a fixed phase each second.
+   controller node (``chrt``). Where the SCHED_FIFO threads keep a core over 95 % busy, the kernel stops them for
+   the rest of each second (``sched_rt_runtime_us``, printed at the start): ~50 ms maxima at a fixed phase each
+   second, unless the machine turned the throttling off.
    Tick compute time is the controller's own (``TickStats``' measure, tick start to the end of its work: the
    learning that follows the command included; ``command_p99_ms``: tick start to its command published),
    taken from its ``tick_trace`` over exactly the row (after ``--warmup``): p50/p99/max, and deadline
@@ -50,6 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from snn_sac_ros.commands.untrained import hidden_sizes, make_checkpoint
+from snn_sac_ros.core.control.realtime import rt_throttling
 from snn_sac_ros.supervision import Supervisor
 
 COLUMNS = ("neurons", "rate_hz", "learning", "control_thread", "tick_p50_ms", "tick_p99_ms", "tick_max_ms",
@@ -391,6 +393,9 @@ def run(args: argparse.Namespace) -> dict:
           f"{f'SCHED_FIFO {args.rt_priority}' if args.rt_priority else 'normal scheduling'}"
           f"{f', control thread alone on CPU {args.control_cpu}' if args.control_cpu >= 0 else ''}; logs in {out}",
           flush=True)
+    throttling = rt_throttling()
+    if args.rt_priority:
+        print(f"bench realtime: {throttling or 'the kernel real-time throttling is off'}", flush=True)
     for neurons in args.neurons:
         hidden = hidden_sizes(neurons, args.depth)
         checkpoint = make_checkpoint(args.arm, hidden, out / f"n{neurons}_d{args.depth}.npz")
@@ -416,7 +421,7 @@ def run(args: argparse.Namespace) -> dict:
     _print_table(rows)
     return {"rows": rows, "machine": machine(), "duration_s": args.duration, "depth": args.depth,
             "tick_on_state": args.tick_on_state, "rt_priority": args.rt_priority, "control_thread": args.control_thread,
-            "control_cpu": args.control_cpu, "output_dir": str(out)}
+            "control_cpu": args.control_cpu, "rt_throttling": throttling or "off", "output_dir": str(out)}
 
 
 _HEADER = (f"{'neurons':>7} {'rate':>5} {'learn':>5} {'loop':>6} {'tick p50':>8} {'p99':>6} {'max':>6} {'cmd p99':>7} "

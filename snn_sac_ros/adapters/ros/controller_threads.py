@@ -11,7 +11,13 @@ import time
 import numpy as np
 
 from snn_sac_ros.adapters.ros.common import array_value
-from snn_sac_ros.core.control.realtime import ControlLoop, lock_memory, set_thread_affinity, set_thread_priority
+from snn_sac_ros.core.control.realtime import (
+    ControlLoop,
+    lock_memory,
+    rt_throttling,
+    set_thread_affinity,
+    set_thread_priority,
+)
 
 #: the control thread's name (diagnostics count the live ones)
 CONTROL_THREAD_NAME = "snn_sac_control"
@@ -49,7 +55,11 @@ class ControllerThreads:
         """In the control thread, before its first tick: its priority and CPUs, as asked."""
         priority = self.get_parameter("thread_priority").value
         if priority > 0:
-            self._say_realtime(f"thread_priority {priority}", set_thread_priority(priority))
+            refusal = set_thread_priority(priority)
+            self._say_realtime(f"thread_priority {priority}", refusal)
+            throttling = "" if refusal else rt_throttling()
+            if throttling:
+                self.get_logger().warning(throttling)
         cpus = array_value(self, "cpu_affinity")
         if cpus is not None:
             self._say_realtime(f"cpu_affinity {list(cpus)}", set_thread_affinity(cpus))

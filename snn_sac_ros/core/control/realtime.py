@@ -13,7 +13,8 @@ when none came for 1.5 periods.
 
 The OS settings are those of ros2_control's controller manager (``thread_priority``, ``cpu_affinity``,
 ``lock_memory``): each returns ``""`` when applied, else the reason the OS gave, never raises: a controller
-that may not run as real time still controls, and says so.
+that may not run as real time still controls, and says so. :func:`rt_throttling` says when the kernel would
+still stop a SCHED_FIFO thread.
 """
 
 from __future__ import annotations
@@ -50,6 +51,25 @@ def set_thread_priority(priority: int) -> str:
     except OSError as error:
         return _why(error, f"SCHED_FIFO priority {priority} refused")
     return ""
+
+
+def rt_throttling(proc: str | os.PathLike[str] = "/proc/sys/kernel") -> str:
+    """The kernel's real-time throttling, when it is on: a sentence to log; '' when off or unknown.
+
+    Linux lets SCHED_FIFO threads use ``sched_rt_runtime_us`` of each ``sched_rt_period_us`` on a CPU (950 of
+    1000 ms by default), then stops them for the rest of the period. Where the real-time threads (a control
+    thread, a driver, a simulated arm) keep a CPU that busy, a 1 kHz loop stalls for ~50 ms once a second."""
+    try:
+        runtime = int(open(os.path.join(proc, "sched_rt_runtime_us")).read())
+        period = int(open(os.path.join(proc, "sched_rt_period_us")).read())
+    except (OSError, ValueError):
+        return ""
+    if runtime < 0 or runtime >= period:
+        return ""
+    return (f"the kernel's real-time throttling is on (sched_rt_runtime_us {runtime} of sched_rt_period_us "
+            f"{period}): where SCHED_FIFO threads keep a CPU busy, they are stopped for "
+            f"{(period - runtime) / 1000:g} ms every {period / 1e6:g} s; on a real-time machine set "
+            "kernel.sched_rt_runtime_us = -1 (sysctl)")
 
 
 def set_thread_affinity(cpus: Sequence[int]) -> str:
