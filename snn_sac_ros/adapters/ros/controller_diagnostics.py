@@ -32,6 +32,12 @@ def _share(part: int, whole: int) -> str:
     return f"{part / whole:.4f}" if whole else "0.0000"
 
 
+def entity_counts(node: Any) -> str:
+    """How many publishers, subscriptions, services and timers the node holds (lifecycle leaks show here)."""
+    return (f"publishers={len(list(node.publishers))},subscriptions={len(list(node.subscriptions))},"
+            f"services={len(list(node.services))},timers={len(list(node.timers))}")
+
+
 def controller_status(node: Any) -> DiagnosticStatus:
     """The status of a configured controller ``node`` (a ``SnnSacController``)."""
     guard, stats = node.guard, node.stats
@@ -57,7 +63,7 @@ def controller_status(node: Any) -> DiagnosticStatus:
         "distance_m": f"{node.reach.distance:.4f}",
         "publish_failures": str(node.command_pub.failures + node.diag_pub.failures),
         "commands_published": str(node.command_pub.published),
-        "entities": node.entity_counts(),
+        "entities": entity_counts(node),
         "control_thread": node.control_thread_status(),
         "input_errors": ",".join(f"{k}={v}" for k, v in sorted(node.errors.counts.items())) or "none",
         **node.recording.status(), **cost_values(node.cost),

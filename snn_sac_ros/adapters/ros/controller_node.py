@@ -435,11 +435,6 @@ class SnnSacController(LifecycleNode, ControllerSetup, ControllerThreads, params
         if self.agent is not None:  # destroyed meanwhile: see the note above
             self.diag_pub.publish(self.recording.diagnostics(diagnostics_message(self)))
 
-    def entity_counts(self) -> str:
-        """How many publishers, subscriptions, services and timers the node holds (lifecycle leaks show here)."""
-        return (f"publishers={len(list(self.publishers))},subscriptions={len(list(self.subscriptions))},"
-                f"services={len(list(self.services))},timers={len(list(self.timers))}")
-
     def _teardown(self) -> None:
         """Destroy what configure made and forget the run-time state: exactly what ``__init__`` made remains."""
         destroy_entities(self, self._entities)
