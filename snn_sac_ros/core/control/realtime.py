@@ -26,6 +26,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 #: With ``on_state``, the clock ticks only after this many periods without a state.
 STATE_FALLBACK_PERIODS = 1.5
@@ -60,8 +61,8 @@ def rt_throttling(proc: str | os.PathLike[str] = "/proc/sys/kernel") -> str:
     1000 ms by default), then stops them for the rest of the period. Where the real-time threads (a control
     thread, a driver, a simulated arm) keep a CPU that busy, a 1 kHz loop stalls for ~50 ms once a second."""
     try:
-        runtime = int(open(os.path.join(proc, "sched_rt_runtime_us")).read())
-        period = int(open(os.path.join(proc, "sched_rt_period_us")).read())
+        runtime = int(Path(proc, "sched_rt_runtime_us").read_text())
+        period = int(Path(proc, "sched_rt_period_us").read_text())
     except (OSError, ValueError):
         return ""
     if runtime < 0 or runtime >= period:

@@ -166,6 +166,8 @@ class ReachTick:
             self.adaptation.forget_state()
 
     def _hold(self, action: np.ndarray) -> None:
+        if not self._contract.last_action:  # nothing observes it: no work on the tick
+            return
         self._period_actions[self._period_index] = action
         self._period_index = (self._period_index + 1) % len(self._period_actions)
         if self._period_index == 0:
