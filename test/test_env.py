@@ -111,3 +111,45 @@ def test_render_rgb_array_shows_the_arm() -> None:
     frame = env.render()
     assert frame.ndim == 3 and frame.shape[2] == 3 and frame.std() > 5
     env.close()
+
+
+def test_a_chained_reach_starts_where_the_last_ended_on_the_target_its_seed_gives() -> None:
+    env = gym.make(snn_sac_ros.ENV_ID, arm="kuka_iiwa", observe_last_action=True).unwrapped
+    env.reset(seed=3)
+    action = np.full(7, 0.4, dtype=np.float32)
+    for _ in range(20):
+        env.step(action)
+    moving = env.arm.state()
+    obs, info = env.reset(seed=4, options={"chain": True})
+    chained = env.arm.state()
+    np.testing.assert_allclose(chained.q, moving.q, atol=1e-12)
+    np.testing.assert_allclose(chained.dq, moving.dq, atol=1e-12)
+    assert np.abs(moving.dq).max() > 0.1  # it was moving, and still is
+    np.testing.assert_array_equal(obs[-7:], action)  # the command in flight is still observed
+    _, home_info = env.reset(seed=4)
+    np.testing.assert_array_equal(home_info["target"], info["target"])
+    assert np.abs(env.arm.state().q - env.arm.home).max() <= env.arm.spec.home_noise + 1e-12
+    assert np.abs(env.arm.state().q - moving.q).max() > 0.05
+    env.close()
+
+
+def test_chain_reaches_is_the_probability_that_a_reset_chains() -> None:
+    def chained(chain_reaches: float) -> list[bool]:
+        env = gym.make(snn_sac_ros.ENV_ID, arm="planar2", chain_reaches=chain_reaches).unwrapped
+        env.reset(seed=0)
+        rng = np.random.default_rng(0)
+        kept = []
+        for _ in range(40):
+            for _ in range(5):
+                env.step(rng.uniform(-1, 1, 2).astype(np.float32))
+            before = env.arm.state().q
+            env.reset()
+            kept.append(bool(np.array_equal(env.arm.state().q, before)))
+        env.close()
+        return kept
+
+    assert not any(chained(0.0))
+    assert all(chained(1.0))
+    assert 5 < sum(chained(0.5)) < 35
+    with pytest.raises(ValueError, match="chain_reaches"):
+        gym.make(snn_sac_ros.ENV_ID, arm="planar2", chain_reaches=1.5)

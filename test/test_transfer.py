@@ -130,7 +130,7 @@ def test_the_benchmarks_run_the_demo_with_its_own_defaults() -> None:
         run_arguments(no_such_option=1)
 
 
-def test_a_last_action_checkpoint_is_a_group_of_its_own() -> None:
+def test_a_last_action_or_another_step_rate_is_a_group_of_its_own() -> None:
     from snn_sac_ros.commands.bench_transfer import training_label
 
     contract = {"joint_names": ["a"]}
@@ -138,3 +138,23 @@ def test_a_last_action_checkpoint_is_a_group_of_its_own() -> None:
     assert training_label({"observation_contract": contract, "randomization": {"name": "train"}}) == "train"
     assert training_label({"observation_contract": {**contract, "last_action": True},
                            "randomization": {"name": "train"}}) == "train+last-action"
+    assert training_label({"observation_contract": contract, "control_hz": 100.0}) == "none@100Hz"
+    assert training_label({"observation_contract": contract, "control_hz": 50.0}) == "none"
+
+
+def test_a_checkpoint_trained_at_another_step_rate_is_evaluated_at_it_and_reaches_can_chain(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["train", *SHORT, "--seed", "2", "--control-hz", "100", "--gamma", "0.995",
+                 "--out", str(tmp_path)]) == 0
+    meta = load_checkpoint(tmp_path / "checkpoint.npz").metadata
+    assert meta["control_hz"] == 100.0 and meta["sac_config"]["gamma"] == 0.995
+    assert meta["max_episode_steps"] == 200  # planar2's 2 s reach in 10 ms steps
+    common = ["eval", "--checkpoint", str(tmp_path / "checkpoint.npz"), "--episodes", "3", "--json"]
+    assert main(common) == 0
+    home = _last_json(capsys.readouterr().out)
+    assert home["ticks_per_step"] == 10 and home["chained"] is False
+    assert main([*common, "--chained"]) == 0
+    out = capsys.readouterr().out
+    chained = _last_json(out)
+    assert chained["chained"] is True and "chained" in out
+    assert chained["mean_final_distance_m"] != home["mean_final_distance_m"]  # reaches 2 and 3 started elsewhere

@@ -4,7 +4,8 @@ Every checkpoint given (``train`` makes them, nominal or with ``--randomize``; t
 evaluated on the nominal arm and under every held-out perturbation (``--perturb``; default: every shipped
 ``eval-*`` profile), on the same targets (episode ``k`` seeded ``--eval-seed + k``, the perturbation drawn from
 the same seed), as spiking LIF neurons unless ``--rate``. Checkpoints are grouped by arm, by the randomisation
-they were trained with (their metadata) and by whether they observe their last action; one per training seed. The
+they were trained with (their metadata), by whether they observe their last action and by their env step; one per
+training seed. The
 table gives, per group and condition, the mean success at 2 and 5 cm, its ratio at 2 cm to the group's nominal
 success, and the difference at 2 cm to the unrandomised group on the same arm and condition. Each evaluation is
 written to ``--out`` and reused by a re-run (``--fresh`` redoes them).
@@ -37,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", action="store_true", help="LIF rate neurons (default: spiking LIF, as deployed)")
     parser.add_argument("--out", default="runs/bench-transfer", help="folder of the evaluations' results")
     parser.add_argument("--fresh", action="store_true", help="redo evaluations whose results exist")
+    parser.add_argument("--chained", action="store_true",
+                        help="env evaluations: each reach from where the last one ended, as over ROS (no reset)")
     parser.add_argument("--ros", action="store_true",
                         help="evaluate over ROS 2: the demo's nodes, arm_sim perturbed, the controller frozen")
     parser.add_argument("--ros-seed", type=int, default=1, help="--ros: the reach targets' seed")
@@ -52,7 +55,8 @@ def _evaluate(args: argparse.Namespace, checkpoint: str, condition: str) -> dict
     perturbation = None if condition == NOMINAL else load_profile(condition)
     what = hashlib.sha256(json.dumps(profile_record(perturbation), sort_keys=True).encode()).hexdigest()[:8]
     mode = "rate" if args.rate else "spiking"
-    seeds = f"ros-{args.ros_seed}-{args.reach_seconds:g}s" if args.ros else f"{args.eval_seed}"
+    seeds = (f"ros-{args.ros_seed}-{args.reach_seconds:g}s" if args.ros
+             else f"{args.eval_seed}{'-chained' if args.chained else ''}")
     path = Path(args.out) / f"{Path(checkpoint).stem}-{weights}-{Path(condition).stem}-{what}-{mode}-" \
                             f"{args.episodes}x{seeds}.json"
     if path.exists() and not args.fresh:
@@ -65,7 +69,7 @@ def _evaluate(args: argparse.Namespace, checkpoint: str, condition: str) -> dict
                       perturbation_profile=profile_record(perturbation))
     else:
         result = evaluate_checkpoint(checkpoint, episodes=args.episodes, spiking=not args.rate,
-                                     seed=args.eval_seed, perturb=perturbation)
+                                     seed=args.eval_seed, perturb=perturbation, chained=args.chained)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=1))
     tmp.replace(path)
@@ -95,9 +99,11 @@ def _evaluate_over_ros(args: argparse.Namespace, checkpoint: str, condition: str
 
 def training_label(metadata: dict) -> str:
     """A checkpoint's group: its training randomisation (``none``), ``+last-action`` when it observes its last
-    action (another observation, so another policy family)."""
+    action (another observation, so another policy family), ``@100Hz`` when its env step was not 50 Hz."""
     label = (metadata.get("randomization") or {}).get("name", "none")
-    return label + ("+last-action" if metadata["observation_contract"].get("last_action") else "")
+    label += "+last-action" if metadata["observation_contract"].get("last_action") else ""
+    control_hz = float(metadata.get("control_hz", 50.0))
+    return label + (f"@{control_hz:g}Hz" if control_hz != 50.0 else "")
 
 
 def summarize(rows: list[dict], conditions: list[str]) -> list[dict]:

@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--perturb", default="", metavar="PROFILE",
                         help="evaluate under this randomisation profile (a name under config/randomization, e.g. "
                         "eval-delay10ms, or a YAML path), drawn per episode; default: the nominal arm")
+    parser.add_argument("--chained", action="store_true",
+                        help="each reach starts where the last one left the arm, as over ROS (default: near home)")
     parser.add_argument("--animation", default="", metavar="GIF",
                         help="write an animated GIF of the first --animation-episodes reaches (target shown)")
     parser.add_argument("--animation-episodes", type=int, default=4, help="reaches in the animation")
@@ -39,10 +41,11 @@ def run(args: argparse.Namespace) -> dict:
     frames: list[np.ndarray] | None = [] if args.animation else None
     r = evaluate_checkpoint(path, episodes=args.episodes, spiking=args.spiking, seed=args.seed, dt=args.dt,
                             synapse=args.synapse, perturb=args.perturb,
-                            arm=args.arm if args.checkpoint else None, frames=frames,
+                            arm=args.arm if args.checkpoint else None, chained=args.chained, frames=frames,
                             frame_episodes=args.animation_episodes)
     mode = "spiking LIF" if args.spiking else "LIF rate"
     perturbed = f", perturbation {r['perturbation']}" if r["perturbation"] != "none" else ""
+    perturbed += ", chained" if r["chained"] else ""
     print(f"eval {r['arm']} ({mode}, {r['episodes']} targets{perturbed}): success 2 cm {r['success_2cm']:.0%}, "
           f"5 cm {r['success_5cm']:.0%}, mean final distance {r['mean_final_distance_m'] * 100:.1f} cm, "
           f"mean return {r['mean_return']:.1f}  [{r['us_per_tick']:.0f} us per Nengo step]")

@@ -39,6 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="kp: weight decay per update of each feedback matrix and its forward twin alike")
     parser.add_argument("--input-feedback-decay", type=float, default=1e-3,
                         help="kp: the same for the critics' input feedback and the action columns it mirrors")
+    parser.add_argument("--control-hz", type=float, default=50.0,
+                        help="env steps per second: the policy's action is held for one step (a whole number of "
+                        "1 ms physics steps); the controller reads it from the checkpoint")
+    parser.add_argument("--gamma", type=float, default=0.99,
+                        help="discount per env step (keep gamma ** control_hz to keep the horizon in seconds)")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--learning-starts", type=int, default=1000)
     parser.add_argument("--actor-lr", type=float, default=3e-4)
@@ -48,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="entropy the temperature is tuned toward, per action dimension (SB3: -1)")
     parser.add_argument("--observe-last-action", action="store_true",
                         help="the observation ends with the last step's action (for arms with a command delay)")
+    parser.add_argument("--chain-reaches", type=float, default=0.0, metavar="P",
+                        help="probability that a reach starts where the last one ended instead of near home, so "
+                        "that the policy learns from the poses chained reaches leave (as on a robot)")
     parser.add_argument("--checkpoint-every", type=int, default=10_000)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     arm_options.add_arm_arguments(parser)  # --joints, --ee-link, URDF spec fields, --randomize
@@ -92,8 +100,11 @@ def train_run(args: argparse.Namespace, command: list[str] | None = None) -> dic
     out = Path(args.out or f"runs/train-{Path(args.arm).stem}-seed{args.seed}")
     out.mkdir(parents=True, exist_ok=True)
     env = gym.make("snn_sac_ros/ArmReach-v0", **arm_options.env_kwargs(args),
-                   observe_last_action=getattr(args, "observe_last_action", False))
+                   observe_last_action=getattr(args, "observe_last_action", False),
+                   chain_reaches=args.chain_reaches,
+                   control_hz=args.control_hz)
     config = SACConfig(hidden=tuple(args.hidden), feedback=args.feedback, batch_size=args.batch_size,
+                       gamma=args.gamma,
                        learning_starts=args.learning_starts, actor_lr=args.actor_lr, critic_lr=args.critic_lr,
                        update_every=args.update_every, target_entropy_per_action=args.target_entropy_per_action,
                        feedback_weight_decay=args.feedback_weight_decay,

@@ -70,7 +70,8 @@ def run(args: argparse.Namespace) -> dict:
     for t, _ in found:
         for row in zip(t.obs, t.actions, t.rewards[:, 0], t.next_obs, t.dones[:, 0]):
             rb.add(*row)
-    env = (gym.make("snn_sac_ros/ArmReach-v0", arm=arm_name, observe_last_action=contract.last_action)
+    env = (gym.make("snn_sac_ros/ArmReach-v0", arm=arm_name, observe_last_action=contract.last_action,
+                    control_hz=control_hz)
            if args.mix_env > 0 else None)
     env_every = max(1, updates // args.mix_env) if args.mix_env > 0 else 0
     env_steps, obs, metrics = 0, None, {}

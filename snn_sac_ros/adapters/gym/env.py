@@ -38,6 +38,9 @@ class ArmReachEnv(gym.Env):
         contracts are the nominal arm's. Default: off, the nominal arm.
     observe_last_action: the observation ends with the previous step's action (zero after a reset), so that a
         policy can see the command still in flight under a delay. Default: off.
+    chain_reaches: the probability that a reset keeps the arm where the last reach left it (pose, velocity and
+        last action) and only sets a new target, as reaches chain on a robot; otherwise the arm starts near home.
+        Default: 0, every reach from home.
 
     ``info`` holds ``distance`` [m], ``is_success``, ``success_2cm``, ``success_5cm``, ``target`` and
     ``ee_position`` [m, base frame].
@@ -51,14 +54,17 @@ class ArmReachEnv(gym.Env):
                  gravity_compensation: bool | None = None, success_threshold: float = 0.02,
                  torque_cost: float = 0.05, precision_weight: float = 0.5, precision_scale: float = 0.02,
                  gui: bool = False, randomize: str | RandomizationProfile | None = None,
-                 observe_last_action: bool = False) -> None:
+                 observe_last_action: bool = False, chain_reaches: float = 0.0) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
         substeps = round(1.0 / (control_hz * physics_dt))
         if substeps < 1 or abs(substeps * physics_dt * control_hz - 1.0) > 1e-6:
             raise ValueError(f"control period 1/{control_hz} s must be a whole number of physics steps of "
                              f"{physics_dt} s")
+        if not 0.0 <= chain_reaches <= 1.0:
+            raise ValueError(f"chain_reaches is a probability in [0, 1], got {chain_reaches}")
         self.render_mode = render_mode
+        self.chain_reaches = float(chain_reaches)
         self.arm = PyBulletArm(arm, physics_dt=physics_dt, substeps=substeps, joints=joints, ee_link=ee_link,
                                gravity_compensation=gravity_compensation, gui=gui)
         self.task = ReachTask(success_threshold=success_threshold, torque_cost=torque_cost,
@@ -82,25 +88,35 @@ class ArmReachEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[np.ndarray, dict[str, Any]]:
-        """New episode: the arm near home (small random offset), a new reachable target.
+        """New episode: a new reachable target, the arm near home (small random offset) or, chained, where the
+        last reach left it.
 
-        ``options`` may set ``target`` [m, base frame] and ``q`` [rad] explicitly.
+        ``options`` may set ``target`` [m, base frame] and ``q`` [rad] explicitly, and ``chain`` (bool) to chain
+        this reach or not (default: drawn with probability ``chain_reaches``). Chained or not, reset ``seed``
+        gives the same target. A chained reach keeps the arm's motion; the perturbation's per-episode draw
+        (and its command delay line) starts again as at any reset.
         """
         super().reset(seed=seed)
         options = options or {}
         rng = self.np_random
         if "q" in options:
-            q = np.asarray(options["q"], dtype=float)
-        else:
+            home_start = np.asarray(options["q"], dtype=float)
+        else:  # drawn even when chained, so that the target drawn next is the same either way
             noise = rng.uniform(-1.0, 1.0, self.arm.n_joints) * self.arm.spec.home_noise
-            q = np.clip(self.arm.home + noise, self.arm.lower, self.arm.upper)
+            home_start = np.clip(self.arm.home + noise, self.arm.lower, self.arm.upper)
+        target = (np.asarray(options["target"], dtype=float) if "target" in options
+                  else self.task.sample_target(self.arm, rng))
+        chain = bool(options["chain"]) if "chain" in options else (
+            self.chain_reaches > 0.0 and rng.random() < self.chain_reaches)
         if seed is not None and self.arm.perturbation is not None:
             self.arm.perturbation.seed(seed)
-        self._state = self.arm.reset(q)
-        self.target = (np.asarray(options["target"], dtype=float) if "target" in options
-                       else self.task.sample_target(self.arm, rng))
+        if chain and "q" not in options:
+            self._state = self.arm.reset(self._state.q, self._state.dq)
+        else:
+            self._state = self.arm.reset(home_start)
+            self._last_action = np.zeros(self.action_contract.size)
+        self.target = target
         self._steps = 0
-        self._last_action = np.zeros(self.action_contract.size)
         if self._marker is not None:
             self.arm.move_marker(self._marker, self.target)
         return self._observation(), self._info()

@@ -5,7 +5,9 @@ The policy is run through the Nengo simulator (:class:`OnlineAgent`, actor only,
 step applies the mean of those ticks' actions (the impulse the per-tick commands would give over the env
 step, which holds one torque). ``spiking=False`` uses ``nengo.LIFRate`` neurons, ``spiking=True``
 ``nengo.LIF``. Episode ``k`` uses
-``env.reset(seed=seed + k)``, so every agent (ours, SB3) sees the same targets.
+``env.reset(seed=seed + k)``, so every agent (ours, SB3) sees the same targets. ``chained=True`` starts each
+reach where the last one left the arm (as the ROS demo's reaches follow one another) instead of near home: the
+same targets, from the poses a robot would be in.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ from snn_sac_ros.core.task import SUCCESS_THRESHOLDS_M
 
 
 def run_episodes(env: Any, act: Callable[[np.ndarray], np.ndarray], episodes: int, seed: int, *,
-                 on_reset: Callable[[], None] | None = None,
+                 chained: bool = False, on_reset: Callable[[], None] | None = None,
                  on_step: Callable[[int, int], None] | None = None) -> dict:
-    """Roll out ``act`` (obs -> action) for ``episodes`` episodes; summary dict. ``on_step(episode, step)`` is
-    called after every env step (for rendering)."""
+    """Roll out ``act`` (obs -> action) for ``episodes`` episodes; summary dict. ``chained``: every reach after
+    the first starts where the last one ended. ``on_step(episode, step)`` is called after every env step (for
+    rendering)."""
     finals, returns = [], []
     for k in range(episodes):
-        obs, _ = env.reset(seed=seed + k)
+        obs, _ = env.reset(seed=seed + k, options={"chain": chained and k > 0})
         if on_reset is not None:
             on_reset()
         total, done, step = 0.0, False, 0
@@ -42,7 +45,8 @@ def run_episodes(env: Any, act: Callable[[np.ndarray], np.ndarray], episodes: in
         returns.append(total)
     d = np.array(finals)
     lo, hi = SUCCESS_THRESHOLDS_M
-    return {"episodes": episodes, "success_2cm": float(np.mean(d <= lo)), "success_5cm": float(np.mean(d <= hi)),
+    return {"episodes": episodes, "chained": chained, "success_2cm": float(np.mean(d <= lo)),
+            "success_5cm": float(np.mean(d <= hi)),
             "mean_final_distance_m": float(d.mean()), "median_final_distance_m": float(np.median(d)),
             "mean_return": float(np.mean(returns))}
 
@@ -50,13 +54,14 @@ def run_episodes(env: Any, act: Callable[[np.ndarray], np.ndarray], episodes: in
 def evaluate_checkpoint(path: str, *, episodes: int = 100, spiking: bool = False, seed: int = 100_000,
                         dt: float = 0.001, synapse: float = 0.005, agent_seed: int = 0,
                         perturb: str | RandomizationProfile | None = None, arm: str | None = None,
-                        frames: list[np.ndarray] | None = None, frame_episodes: int = 4,
+                        chained: bool = False, frames: list[np.ndarray] | None = None, frame_episodes: int = 4,
                         frame_every: int = 2) -> dict:
     """Evaluate a checkpoint in the Nengo simulator on its own arm; summary dict with timing.
 
     ``perturb``: a randomisation profile to evaluate under (a name, a YAML path or a profile; default: the
     nominal arm), drawn per episode from the episode's seed. ``arm``: the checkpoint's URDF where it is now, if
-    it moved (checked to be the same file). The result names the perturbation and the training randomisation.
+    it moved (checked to be the same file). ``chained``: each reach from where the last one ended. The result
+    names the perturbation and the training randomisation.
     ``frames``: a list that gets a TinyRenderer image (target shown) every ``frame_every`` env steps of the first
     ``frame_episodes`` episodes, for an animation.
     """
@@ -72,7 +77,8 @@ def evaluate_checkpoint(path: str, *, episodes: int = 100, spiking: bool = False
     profile = load_profile(perturb)
     env = gym.make("snn_sac_ros/ArmReach-v0", arm=ckpt.arm_spec(arm), randomize=profile,
                    render_mode="rgb_array" if frames is not None else None,
-                   observe_last_action=ckpt.observation_contract.last_action)
+                   observe_last_action=ckpt.observation_contract.last_action,
+                   control_hz=float(ckpt.metadata.get("control_hz", 50.0)))
     base = env.unwrapped
     ckpt = load_checkpoint(path, base.observation_contract, base.action_contract)
     agent = OnlineAgent(ckpt, spiking=spiking, learning=False, dt=dt, seed=agent_seed, synapse=synapse,
@@ -89,7 +95,7 @@ def evaluate_checkpoint(path: str, *, episodes: int = 100, spiking: bool = False
             frames.append(env.render())
 
     start = time.perf_counter()
-    result = run_episodes(env, act, episodes, seed, on_reset=agent.end_episode, on_step=render)
+    result = run_episodes(env, act, episodes, seed, chained=chained, on_reset=agent.end_episode, on_step=render)
     wall = time.perf_counter() - start
     agent.close()
     env.close()
