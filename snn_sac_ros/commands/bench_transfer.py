@@ -5,10 +5,10 @@ evaluated on the nominal arm and under every held-out perturbation (``--perturb`
 ``eval-*`` profile), on the same targets (episode ``k`` seeded ``--eval-seed + k``, the perturbation drawn from
 the same seed), as spiking LIF neurons unless ``--rate``. Checkpoints are grouped by arm, by the randomisation
 they were trained with (their metadata), by whether they observe their last action and by their env step; one per
-training seed. The
-table gives, per group and condition, the mean success at 2 and 5 cm, its ratio at 2 cm to the group's nominal
-success, and the difference at 2 cm to the unrandomised group on the same arm and condition. Each evaluation is
-written to ``--out`` and reused by a re-run (``--fresh`` redoes them).
+training seed. The table gives, per group and condition, the mean success at 2 and 5 cm, its ratio at 2 cm to the
+group's nominal success, and the difference at 2 cm to the unrandomised group on the same arm and condition. Each
+evaluation is written to ``--out`` and reused by a re-run (``--fresh`` redoes them). ``--chained`` starts every env
+reach after the first where the last one ended.
 
 With ``--ros`` each evaluation is a demo run instead: ``arm_sim`` with the perturbation (``randomize``), the
 controller with the checkpoint, frozen, over DDS at real time, ``--episodes`` reaches one after the other from
