@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> dict:
         raise ValueError("--from-bag needs --init CHECKPOINT: the recorded run's contracts and the networks to "
                          "fine-tune come from it")
     init = load_checkpoint(args.init)
-    contract, control_hz = init.observation_contract, float(init.metadata.get("control_hz", 50.0))
+    contract, control_hz = init.observation_contract, init.control_hz
     with PyBulletArm(init.metadata["arm"]) as arm:
         found = [bag_transitions(path, arm, contract, control_hz) for path in args.from_bag]
     total = sum(len(t) for t, _ in found)

@@ -109,7 +109,7 @@ class FloorAgent:
             raise ValueError(f"the floor times feedback that goes down layer by layer, not {mode.name!r}")
         self.obs_dim, self.act_dim = checkpoint.observation_contract.size, checkpoint.action_contract.size
         self.dt, self.learning, self.neg_lr = dt, learning, -online_lr
-        control_hz = float(control_hz or meta.get("control_hz", 50.0))
+        control_hz = float(control_hz or checkpoint.control_hz)
         k = dt * control_hz
         self.head = (float(np.exp(arrays["log_alpha"][0])), config.gamma ** k, k)
         p: LIFParams = config.lif

@@ -24,6 +24,13 @@ from snn_sac_ros.core.contracts import ActionContract, ObservationContract
 
 FORMAT_VERSION = 1
 _META_KEY = "__metadata__"
+DEFAULT_CONTROL_HZ = 50.0  # the env step of checkpoints that record none
+
+
+def trained_control_hz(metadata: dict) -> float:
+    """The env step rate a checkpoint's metadata says it was trained at [Hz]: the rate its action was held for,
+    and the step its discount is per."""
+    return float(metadata.get("control_hz", DEFAULT_CONTROL_HZ))
 
 
 class CheckpointError(ValueError):
@@ -44,6 +51,10 @@ class Checkpoint:
     @property
     def action_contract(self) -> ActionContract:
         return ActionContract.from_dict(self.metadata["action_contract"])
+
+    @property
+    def control_hz(self) -> float:
+        return trained_control_hz(self.metadata)
 
     def arm_spec(self, urdf: str | None = None) -> ArmSpec:
         """The arm it was trained on (``metadata["arm_spec"]``, or the preset of a checkpoint from before that

@@ -78,7 +78,7 @@ def evaluate_checkpoint(path: str, *, episodes: int = 100, spiking: bool = False
     env = gym.make("snn_sac_ros/ArmReach-v0", arm=ckpt.arm_spec(arm), randomize=profile,
                    render_mode="rgb_array" if frames is not None else None,
                    observe_last_action=ckpt.observation_contract.last_action,
-                   control_hz=float(ckpt.metadata.get("control_hz", 50.0)))
+                   control_hz=ckpt.control_hz)
     base = env.unwrapped
     ckpt = load_checkpoint(path, base.observation_contract, base.action_contract)
     agent = OnlineAgent(ckpt, spiking=spiking, learning=False, dt=dt, seed=agent_seed, synapse=synapse,

@@ -171,7 +171,7 @@ class OnlineAgent:
         self.steps_per_tick = int(steps_per_tick)
         self.obs_dim, self.act_dim = self.observation_contract.size, self.action_contract.size
         self.anchor_tau, self.damping = float(anchor_tau), damping
-        control_hz = float(control_hz or self.metadata.get("control_hz", 50.0))
+        control_hz = float(control_hz or checkpoint.control_hz)
         step_fraction = dt * control_hz  # share of a trained control step one simulator step stands for
         head = HeadConfig(alpha=float(np.exp(checkpoint.arrays["log_alpha"][0])),
                           gamma_step=self.config.gamma ** step_fraction, step_fraction=step_fraction,

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from snn_sac_ros.core.agent.checkpoint import trained_control_hz
 from snn_sac_ros.core.joint_input import wrap_angle
 from snn_sac_ros.core.task import ReachTask
 
@@ -132,7 +133,7 @@ class ReachTick:
         # output as the env showed it, held over a step and one step late; a mean sliding every tick would close
         # a loop through the policy at the tick rate, which training never saw. Zero at the start and after a
         # dropped command, as the arm's torque was.
-        control_hz = float(getattr(agent, "metadata", {}).get("control_hz", 50.0))
+        control_hz = trained_control_hz(getattr(agent, "metadata", {}))
         window = max(1, round(1.0 / (control_hz * self.period))) if self._contract.last_action else 1
         self._period_actions = np.zeros((window, self._velocity_limits.size))
         self._period_index = 0
