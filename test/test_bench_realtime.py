@@ -68,6 +68,23 @@ def test_bench_realtime_reports_every_column(tmp_path, capsys, on_state: bool) -
             assert isinstance(row[column], int | float) and math.isfinite(row[column]), (column, row[column])
 
 
+def test_bench_realtime_alternating_recording_splits_one_run_into_two_rows(tmp_path, capsys) -> None:
+    """``--record alternate``: one run (one recording), paused and resumed within it; a row of the recorded ticks
+    and a row of the others, each with every column, together the row's ticks."""
+    code = main(["bench", "realtime", "--neurons", "300", "--rates", "500", "--learning", "on", "--duration", "3",
+                 "--warmup", "1", "--nengo-steps", "200", "--out", str(tmp_path), "--json", "--record", "alternate",
+                 "--record-period", "0.5"])
+    assert code == 0
+    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["rows"]
+    assert [(row["record"], row["record_alternating"]) for row in rows] == [(False, True), (True, True)]
+    assert len(list(tmp_path.glob("*.mcap"))) == 1
+    for row in rows:
+        assert row["ticks"] > 200  # each phase holds about half of 3 s at 500 Hz
+        for column in COLUMNS[4:]:
+            assert isinstance(row[column], int | float) and math.isfinite(row[column]), (column, row[column])
+    assert rows[0]["ticks"] + rows[1]["ticks"] <= 3.1 * 500
+
+
 def test_bench_realtime_gives_the_control_thread_a_core_of_its_own(tmp_path, capsys) -> None:
     """``--control-cpu 1``: the controller pins its control thread to CPU 1 and every node starts on the other CPUs;
     a CPU the machine lacks is refused before anything starts."""

@@ -78,6 +78,28 @@ def test_the_recording_holds_the_published_commands_and_every_state_the_ticks_us
         np.testing.assert_allclose(ticks.ee[-1], arm.forward_kinematics(ticks.q[-1]), atol=1e-9)
 
 
+def test_a_paused_recording_takes_nothing_and_goes_on_when_resumed(tmp_path: Path) -> None:
+    """``record_paused`` at run time: nothing is recorded while it is true (log times are the hooks' own, so a margin
+    covers a hook that read the flag just before the change), the file stays open, and recording resumes."""
+    path = tmp_path / "paused.mcap"
+    node = _recording_controller(path, record_flush_s=0.1)
+    with controlling(node, RobotProbe()) as (_, probe):
+        _run_for(probe, 300)
+        assert probe.set_parameter("snn_sac_controller", "record_paused", True).successful
+        paused_at = time.time()
+        probe.spin_until(lambda: probe.diagnostics.get("recording") == "paused", 30, "recording: paused")
+        _run_for(probe, 300)
+        resumed_at = time.time()
+        assert probe.set_parameter("snn_sac_controller", "record_paused", False).successful
+        probe.spin_until(lambda: probe.diagnostics.get("recording") == "recording", 30, "recording again")
+        _run_for(probe, 300)
+    log_times = np.array([m.log_time_ns * 1e-9 for m in read_messages(path)])
+    during = (log_times > paused_at + 0.05) & (log_times < resumed_at)
+    assert not during.any(), f"{during.sum()} messages recorded while paused"
+    assert (log_times < paused_at).sum() > 300 and (log_times > resumed_at).sum() > 300
+    assert "recording paused" in node.stderr and "recording resumed" in node.stderr
+
+
 def test_a_sigkilled_controller_leaves_its_recording_readable_up_to_the_last_chunk(tmp_path: Path) -> None:
     """Only the chunk open at the kill (at most ``record_flush_s`` of the run) and what still waited in the queue
     may be lost: the newest joint state in the file is that recent, and everything before it is there."""

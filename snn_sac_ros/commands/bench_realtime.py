@@ -31,7 +31,10 @@ learning on/off, one row:
    ours runs on its own clock, as a real arm does.
 
 ``--record on`` (or ``both``, each row with and without) has the controller record the run into MCAP
-(``record_path``), to see what recording costs the tick; the ``rec`` column says which.
+(``record_path``), to see what recording costs the tick; the ``rec`` column says which. Rows of separate runs
+differ by more than recording costs on a shared machine, so ``--record alternate`` makes one run of each row,
+pauses and resumes the recording every ``--record-period`` seconds (``record_paused``), and splits its ticks by
+whether they were recorded (the tick trace says which): two rows, ``on*`` and ``off*``, under the same load.
 
 The checkpoints are made here (random weights of the chosen sizes: timing does not depend on training).
 """
@@ -78,8 +81,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rt-priority", type=int, default=0,
                         help="run the nodes and the in-process timing under SCHED_FIFO at this priority (chrt -f; "
                              "needs CAP_SYS_NICE), as a 1 kHz loop is deployed; 0: normal scheduling")
-    parser.add_argument("--record", choices=["off", "on", "both"], default="off",
-                        help="the controller records the run into MCAP (both: each row without, then with)")
+    parser.add_argument("--record", choices=["off", "on", "both", "alternate"], default="off",
+                        help="the controller records the run into MCAP (both: each row without, then with; "
+                             "alternate: one run, recording paused and resumed, its ticks split into two rows)")
+    parser.add_argument("--record-period", type=float, default=2.0,
+                        help="with --record alternate: seconds between pausing and resuming the recording")
     parser.add_argument("--control-cpu", type=int, default=-1,
                         help="the control core: the controller's control thread pinned to this CPU (cpu_affinity), "
                              "every other thread of the nodes and of this process kept on the other CPUs (taskset), "
@@ -162,6 +168,7 @@ class _Probe:
         self._target.header.frame_id = "base_link"
         self._target.point.x, self._target.point.y, self._target.point.z = target
         self.node.create_timer(0.5, lambda: self._target_pub.publish(self._target))
+        self._clients: dict[str, object] = {}
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
 
@@ -178,6 +185,23 @@ class _Probe:
 
     def latest(self) -> dict[str, str]:
         return self.diags[-1][1] if self.diags else {}
+
+    def set_parameter(self, node: str, name: str, value: object, timeout: float = 5.0) -> None:
+        """Set ``node``'s parameter ``name`` (its set_parameters service, answered in the probe's spin thread)."""
+        from rclpy.parameter import Parameter
+        from rclpy.parameter_client import AsyncParameterClient
+
+        client = self._clients.get(node)
+        if client is None:
+            client = self._clients[node] = AsyncParameterClient(self.node, node)
+            if not client.wait_for_services(timeout_sec=timeout):
+                raise RuntimeError(f"{node} offers no parameter services")
+        future = client.set_parameters([Parameter(name, value=value)])
+        end = time.monotonic() + timeout
+        while not future.done() and time.monotonic() < end:
+            time.sleep(0.001)
+        if not future.done() or not future.result().results[0].successful:
+            raise RuntimeError(f"{node} did not set {name} = {value!r}")
 
     def close(self) -> None:
         import rclpy
@@ -254,8 +278,9 @@ class _Realtime:
 
 def measure_ros(checkpoint: Path, *, arm: str, rate: float, learning: bool, duration: float, warmup: float,
                 out: Path, tick_on_state: bool = False, rt_priority: int = 0, control_thread: bool = True,
-                record: bool = False, control_cpu: int = -1) -> dict:
-    """Run arm_sim + controller at ``rate`` for ``warmup + duration`` seconds; the row's ROS columns."""
+                record: bool = False, record_period: float = 0.0, control_cpu: int = -1) -> list[dict]:
+    """Run arm_sim + controller at ``rate`` for ``warmup + duration`` seconds; the row's ROS columns (two rows, the
+    recorded ticks and the others, when ``record_period`` > 0 pauses and resumes the recording within the run)."""
     from snn_sac_ros import bringup
     from snn_sac_ros.core.agent.checkpoint import load_checkpoint
 
@@ -294,7 +319,10 @@ def measure_ros(checkpoint: Path, *, arm: str, rate: float, learning: bool, dura
         _sleep(nodes, warmup)
         start_diag, start_time = probe.latest(), time.monotonic()
         start_ns = time.monotonic_ns()
-        _sleep(nodes, duration)
+        if record and record_period > 0:
+            _alternate_recording(nodes, probe, duration, record_period)
+        else:
+            _sleep(nodes, duration)
         end_ns = time.monotonic_ns()
         end_diag = probe.latest()
         diags = list(probe.diags)
@@ -311,14 +339,45 @@ def measure_ros(checkpoint: Path, *, arm: str, rate: float, learning: bool, dura
     np.savez(out / f"{tag}_probe.npz", state_stamps=np.array([x for x, _ in probe.js]),
              state_arrivals_ns=np.array([t for _, t in probe.js], np.int64),
              command_arrivals_ns=np.asarray(probe.cmd, np.int64))  # for a closer look at the latency
-    period = 1.0 / rate
-    ticks = (trace["start"] >= start_ns * 1e-9) & (trace["start"] <= end_ns * 1e-9)
-    compute, starts, policy = trace["compute"][ticks], trace["start"][ticks], trace["policy"][ticks]
-    # the command goes out before the tick's learning runs: tick start to its publish, on ticks that published
-    to_command = trace["publish"][ticks] - starts
-    to_command = to_command[(to_command >= 0) & (to_command <= compute)]
+    start, end = start_ns * 1e-9, end_ns * 1e-9
+    ticks = (trace["start"] >= start) & (trace["start"] <= end)
+    diag = {"diag_tick_p50_ms": float(np.median(p50)),
+            "diag_tick_p99_ms": max(float(d["tick_p99_ms"]) for d in inside),
+            "diag_tick_max_ms": max(float(d["tick_max_ms"]) for d in inside),
+            "diag_deadline_misses": int(end_diag["deadline_misses"]) - int(start_diag["deadline_misses"])}
+    if not (record and record_period > 0):
+        return [{**_tick_columns(trace, ticks, 1.0 / rate, end), **diag,
+                 **_latency(probe.js, probe.cmd, trace, start, end)}]
+    rows = []
+    for recorded in (False, True):
+        part = ticks & ((trace["recorded"] > 0) == recorded)
+        rows.append({**_tick_columns(trace, ticks, 1.0 / rate, end, part), **diag, "record": recorded,
+                     "record_alternating": True, **_latency(probe.js, probe.cmd, trace, start, end, part=part)})
+    return rows
+
+
+def _alternate_recording(nodes: object, probe: _Probe, duration: float, period: float) -> None:
+    """``duration`` seconds with the controller's recording paused and resumed every ``period`` seconds."""
+    end, paused = time.monotonic() + duration, False
+    while (left := end - time.monotonic()) > 0:
+        _sleep(nodes, min(period, left))
+        paused = not paused
+        probe.set_parameter("snn_sac_controller", "record_paused", paused)
+
+
+def _tick_columns(trace: dict[str, np.ndarray], ticks: np.ndarray, period: float, end: float,
+                  part: np.ndarray | None = None) -> dict:
+    """The tick columns of the row's ``ticks`` (a mask over the trace), or of the ``part`` of them (a sub-mask):
+    misses are judged on the whole row, so a split does not count its gaps as late starts."""
+    starts = trace["start"][ticks]
     # TickStats' rule: compute longer than the period, or a start more than two periods after the last one
-    missed = (compute > period) | (np.diff(starts, prepend=starts[:1]) > 2.0 * period)
+    missed = (trace["compute"][ticks] > period) | (np.diff(starts, prepend=starts[:1]) > 2.0 * period)
+    span = np.diff(starts, append=end)  # each tick's share of the row's time
+    keep = np.ones(starts.size, bool) if part is None else part[ticks]
+    compute, starts, policy = trace["compute"][ticks][keep], starts[keep], trace["policy"][ticks][keep]
+    # the command goes out before the tick's learning runs: tick start to its publish, on ticks that published
+    to_command = trace["publish"][ticks][keep] - starts
+    to_command = to_command[(to_command >= 0) & (to_command <= compute)]
     nan = float("nan")
     return {
         "tick_p50_ms": float(np.percentile(compute, 50) * 1e3) if compute.size else nan,
@@ -326,18 +385,15 @@ def measure_ros(checkpoint: Path, *, arm: str, rate: float, learning: bool, dura
         "tick_max_ms": float(compute.max() * 1e3) if compute.size else nan,
         "command_p99_ms": float(np.percentile(to_command, 99) * 1e3) if to_command.size else nan,
         "policy_step_us": float(np.nanmedian(policy) * 1e6) if np.any(np.isfinite(policy)) else nan,
-        "deadline_misses": int(missed.sum()), "ticks": int(compute.size),
-        "control_rate_hz": float(compute.size / max((end_ns - start_ns) * 1e-9, 1e-9)),
-        "diag_tick_p50_ms": float(np.median(p50)), "diag_tick_p99_ms": max(float(d["tick_p99_ms"]) for d in inside),
-        "diag_tick_max_ms": max(float(d["tick_max_ms"]) for d in inside),
-        "diag_deadline_misses": int(end_diag["deadline_misses"]) - int(start_diag["deadline_misses"]),
-        **_latency(probe.js, probe.cmd, trace, start_ns * 1e-9, end_ns * 1e-9),
+        "deadline_misses": int(missed[keep].sum()), "ticks": int(compute.size),
+        "control_rate_hz": float(compute.size / max(float(span[keep].sum()), 1e-9)),
     }
 
 
 def _latency(states: list[tuple[float, int]], commands: list[int], trace: dict[str, np.ndarray], start: float,
-             end: float) -> dict[str, float]:
-    """Pair each command with its tick (last publish before it) and that tick's joint state; see the docstring."""
+             end: float, *, part: np.ndarray | None = None) -> dict[str, float]:
+    """Pair each command with its tick (last publish before it) and that tick's joint state; see the docstring.
+    ``part`` (a mask over the trace): only the commands of those ticks."""
     nan = float("nan")
     if not states or not commands:
         return {"latency_p50_ms": nan, "latency_p99_ms": nan, "dds_hop_ms": nan, "latency_samples": 0}
@@ -350,6 +406,8 @@ def _latency(states: list[tuple[float, int]], commands: list[int], trace: dict[s
     publish = trace["publish"]
     tick = np.searchsorted(publish, cmd, side="right") - 1
     cmd, tick = cmd[tick >= 0], tick[tick >= 0]
+    if part is not None:
+        cmd, tick = cmd[part[tick]], tick[part[tick]]
     hop = cmd - publish[tick]
     used = trace["state_stamp"][tick]
     k = np.clip(np.searchsorted(stamps, used), 0, stamps.size - 1)
@@ -385,7 +443,8 @@ def run(args: argparse.Namespace) -> dict:
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench-realtime-"))
     out.mkdir(parents=True, exist_ok=True)
     learning = {"on": [True], "off": [False], "both": [True, False]}[args.learning]
-    records = {"on": [True], "off": [False], "both": [False, True]}[args.record]
+    records = {"on": [True], "off": [False], "both": [False, True], "alternate": [True]}[args.record]
+    record_period = args.record_period if args.record == "alternate" else 0.0
     threads = {"on": [True], "off": [False], "both": [True, False]}[args.control_thread]
     rows = []
     print(f"bench realtime: {machine()}; {args.duration:g} s per row, depth {args.depth}, "
@@ -405,19 +464,21 @@ def run(args: argparse.Namespace) -> dict:
                     in_process = time_in_process(checkpoint, rate, learn, args.nengo_steps)
                 for thread, record in itertools.product(threads, records):
                     row = {"hidden": list(hidden), "rate_hz": rate, "learning": learn, "control_thread": thread,
-                           "record": record, "control_cpu": args.control_cpu, **in_process}
+                           "record": record, "record_alternating": False, "control_cpu": args.control_cpu,
+                           **in_process}
                     if args.no_ros:
-                        row.update({k: float("nan") for k in COLUMNS if k not in row})
+                        measured = [{k: float("nan") for k in COLUMNS if k not in row}]
                     else:
                         # the probe's threads too: its stamps are the latency; off the control core with the rest
                         with _Realtime(args.rt_priority), _Pinned(others):
-                            row.update(measure_ros(checkpoint, arm=args.arm, rate=rate, learning=learn,
+                            measured = measure_ros(checkpoint, arm=args.arm, rate=rate, learning=learn,
                                                    duration=args.duration, warmup=args.warmup, out=out,
                                                    tick_on_state=args.tick_on_state, rt_priority=args.rt_priority,
-                                                   control_thread=thread, record=record,
-                                                   control_cpu=args.control_cpu))
-                    rows.append(row)
-                    print(_line(row), flush=True)
+                                                   control_thread=thread, record=record, record_period=record_period,
+                                                   control_cpu=args.control_cpu)
+                    for part in measured:
+                        rows.append({**row, **part})
+                        print(_line(rows[-1]), flush=True)
     _print_table(rows)
     return {"rows": rows, "machine": machine(), "duration_s": args.duration, "depth": args.depth,
             "tick_on_state": args.tick_on_state, "rt_priority": args.rt_priority, "control_thread": args.control_thread,
@@ -426,7 +487,7 @@ def run(args: argparse.Namespace) -> dict:
 
 _HEADER = (f"{'neurons':>7} {'rate':>5} {'learn':>5} {'loop':>6} {'tick p50':>8} {'p99':>6} {'max':>6} {'cmd p99':>7} "
            f"{'misses':>6} {'lat p50':>7} {'p99':>6} {'policy us':>9} {'nengo us':>8} {'floor us':>8} {'ratio':>5} "
-           f"{'rec':>3}")
+           f"{'rec':>4}")
 
 
 def _line(r: dict) -> str:
@@ -435,14 +496,20 @@ def _line(r: dict) -> str:
             f"{r['tick_p50_ms']:>8.3f} {r['tick_p99_ms']:>6.3f} {r['tick_max_ms']:>6.2f} {r['command_p99_ms']:>7.3f} "
             f"{r['deadline_misses']:>6} {r['latency_p50_ms']:>7.3f} {r['latency_p99_ms']:>6.3f} "
             f"{r['policy_step_us']:>9.0f} {r['nengo_step_us']:>8.0f} {r['floor_step_us']:>8.0f} "
-            f"{r['nengo_over_floor']:>5.2f} {'on' if r['record'] else 'off':>3}")
+            f"{r['nengo_over_floor']:>5.2f} {_record_label(r):>4}")
+
+
+def _record_label(row: dict) -> str:
+    return ("on" if row["record"] else "off") + ("*" if row.get("record_alternating") else "")
 
 
 def _print_table(rows: list[dict]) -> None:
     print()
     print("tick [ms] inside the controller node (cmd: tick start to its command out, before the learning); latency "
           "[ms] joint_states -> command; policy [us]: the tick's policy step to the action, inside the node, median; "
-          "per-step [us] in process")
+          "per-step [us] in process"
+          + ("; rec on* / off*: the recorded ticks and the others of one run whose recording was paused and resumed"
+             if any(r.get("record_alternating") for r in rows) else ""))
     print(_HEADER)
     print("-" * len(_HEADER))
     for r in rows:

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-FIELDS = ("start", "compute", "state_stamp", "publish", "policy")
+FIELDS = ("start", "compute", "state_stamp", "publish", "policy", "recorded")
 
 
 class TickTrace:
-    """Ring of the last ``size`` ticks: start and publish [s, monotonic], compute [s], state stamp [s], and the
+    """Ring of the last ``size`` ticks: start and publish [s, monotonic], compute [s], state stamp [s], the
     policy step's share of compute [s] (the same step as in a tight loop, here between other work: the two differ by
-    what the node around it costs the step, caches and all)."""
+    what the node around it costs the step, caches and all), and whether a recorder took the tick (1/0: a benchmark
+    that pauses recording within a run compares ticks with and without it under the same machine load)."""
 
     def __init__(self, size: int = 1 << 18) -> None:
         self.size = int(size)
@@ -26,11 +27,11 @@ class TickTrace:
         self.count = 0
 
     def record(self, start: float, compute: float, state_stamp: float, publish: float,
-               policy: float = float("nan")) -> None:
+               policy: float = float("nan"), *, recorded: bool = False) -> None:
         """One tick; ``state_stamp`` is the header stamp of the joint state it used (NaN: none, zero torque);
         ``policy`` the seconds its policy step took (NaN: none ran)."""
         row = self.data[self.count % self.size]
-        row[0], row[1], row[2], row[3], row[4] = start, compute, state_stamp, publish, policy
+        row[0], row[1], row[2], row[3], row[4], row[5] = start, compute, state_stamp, publish, policy, recorded
         self.count += 1
 
     def arrays(self) -> dict[str, np.ndarray]:

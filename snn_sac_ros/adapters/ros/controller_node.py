@@ -364,7 +364,8 @@ class SnnSacController(LifecycleNode, ControllerSetup, ControllerThreads, params
         self.recording.pace((loop.due if loop is not None else start) + self._period)
         if self._trace is not None:
             answered = torque is not None and not decision.zeroed  # a stopped command answers no state
-            self._trace.record(start, compute, stamp if answered else np.nan, self._last_publish, policy_time)
+            self._trace.record(start, compute, stamp if answered else np.nan, self._last_publish, policy_time,
+                               recorded=self.recording.live)
 
     def _since_stepped(self, stamp: float, arrival: float) -> tuple[float, bool]:
         """Seconds from the state the last step used to the newest, stamped ``stamp`` and arrived at ``arrival``

@@ -137,6 +137,8 @@ def declare_controller_parameters(node: Node) -> None:
       "published, targets, /diagnostics and a record per tick (empty: no recording)", **ro)
     d("record_queue_size", 20000, "records that may wait for the recorder's writer thread; beyond it they are "
       "dropped and counted on /diagnostics (the tick never waits)", low=1, high=10_000_000, **ro)
+    d("record_paused", False, "while true the recorder takes nothing and its file stays open (rosbag2's pause); "
+      "settable at run time")
     d("record_flush_s", 0.5, "a chunk of the recording goes to disk once its first message is this old [s]: at "
       "most what a crash loses", low=0.01, high=60.0, **ro)
 
@@ -219,6 +221,10 @@ class ParameterHandling:
             if self.agent is not None:
                 self.agent.learning = self.learning_on
             self.get_logger().info(f"online learning {'on' if self.learning_on else 'off'}")
+        if param.name == "record_paused":
+            self.recording.pause(bool(param.value))
+            if self.recording.on:
+                self.get_logger().info(f"recording {'paused' if param.value else 'resumed'}")
         if param.name == "max_stamp_age":
             self._stamp_limits = (float(param.value), self._stamp_limits[1])
         elif param.name == "max_stamp_lead":

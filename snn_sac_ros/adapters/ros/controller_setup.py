@@ -224,7 +224,8 @@ class ControllerSetup:
             metadata={"node": self.get_fully_qualified_name(), "arm": self.arm.spec.name, "checkpoint": checkpoint,
                       "control_dt": 1.0 / rate, "joint_names": ",".join(self.driver_names),
                       "use_sim_time": self.sim_time})
-        self.get_logger().info(f"recording to {recording.path}")
+        recording.pause(self._p("record_paused"))
+        self.get_logger().info(f"recording to {recording.path}{' (paused)' if recording.paused else ''}")
         return recording
 
     def _after_tick(self, result: TickResult | None, decision: Any, state: tuple[Any, Any, float]) -> None:

@@ -116,7 +116,8 @@ class ControllerRecording:
     targets as received, commands as published, the node's own ``/diagnostics``, and one tick record per tick
     whose policy step ran. The controller computes the end effector's position, not its pose: the position is in
     the tick record, and no ``/ee_pose`` is recorded. Log times are wall-clock receive times [ns], as rosbag2's;
-    header stamps are the messages' own (sim time under ``use_sim_time``).
+    header stamps are the messages' own (sim time under ``use_sim_time``). While :attr:`paused` (rosbag2's pause) the
+    hooks record nothing and the file stays open.
     """
 
     def __init__(self, path: str | Path = "", *, topics: dict[str, str] | None = None,
@@ -129,45 +130,61 @@ class ControllerRecording:
         self._joint_states, self._commands = names["joint_states"], names["commands"]
         self._target, self._diagnostics, self._tick = names["target"], names["diagnostics"], names["tick"]
         self._episode, self._last_target = -1, None
+        self.paused = False
+        self._live: RosRecorder | None = self.recorder  # the recorder while not paused, else None
 
     @property
     def on(self) -> bool:
         return self.recorder is not None
 
+    @property
+    def live(self) -> bool:
+        """Recording now: on and not paused."""
+        return self._live is not None
+
+    def pause(self, paused: bool) -> None:
+        self.paused = bool(paused)
+        self._live = None if self.paused else self.recorder
+
     def joint_state(self, msg: Any) -> None:
         """A joint state as received: an rclpy message, or a :class:`~snn_sac_ros.core.recording.cdr.JointStateView`
         (its bytes are recorded as they came)."""
-        if self.recorder is not None:
+        recorder = self._live
+        if recorder is not None:
             if isinstance(msg, JointStateView):
-                self.recorder.record_serialized(self._joint_states, JOINT_STATE_TYPE, msg.serialized, time.time_ns())
+                recorder.record_serialized(self._joint_states, JOINT_STATE_TYPE, msg.serialized, time.time_ns())
             else:
-                self.recorder.record(self._joint_states, msg, time.time_ns())
+                recorder.record(self._joint_states, msg, time.time_ns())
 
     def target(self, msg: Any) -> None:
-        if self.recorder is not None:
-            self.recorder.record(self._target, msg, time.time_ns())
+        recorder = self._live
+        if recorder is not None:
+            recorder.record(self._target, msg, time.time_ns())
 
     def command(self, msg: Any, published: bool = True) -> None:
         """A command, if it went out (a publish DDS refused is not recorded)."""
-        if self.recorder is not None and published:
-            self.recorder.record(self._commands, msg, time.time_ns())
+        recorder = self._live
+        if recorder is not None and published:
+            recorder.record(self._commands, msg, time.time_ns())
 
     def diagnostics(self, msg: Any) -> Any:
         """Record ``msg`` and hand it back (so the node records what it publishes in the same expression)."""
-        if self.recorder is not None:
-            self.recorder.record(self._diagnostics, msg, time.time_ns())
+        recorder = self._live
+        if recorder is not None:
+            recorder.record(self._diagnostics, msg, time.time_ns())
         return msg
 
     def tick(self, node: Any, result: Any, torque: Any, commanded: bool, state: tuple[Any, Any, float]) -> None:
         """The tick record of a tick whose policy step gave ``result`` (a ``TickResult``; None: no step, nothing
         recorded) from ``state`` (q, dq, its stamp), with the ``torque`` that went out; the message is built in the
         writer thread."""
-        if self.recorder is None or result is None:
+        recorder = self._live
+        if recorder is None or result is None:
             return
         target = node.reach.target
         if target is not self._last_target:  # ReachTick keeps a new array per new target: a new reach
             self._last_target, self._episode = target, self._episode + 1
-        self.recorder.tick({
+        recorder.tick({
             "t": state[2], "joint_names": node.driver_names, "q": state[0], "dq": state[1],
             "ee": result.ee if result.ee is not None else (math.nan,) * 3, "target": target,
             "observation": result.observation, "action": result.action, "torque": torque, "reward": result.reward,
@@ -190,7 +207,8 @@ class ControllerRecording:
         if self.recorder is None:
             return {"recording": "off"}
         core = self.recorder.core
-        state = f"failed: {core.error}" if core.error else ("closed" if core.closed else "recording")
+        state = (f"failed: {core.error}" if core.error else "closed" if core.closed
+                 else "paused" if self.paused else "recording")
         return {"recording": state, "record_path": self.path, "recorder_written": str(core.written),
                 "recorder_dropped": str(core.dropped), "recorder_pending": str(core.pending)}
 
