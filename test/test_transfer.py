@@ -130,7 +130,7 @@ def test_the_benchmarks_run_the_demo_with_its_own_defaults() -> None:
         run_arguments(no_such_option=1)
 
 
-def test_a_last_action_or_another_step_rate_is_a_group_of_its_own() -> None:
+def test_a_last_action_another_step_rate_or_a_fine_tune_is_a_group_of_its_own() -> None:
     from snn_sac_ros.commands.bench_transfer import training_label
 
     contract = {"joint_names": ["a"]}
@@ -140,6 +140,8 @@ def test_a_last_action_or_another_step_rate_is_a_group_of_its_own() -> None:
                            "randomization": {"name": "train"}}) == "train+last-action"
     assert training_label({"observation_contract": contract, "control_hz": 100.0}) == "none@100Hz"
     assert training_label({"observation_contract": contract, "control_hz": 50.0}) == "none"
+    assert training_label({"observation_contract": contract, "bags": [{"path": "run.mcap"}]}) == "none+from-bag"
+    assert training_label({"observation_contract": contract, "bags": []}) == "none"
 
 
 def test_a_checkpoint_trained_at_another_step_rate_is_evaluated_at_it_and_reaches_can_chain(

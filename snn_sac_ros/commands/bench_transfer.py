@@ -99,11 +99,13 @@ def _evaluate_over_ros(args: argparse.Namespace, checkpoint: str, condition: str
 
 def training_label(metadata: dict) -> str:
     """A checkpoint's group: its training randomisation (``none``), ``+last-action`` when it observes its last
-    action (another observation, so another policy family), ``@100Hz`` when its env step was not 50 Hz."""
+    action (another observation, so another policy family), ``+from-bag`` when it was fine-tuned from recordings
+    (``train --from-bag``: not its init's policy any more), ``@100Hz`` when its env step was not 50 Hz."""
     from snn_sac_ros.core.agent.checkpoint import DEFAULT_CONTROL_HZ, trained_control_hz
 
     label = (metadata.get("randomization") or {}).get("name", "none")
     label += "+last-action" if metadata["observation_contract"].get("last_action") else ""
+    label += "+from-bag" if metadata.get("bags") else ""
     control_hz = trained_control_hz(metadata)
     return label + (f"@{control_hz:g}Hz" if control_hz != DEFAULT_CONTROL_HZ else "")
 
