@@ -285,6 +285,7 @@ def measure_ros(checkpoint: Path, *, arm: str, rate: float, learning: bool, dura
     from snn_sac_ros.core.agent.checkpoint import load_checkpoint
 
     contract = load_checkpoint(checkpoint).observation_contract
+    alternating = record and record_period > 0
     target = np.asarray(contract.workspace_center, float)
     target[contract.axis_indices[0]] += 0.5 * contract.workspace_reach
     plan = bringup.sim_reach_plan(arm=arm, checkpoint=str(checkpoint), learning=str(learning).lower(),
@@ -319,7 +320,7 @@ def measure_ros(checkpoint: Path, *, arm: str, rate: float, learning: bool, dura
         _sleep(nodes, warmup)
         start_diag, start_time = probe.latest(), time.monotonic()
         start_ns = time.monotonic_ns()
-        if record and record_period > 0:
+        if alternating:
             _alternate_recording(nodes, probe, duration, record_period)
         else:
             _sleep(nodes, duration)
@@ -345,7 +346,7 @@ def measure_ros(checkpoint: Path, *, arm: str, rate: float, learning: bool, dura
             "diag_tick_p99_ms": max(float(d["tick_p99_ms"]) for d in inside),
             "diag_tick_max_ms": max(float(d["tick_max_ms"]) for d in inside),
             "diag_deadline_misses": int(end_diag["deadline_misses"]) - int(start_diag["deadline_misses"])}
-    if not (record and record_period > 0):
+    if not alternating:
         return [{**_tick_columns(trace, ticks, 1.0 / rate, end), **diag,
                  **_latency(probe.js, probe.cmd, trace, start, end)}]
     rows = []
