@@ -140,6 +140,9 @@ SIM_REACH_ARGUMENTS: dict[str, Argument] = {
     "seed": Argument("1", "seed of the reach target sequence and of the arm's randomisation", int),
     "randomize": Argument("", "arm_sim's randomisation profile or held-out perturbation (a name under "
                           "config/randomization or a YAML path); empty: the nominal arm"),
+    "rt_priority": Argument("0", "SCHED_FIFO priority (1-99) of arm_sim's stepping thread and of the controller's "
+                            "control thread (needs root or CAP_SYS_NICE; refused with a warning otherwise); 0: "
+                            "normal scheduling", int),
     "gui": _flag("false", "open PyBullet's GUI (needs a display)"),
     "autostart": _flag("true", "configure and activate the controller (lifecycle transitions from the launch)"),
     "rviz": _flag("false", "start RViz with the arm and the target (needs rviz2 and a display)"),
@@ -214,6 +217,7 @@ def sim_reach_plan(**values: str) -> Plan:
     nodes = [
         NodeSpec("arm_sim", "snn_sac_ros.adapters.ros.sim_node", "arm_sim", ("arm_sim.yaml",),
                  {"arm": a["arm"], "real_time_factor": a["real_time_factor"], "gui": a["gui"],
+                  "thread_priority": a["rt_priority"],
                   **({"randomize": a["randomize"], "seed": a["seed"]} if a["randomize"] else {}),
                   **({"snapshot_path": str(out / "frame_{n}.png"),
                       "snapshot_targets": frame_reaches(a["reaches"])} if out else {})}),
@@ -222,6 +226,7 @@ def sim_reach_plan(**values: str) -> Plan:
                  {**sim_time, "arm": a["arm"], "checkpoint": a["checkpoint"], "learning": a["learning"],
                   "adaptation": a["adaptation"], "adaptation_while_frozen": a["adaptation_while_frozen"],
                   "control_rate_hz": a["control_rate_hz"], "command_controller": "",
+                  "thread_priority": a["rt_priority"],
                   **({"save_path": str(out / "online_weights.npz"), "spike_log": str(out / "spikes.npz"),
                       "record_path": str(out / "run.mcap")} if out else {})}, lifecycle=True),
         NodeSpec("reach_targets", "snn_sac_ros.adapters.ros.reach_targets_node", "reach_targets",

@@ -437,3 +437,16 @@ class StoppableSubscriber:
         self.resume()
         self.process.terminate()
         self.process.wait(15)
+
+
+def set_thread_priority_allowed() -> str | None:
+    """None when this process may take SCHED_FIFO (checked in a thread of its own, then dropped), else why not."""
+    import threading
+
+    from snn_sac_ros.core.control.realtime import set_thread_priority
+
+    why: list[str] = []
+    worker = threading.Thread(target=lambda: why.append(set_thread_priority(1)))
+    worker.start()
+    worker.join()
+    return why[0] or None

@@ -92,6 +92,17 @@ def test_with_an_output_folder_the_arm_renders_the_first_quarters_and_last_reach
     assert "snapshot_targets" not in {s.name: s for s in bringup.sim_reach_plan().nodes}["arm_sim"].parameters
 
 
+def test_rt_priority_puts_the_arms_stepping_and_the_control_thread_under_sched_fifo() -> None:
+    nodes = {s.name: s for s in bringup.sim_reach_plan(rt_priority="50").nodes}
+    assert nodes["arm_sim"].parameters["thread_priority"] == 50
+    assert nodes["snn_sac_controller"].parameters["thread_priority"] == 50
+    assert "thread_priority" not in nodes["reach_targets"].parameters
+    defaults = {s.name: s for s in bringup.sim_reach_plan().nodes}
+    assert defaults["arm_sim"].parameters["thread_priority"] == 0
+    with pytest.raises(ValueError, match="rt_priority"):
+        bringup.sim_reach_plan(rt_priority="high")
+
+
 def test_in_a_namespace_parameter_files_still_reach_their_node(tmp_path: Path) -> None:
     """A file keyed by the bare node name applies only in the root namespace; in a namespace the plan passes
     a copy keyed /**/<name>, in the same order, and leaves files keyed otherwise alone."""

@@ -15,7 +15,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ros_helpers import CONTROLLER, NodeProcess, RobotProbe, controller_params, planar2_target, ros_parameter_args
+from ros_helpers import (
+    CONTROLLER,
+    NodeProcess,
+    RobotProbe,
+    controller_params,
+    planar2_target,
+    ros_parameter_args,
+    set_thread_priority_allowed,
+)
 
 from snn_sac_ros.core.control.realtime import rt_throttling
 from snn_sac_ros.core.resources import shipped_checkpoint
@@ -123,19 +131,6 @@ def test_an_applied_priority_is_logged_with_the_kernels_throttling_when_it_is_on
     finally:
         probe.close()
         node.stop_cleanly()
-
-
-def set_thread_priority_allowed() -> str | None:
-    """None when this process may take SCHED_FIFO (checked in a thread of its own, then dropped), else why not."""
-    import threading
-
-    from snn_sac_ros.core.control.realtime import set_thread_priority
-
-    why: list[str] = []
-    worker = threading.Thread(target=lambda: why.append(set_thread_priority(1)))
-    worker.start()
-    worker.join()
-    return why[0] or None
 
 
 @pytest.mark.parametrize("tick_on_state", [False, True])

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import shutil
 import signal
+import sys
 import time
 
 import numpy as np
 import pytest
-from ros_helpers import NodeProcess, Probe
+from ros_helpers import NodeProcess, Probe, ros_parameter_args, set_thread_priority_allowed
 from std_srvs.srv import SetBool, Trigger
 
 from snn_sac_ros.adapters.ros.common import time_to_seconds
@@ -207,6 +210,38 @@ def test_signal_exits_cleanly(probe, sig):
     assert code == 0, node.stderr
     assert "Traceback" not in node.stderr
     assert "ran " in node.stderr, "the shutdown summary is missing: close() did not run"
+
+
+def test_thread_priority_steps_the_arm_under_sched_fifo(probe, start_sim):
+    """The thread that steps the arm and publishes (the process's main thread, the executor's) takes SCHED_FIFO,
+    says so, and the arm runs on under it."""
+    if set_thread_priority_allowed() is not None:
+        pytest.fail(f"SCHED_FIFO not permitted here: {set_thread_priority_allowed()}")
+    node = start_sim(arm="planar2", thread_priority=10)
+    probe.spin_until(lambda: "thread_priority 10: applied" in node.stderr, 10.0, "the priority logged")
+    assert os.sched_getscheduler(node.process.pid) == os.SCHED_FIFO
+    assert os.sched_getparam(node.process.pid).sched_priority == 10
+    seen = len(probe.states)
+    probe.spin_until(lambda: len(probe.states) > seen + 50, 10.0, "joint states under SCHED_FIFO")
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux) to drop capabilities")
+def test_a_refused_thread_priority_is_logged_with_the_reason_and_the_arm_runs_on(probe):
+    """Without CAP_SYS_NICE (a default container) the OS refuses SCHED_FIFO: a warning with its reason, not an
+    exit."""
+    command = ["setpriv", "--bounding-set=-sys_nice", sys.executable, "-m", MODULE, "--ros-args",
+               *ros_parameter_args({"arm": "planar2", "thread_priority": 10})]
+    node = NodeProcess(MODULE, {}, command=command)
+    try:
+        probe.wait_for_node(node)
+        probe.spin_until(lambda: "the arm runs with normal scheduling" in node.stderr, 10.0, "the refusal logged")
+        assert "SCHED_FIFO priority 10 refused: Operation not permitted" in node.stderr, node.stderr
+        assert os.sched_getscheduler(node.process.pid) == os.SCHED_OTHER
+        seen = len(probe.states)
+        probe.spin_until(lambda: len(probe.states) > seen + 50, 10.0, "joint states after the refusal")
+    finally:
+        node.stop()
+    assert "Traceback" not in node.stderr
 
 
 def test_bad_start_up_parameter_exits_with_a_clear_error():

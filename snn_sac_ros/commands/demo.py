@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--perturb", default="", metavar="PROFILE",
                         help="run arm_sim randomised or perturbed: a profile under config/randomization or a YAML "
                         "path (default: the nominal arm)")
+    parser.add_argument("--rt-priority", type=int, default=0, metavar="P",
+                        help="SCHED_FIFO priority 1-99 of the arm's stepping thread and the controller's control "
+                             "thread (needs root or CAP_SYS_NICE; 0: normal scheduling)")
     parser.add_argument("--out", default="", help="output folder (default runs/demo-<time>)")
     parser.add_argument("--timeout", type=float, default=0.0,
                         help="give up after this many wall seconds (default: 3x the sim time + 60)")
@@ -108,7 +111,7 @@ def run(args: argparse.Namespace) -> dict:
         adaptation_while_frozen=str(args.adaptation_only).lower(),
         reaches=str(args.reaches), reach_seconds=str(args.reach_seconds), payload_kg=str(args.payload_kg),
         control_rate_hz=str(args.control_rate), output_dir=str(out), seed=str(args.seed),
-        randomize=perturb)
+        randomize=perturb, rt_priority=str(args.rt_priority))
     (out / "commands.txt").write_text("\n".join(" ".join(bringup.command_line(s, plan=plan))
                                                 for s in plan.nodes if s.module) + "\n")
     sim_seconds = args.reaches * args.reach_seconds
@@ -117,6 +120,7 @@ def run(args: argparse.Namespace) -> dict:
           f"{args.payload_kg:g} kg after reach {args.reaches // 2}, "
           f"{_learning_said(args)}, "
           f"{'arm_sim perturbed by ' + args.perturb if args.perturb else 'nominal arm'}, "
+          f"{f'SCHED_FIFO {args.rt_priority}' if args.rt_priority else 'normal scheduling'}, "
           f"ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']} (localhost only)", flush=True)
     from snn_sac_ros.adapters.ros.demo_observer import observe  # rclpy only once the nodes start
 

@@ -62,6 +62,10 @@ class SimParameters:
                                   "the arm, so no client has to catch a short run's targets", array_of=int),
             "snapshot_width": d(self, "snapshot_width", 640, "snapshot width [px]", low=16, high=4096),
             "snapshot_height": d(self, "snapshot_height", 480, "snapshot height [px]", low=16, high=4096),
+            "thread_priority": d(self, "thread_priority", 0, "SCHED_FIFO priority (1-99) of the thread that steps "
+                                 "the arm and publishes its states; 0: normal scheduling. Refused with the "
+                                 "OS's reason where it does not allow it (the arm runs on)", low=0, high=99,
+                                 read_only=True),
             "diagnostics_period": d(self, "diagnostics_period", 1.0, "wall seconds between /diagnostics "
                                     "timing reports; 0: none", low=0.0, high=3600.0, read_only=True),
         }
