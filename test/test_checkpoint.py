@@ -11,7 +11,7 @@ import pytest
 from snn_sac_ros.core.agent.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from snn_sac_ros.core.contracts import ActionContract, ObservationContract
 
-SHIPPED = ["planar2", "kuka_iiwa"]  # the arms the package ships a trained checkpoint for
+SHIPPED = ["planar2", "kuka_iiwa", "panda"]  # the arms the package ships a trained checkpoint for
 
 
 def _contracts() -> tuple[ObservationContract, ActionContract]:
