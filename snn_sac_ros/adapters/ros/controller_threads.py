@@ -14,9 +14,8 @@ from snn_sac_ros.adapters.ros.common import array_value
 from snn_sac_ros.core.control.realtime import (
     ControlLoop,
     lock_memory,
-    rt_throttling,
     set_thread_affinity,
-    set_thread_priority,
+    take_thread_priority,
 )
 
 #: the control thread's name (diagnostics count the live ones)
@@ -55,9 +54,8 @@ class ControllerThreads:
         """In the control thread, before its first tick: its priority and CPUs, as asked."""
         priority = self.get_parameter("thread_priority").value
         if priority > 0:
-            refusal = set_thread_priority(priority)
+            refusal, throttling = take_thread_priority(priority)
             self._say_realtime(f"thread_priority {priority}", refusal)
-            throttling = "" if refusal else rt_throttling()
             if throttling:
                 self.get_logger().warning(throttling)
         cpus = array_value(self, "cpu_affinity")

@@ -70,7 +70,7 @@ from snn_sac_ros.adapters.ros.common import (
 from snn_sac_ros.adapters.ros.sim_parameters import SimParameters
 from snn_sac_ros.core.arm.pybullet_arm import ArmState, PyBulletArm
 from snn_sac_ros.core.arm.randomization import load_profile
-from snn_sac_ros.core.control.realtime import rt_throttling, set_thread_priority
+from snn_sac_ros.core.control.realtime import take_thread_priority
 from snn_sac_ros.core.timing import StepTiming
 
 #: Longest wall time one timer call spends stepping before it lets the executor serve commands.
@@ -160,12 +160,11 @@ class ArmSimNode(Node, SimParameters):
     def _take_priority(self, priority: int) -> None:
         """SCHED_FIFO for this thread: the one that builds the node spins its executor (``arm_sim``'s main
         thread), so its timer steps the arm and publishes under it. A refusal is logged; the arm runs on."""
-        refusal = set_thread_priority(priority)
+        refusal, throttling = take_thread_priority(priority)
         if refusal:
             self.get_logger().warning(f"{refusal}; the arm runs with normal scheduling")
             return
         self.get_logger().info(f"thread_priority {priority}: applied")
-        throttling = rt_throttling()
         if throttling:
             self.get_logger().warning(throttling)
 

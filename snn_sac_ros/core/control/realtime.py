@@ -54,6 +54,13 @@ def set_thread_priority(priority: int) -> str:
     return ""
 
 
+def take_thread_priority(priority: int) -> tuple[str, str]:
+    """SCHED_FIFO at ``priority`` for the calling thread: ``(refusal, throttling)``, the refusal '' when set, and
+    when set the kernel's throttling that may still stop the thread (:func:`rt_throttling`), both for the log."""
+    refusal = set_thread_priority(priority)
+    return refusal, "" if refusal else rt_throttling()
+
+
 def rt_throttling(proc: str | os.PathLike[str] = "/proc/sys/kernel") -> str:
     """The kernel's real-time throttling, when it is on: a sentence to log; '' when off or unknown.
 
