@@ -160,3 +160,42 @@ def test_a_checkpoint_trained_at_another_step_rate_is_evaluated_at_it_and_reache
     chained = _last_json(out)
     assert chained["chained"] is True and "chained" in out
     assert chained["mean_final_distance_m"] != home["mean_final_distance_m"]  # reaches 2 and 3 started elsewhere
+
+
+def test_eval_at_the_controllers_rate_steps_the_env_every_tick(checkpoints: dict[str, Path],
+                                                               capsys: pytest.CaptureFixture) -> None:
+    common = ["eval", "--checkpoint", str(checkpoints["nominal"]), "--episodes", "2", "--json"]
+    assert main(common) == 0
+    trained = _last_json(capsys.readouterr().out)
+    assert main([*common, "--control-hz", "500", "--dt", "0.002"]) == 0
+    out = capsys.readouterr().out
+    deployed = _last_json(out)
+    assert "env step 500 Hz (trained at 50)" in out
+    assert (trained["control_hz"], trained["ticks_per_step"]) == (50.0, 20)
+    assert (deployed["control_hz"], deployed["trained_control_hz"], deployed["ticks_per_step"]) == (500.0, 50.0, 1)
+    assert deployed["mean_final_distance_m"] != trained["mean_final_distance_m"]
+    assert main([*common, "--control-hz", "500", "--dt", "0.003"]) == 2
+    assert "whole number of Nengo steps" in capsys.readouterr().err
+
+
+def test_a_last_action_checkpoint_is_evaluated_at_its_own_rate_only(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture) -> None:
+    assert main(["train", *SHORT, "--steps", "200", "--learning-starts", "100", "--observe-last-action", "--out",
+                 str(tmp_path)]) == 0
+    checkpoint = str(tmp_path / "checkpoint.npz")
+    assert main(["eval", "--checkpoint", checkpoint, "--episodes", "1", "--control-hz", "500"]) == 2
+    assert "observes its last action" in capsys.readouterr().err
+    assert main(["eval", "--checkpoint", checkpoint, "--episodes", "1", "--control-hz", "50"]) == 0
+
+
+def test_bench_transfer_at_the_controllers_rate_keeps_its_results_apart(checkpoints: dict[str, Path], tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture) -> None:
+    common = ["bench", "transfer", "--checkpoints", str(checkpoints["nominal"]), "--perturb", "eval-delay10ms",
+              "--episodes", "1", "--rate", "--out", str(tmp_path)]
+    assert main(common) == 0
+    assert main([*common, "--control-hz", "500", "--dt", "0.002"]) == 0
+    assert "env step 500 Hz, Nengo dt 0.002 s" in capsys.readouterr().out
+    rates = sorted(json.loads(p.read_text())["control_hz"] for p in tmp_path.glob("*.json"))
+    assert rates == [50.0, 50.0, 500.0, 500.0]  # nominal and delayed, at each rate, in files of their own
+    assert main([*common, "--ros", "--control-hz", "500"]) == 2
+    assert "over ROS the controller's parameters do" in capsys.readouterr().err

@@ -8,7 +8,8 @@ they were trained with (their metadata), by whether they observe their last acti
 training seed. The table gives, per group and condition, the mean success at 2 and 5 cm, its ratio at 2 cm to the
 group's nominal success, and the difference at 2 cm to the unrandomised group on the same arm and condition. Each
 evaluation is written to ``--out`` and reused by a re-run (``--fresh`` redoes them). ``--chained`` starts every env
-reach after the first where the last one ended.
+reach after the first where the last one ended. ``--control-hz`` and ``--dt`` step the env evaluations at another
+rate than the trained one (500 and 0.002: the controller's default tick, a fresh state every 2 ms).
 
 With ``--ros`` each evaluation is a demo run instead: ``arm_sim`` with the perturbation (``randomize``), the
 controller with the checkpoint, frozen, over DDS at real time, ``--episodes`` reaches one after the other from
@@ -40,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fresh", action="store_true", help="redo evaluations whose results exist")
     parser.add_argument("--chained", action="store_true",
                         help="env evaluations: each reach from where the last one ended, as over ROS (no reset)")
+    parser.add_argument("--control-hz", type=float, default=None,
+                        help="env evaluations: env steps per second (default: each checkpoint's training rate)")
+    parser.add_argument("--dt", type=float, default=0.001, help="env evaluations: Nengo step [s]")
     parser.add_argument("--ros", action="store_true",
                         help="evaluate over ROS 2: the demo's nodes, arm_sim perturbed, the controller frozen")
     parser.add_argument("--ros-seed", type=int, default=1, help="--ros: the reach targets' seed")
@@ -55,8 +59,9 @@ def _evaluate(args: argparse.Namespace, checkpoint: str, condition: str) -> dict
     perturbation = None if condition == NOMINAL else load_profile(condition)
     what = hashlib.sha256(json.dumps(profile_record(perturbation), sort_keys=True).encode()).hexdigest()[:8]
     mode = "rate" if args.rate else "spiking"
+    rate = (f"-{args.control_hz:g}Hz" if args.control_hz else "") + (f"-dt{args.dt:g}" if args.dt != 0.001 else "")
     seeds = (f"ros-{args.ros_seed}-{args.reach_seconds:g}s" if args.ros
-             else f"{args.eval_seed}{'-chained' if args.chained else ''}")
+             else f"{args.eval_seed}{'-chained' if args.chained else ''}{rate}")
     path = Path(args.out) / f"{Path(checkpoint).stem}-{weights}-{Path(condition).stem}-{what}-{mode}-" \
                             f"{args.episodes}x{seeds}.json"
     if path.exists() and not args.fresh:
@@ -69,7 +74,8 @@ def _evaluate(args: argparse.Namespace, checkpoint: str, condition: str) -> dict
                       perturbation_profile=profile_record(perturbation))
     else:
         result = evaluate_checkpoint(checkpoint, episodes=args.episodes, spiking=not args.rate,
-                                     seed=args.eval_seed, perturb=perturbation, chained=args.chained)
+                                     seed=args.eval_seed, perturb=perturbation, chained=args.chained,
+                                     control_hz=args.control_hz, dt=args.dt)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=1))
     tmp.replace(path)
@@ -146,6 +152,8 @@ def run(args: argparse.Namespace) -> dict:
     from snn_sac_ros.core.agent.checkpoint import load_checkpoint
     from snn_sac_ros.core.arm.randomization import held_out_profiles, load_profile
 
+    if args.ros and (args.control_hz or args.dt != 0.001):
+        raise ValueError("--control-hz and --dt set the env evaluations; over ROS the controller's parameters do")
     perturbations = list(args.perturb or held_out_profiles())
     for profile in perturbations:
         if load_profile(profile) is None:
@@ -163,6 +171,8 @@ def run(args: argparse.Namespace) -> dict:
                          **{k: r[k] for k in ("success_2cm", "success_5cm", "mean_final_distance_m")}})
     summary = summarize(rows, conditions)
     mode = ("LIF rate" if args.rate else "spiking LIF") + (", over ROS 2 (demo nodes, frozen)" if args.ros else "")
+    if args.control_hz and not args.ros:
+        mode += f", env step {args.control_hz:g} Hz, Nengo dt {args.dt:g} s"
     print_table(summary, f"bench transfer: {len(args.checkpoints)} checkpoints, {args.episodes} targets from seed "
                          f"{args.eval_seed}, {mode} (results in {args.out})")
     return {"rows": rows, "summary": summary, "conditions": conditions, "mode": mode, "episodes": args.episodes}

@@ -54,14 +54,19 @@ def run_episodes(env: Any, act: Callable[[np.ndarray], np.ndarray], episodes: in
 def evaluate_checkpoint(path: str, *, episodes: int = 100, spiking: bool = False, seed: int = 100_000,
                         dt: float = 0.001, synapse: float = 0.005, agent_seed: int = 0,
                         perturb: str | RandomizationProfile | None = None, arm: str | None = None,
-                        chained: bool = False, frames: list[np.ndarray] | None = None, frame_episodes: int = 4,
-                        frame_every: int = 2) -> dict:
+                        chained: bool = False, control_hz: float | None = None,
+                        frames: list[np.ndarray] | None = None, frame_episodes: int = 4, frame_every: int = 2) -> dict:
     """Evaluate a checkpoint in the Nengo simulator on its own arm; summary dict with timing.
 
     ``perturb``: a randomisation profile to evaluate under (a name, a YAML path or a profile; default: the
     nominal arm), drawn per episode from the episode's seed. ``arm``: the checkpoint's URDF where it is now, if
-    it moved (checked to be the same file). ``chained``: each reach from where the last one ended. The result
-    names the perturbation and the training randomisation.
+    it moved (checked to be the same file). ``chained``: each reach from where the last one ended.
+    ``control_hz``: the env's step rate (default: the rate the checkpoint was trained at). A higher rate feeds the
+    policy a fresh observation every ``1 / control_hz``, as the controller does every tick (500 Hz, ``dt`` 2 ms,
+    one Nengo step a tick), where an env step at the trained rate holds one observation and one torque for its
+    whole 20 ms. The policy is the same either way (its discount and exploration hold are the checkpoint's). A
+    checkpoint that observes its last action is evaluated at its own rate only: the last action it saw in training
+    spanned one trained step. The result names the perturbation, the training randomisation and the rate.
     ``frames``: a list that gets a TinyRenderer image (target shown) every ``frame_every`` env steps of the first
     ``frame_episodes`` episodes, for an animation.
     """
@@ -74,20 +79,27 @@ def evaluate_checkpoint(path: str, *, episodes: int = 100, spiking: bool = False
     from snn_sac_ros.core.agent.online import OnlineAgent
 
     ckpt = load_checkpoint(path)
+    control_hz = float(control_hz or ckpt.control_hz)
+    if not np.isfinite(control_hz) or control_hz <= 0:
+        raise ValueError(f"control_hz must be a rate > 0 [Hz], got {control_hz}")
+    if ckpt.observation_contract.last_action and control_hz != ckpt.control_hz:
+        raise ValueError(f"{path} observes its last action, which spanned one {ckpt.control_hz:g} Hz step in "
+                         f"training: evaluate it at {ckpt.control_hz:g} Hz, not {control_hz:g}")
+    ticks = round(1.0 / (control_hz * dt))
+    if ticks < 1 or abs(ticks * dt * control_hz - 1.0) > 1e-6:
+        raise ValueError(f"an env step of 1/{control_hz:g} s must be a whole number of Nengo steps of {dt:g} s")
     profile = load_profile(perturb)
     env = gym.make("snn_sac_ros/ArmReach-v0", arm=ckpt.arm_spec(arm), randomize=profile,
                    render_mode="rgb_array" if frames is not None else None,
-                   observe_last_action=ckpt.observation_contract.last_action,
-                   control_hz=ckpt.control_hz)
+                   observe_last_action=ckpt.observation_contract.last_action, control_hz=control_hz)
     base = env.unwrapped
     ckpt = load_checkpoint(path, base.observation_contract, base.action_contract)
     agent = OnlineAgent(ckpt, spiking=spiking, learning=False, dt=dt, seed=agent_seed, synapse=synapse,
                         actor_only=True)
-    ticks = max(1, round(base.arm.control_dt / dt))
 
     def act(obs: np.ndarray) -> np.ndarray:
-        # The controller applies every tick's action for one tick; over a 20 ms env step (torque held) the
-        # same impulse is the mean of the ticks' actions.
+        # The controller applies every tick's action for one tick; over an env step (torque held) the same
+        # impulse is the mean of the ticks' actions.
         return np.mean([agent.step(obs) for _ in range(ticks)], axis=0)
 
     def render(episode: int, step: int) -> None:
@@ -102,6 +114,7 @@ def evaluate_checkpoint(path: str, *, episodes: int = 100, spiking: bool = False
     steps = episodes * base.max_episode_steps
     trained = ckpt.metadata.get("randomization")
     return {**result, "spiking": spiking, "checkpoint": str(path), "arm": ckpt.metadata["arm"],
+            "control_hz": control_hz, "trained_control_hz": ckpt.control_hz, "dt": dt,
             "ticks_per_step": ticks, "us_per_tick": wall / (steps * ticks) * 1e6,
             "perturbation": profile.name if profile else "none", "perturbation_profile": profile_record(profile),
             "trained_randomization": trained["name"] if trained else "none"}
