@@ -52,8 +52,10 @@ def test_bench_realtime_reports_every_column(tmp_path, capsys, on_state: bool) -
                  "--warmup", "1", "--nengo-steps", "200", "--out", str(tmp_path), "--json", "--control-thread", "both",
                  *(["--tick-on-state", "--record", "on"] if on_state else [])])
     assert code == 0
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    out = capsys.readouterr().out
+    result = json.loads(out.strip().splitlines()[-1])
     rows = result["rows"]
+    assert " held " in next(line for line in out.splitlines() if line.startswith("neurons"))
     assert result["rt_throttling"] == (rt_throttling() or "off")  # what the figures were measured under
     assert [row["control_thread"] for row in rows] == [True, False]
     assert len(list(tmp_path.glob("*_rec.mcap"))) == 2 * int(on_state)
@@ -64,6 +66,7 @@ def test_bench_realtime_reports_every_column(tmp_path, capsys, on_state: bool) -
         assert 0 < row["policy_step_us"] <= row["tick_max_ms"] * 1e3  # the policy step is a part of the tick
         assert 0 < row["command_p99_ms"] <= row["tick_max_ms"]  # so is the time to the command
         assert row["record"] is on_state
+        assert 0 < row["control_rate_hz"] <= 1.1 * row["rate_hz"]  # ticks the row held, of those asked
         for column in COLUMNS[4:]:
             assert isinstance(row[column], int | float) and math.isfinite(row[column]), (column, row[column])
 

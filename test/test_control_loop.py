@@ -1,5 +1,5 @@
 """The control loop without ROS: it waits for states through ``wait_for_state`` between ticks, ticks on them
-with ``on_state``, and survives a wait that raises."""
+with ``on_state`` (held to the rate), and survives a wait that raises."""
 
 from __future__ import annotations
 
@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from snn_sac_ros.core.control.realtime import ControlLoop, rt_throttling, set_thread_affinity
+from snn_sac_ros.core.control.realtime import (
+    STATE_BURST_TICKS,
+    ControlLoop,
+    TickBudget,
+    rt_throttling,
+    set_thread_affinity,
+)
 
 
 def _run(loop: ControlLoop, seconds: float) -> None:
@@ -48,7 +54,7 @@ def test_on_state_ticks_on_each_state_and_on_the_clock_when_states_stop() -> Non
 
     def wait(timeout: float) -> bool:
         if states.is_set():
-            time.sleep(min(timeout, 0.005))
+            time.sleep(min(timeout, 0.01))  # a state every period
             return True
         time.sleep(timeout)
         return False
@@ -62,6 +68,50 @@ def test_on_state_ticks_on_each_state_and_on_the_clock_when_states_stop() -> Non
     first_clock = ticks.index(False)
     assert first_clock > 5 and all(ticks[:first_clock])  # one tick per state while they came
     assert ticks[-5:] == [False] * 5  # then the clock, every period
+
+
+def test_states_faster_than_the_rate_get_ticks_at_the_rate_only() -> None:
+    """Each tick steps the network one period: four states a period must not run it four times too fast."""
+    ticks: list[bool] = []
+
+    def wait(timeout: float) -> bool:
+        time.sleep(min(timeout, 0.0025))
+        return True
+
+    loop = ControlLoop(0.01, ticks.append, on_state=True, wait_for_state=wait)
+    started = time.monotonic()
+    _run(loop, 0.5)
+    elapsed = time.monotonic() - started
+    assert all(ticks)  # a state came before every tick was due
+    assert 10 < len(ticks) <= elapsed / 0.01 + STATE_BURST_TICKS  # one a state would be about 200
+
+
+def test_a_state_that_is_not_valid_does_not_start_a_clock_tick_early() -> None:
+    ticks: list[bool] = []
+
+    def wait(timeout: float) -> bool:
+        time.sleep(min(timeout, 0.001))  # a message every ms, none a valid state
+        return False
+
+    loop = ControlLoop(0.02, ticks.append, on_state=True, wait_for_state=wait)
+    started = time.monotonic()
+    _run(loop, 0.3)
+    assert 0 < len(ticks) <= (time.monotonic() - started) / 0.02 + 1 and not any(ticks)  # the clock's, on time
+
+
+def test_the_tick_budget_holds_ticks_to_the_rate_and_lets_jittered_states_through() -> None:
+    budget = TickBudget(0.01)
+    assert sum(budget.take(k * 0.0025) for k in range(400)) == 100 + 1  # four states a period: one tick each,
+    budget = TickBudget(0.01)  # and the burst at the start
+    jittered = [k * 0.01 + (0.004 if k % 2 else -0.004) for k in range(1, 200)]
+    assert all(budget.take(t) for t in jittered)  # states at the rate, early or late by 40 %: each ticks
+    budget = TickBudget(0.01)
+    assert all(budget.take(k * 0.01) for k in range(100))
+    assert [budget.take(1.0) for _ in range(3)] == [True, True, False]  # three at once: two, then the rate
+    assert not budget.take(1.005) and budget.take(1.01)
+    assert budget.take(1.011, force=True) and not budget.take(1.012)  # the clock's tick spends what is there
+    with pytest.raises(ValueError, match="burst"):
+        TickBudget(0.01, burst=0.5)
 
 
 def test_a_wait_that_raises_is_reported_and_the_loop_goes_on() -> None:

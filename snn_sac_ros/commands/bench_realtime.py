@@ -34,9 +34,9 @@ from snn_sac_ros.commands.bench_realtime_ros import measure_ros, other_cpus, ros
 from snn_sac_ros.commands.untrained import hidden_sizes, make_checkpoint
 from snn_sac_ros.core.control.realtime import rt_throttling
 
-COLUMNS = ("neurons", "rate_hz", "learning", "control_thread", "tick_p50_ms", "tick_p99_ms", "tick_max_ms",
-           "command_p99_ms", "deadline_misses", "latency_p50_ms", "latency_p99_ms", "policy_step_us", "nengo_step_us",
-           "floor_step_us", "nengo_over_floor", "record")
+COLUMNS = ("neurons", "rate_hz", "learning", "control_thread", "control_rate_hz", "tick_p50_ms", "tick_p99_ms",
+           "tick_max_ms", "command_p99_ms", "deadline_misses", "latency_p50_ms", "latency_p99_ms", "policy_step_us",
+           "nengo_step_us", "floor_step_us", "nengo_over_floor", "record")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -205,13 +205,15 @@ def run(args: argparse.Namespace) -> dict:
             "control_cpu": args.control_cpu, "rt_throttling": throttling or "off", "output_dir": str(out)}
 
 
-_HEADER = (f"{'neurons':>7} {'rate':>5} {'learn':>5} {'loop':>6} {'tick p50':>8} {'p99':>6} {'max':>6} {'cmd p99':>7} "
+_HEADER = (f"{'neurons':>7} {'rate':>5} {'held':>6} {'learn':>5} {'loop':>6} {'tick p50':>8} {'p99':>6} {'max':>6} "
+           f"{'cmd p99':>7} "
            f"{'misses':>6} {'lat p50':>7} {'p99':>6} {'policy us':>9} {'nengo us':>8} {'floor us':>8} {'ratio':>5} "
            f"{'rec':>4}")
 
 
 def _line(r: dict) -> str:
-    return (f"{r['neurons']:>7d} {r['rate_hz']:>5.0f} {'on' if r['learning'] else 'off':>5} "
+    return (f"{r['neurons']:>7d} {r['rate_hz']:>5.0f} {r['control_rate_hz']:>6.1f} "
+            f"{'on' if r['learning'] else 'off':>5} "
             f"{'thread' if r['control_thread'] else 'timer':>6} "
             f"{r['tick_p50_ms']:>8.3f} {r['tick_p99_ms']:>6.3f} {r['tick_max_ms']:>6.2f} {r['command_p99_ms']:>7.3f} "
             f"{r['deadline_misses']:>6} {r['latency_p50_ms']:>7.3f} {r['latency_p99_ms']:>6.3f} "
@@ -225,7 +227,8 @@ def _record_label(row: dict) -> str:
 
 def _print_table(rows: list[dict]) -> None:
     print()
-    print("tick [ms] inside the controller node (cmd: tick start to its command out, before the learning); latency "
+    print("rate [Hz] asked and held (ticks over the row's time); tick [ms] inside the controller node (cmd: tick "
+          "start to its command out, before the learning); latency "
           "[ms] joint_states -> command; policy [us]: the tick's policy step to the action, inside the node, median; "
           "per-step [us] in process"
           + ("; rec on* / off*: the recorded ticks and the others of one run whose recording was paused and resumed"

@@ -55,6 +55,7 @@ from snn_sac_ros.adapters.ros.common import (
 from snn_sac_ros.adapters.ros.controller_diagnostics import diagnostics_message
 from snn_sac_ros.adapters.ros.controller_setup import ControllerSetup
 from snn_sac_ros.adapters.ros.controller_threads import ControllerThreads
+from snn_sac_ros.core.control.realtime import STATE_FALLBACK_PERIODS
 from snn_sac_ros.core.control.tick import tick_problem
 from snn_sac_ros.core.joint_input import JointInputError
 from snn_sac_ros.core.safety import STALL_REASON, EStop, state_timeout_problem
@@ -315,9 +316,13 @@ class SnnSacController(LifecycleNode, ControllerSetup, ControllerThreads, params
     # -- control -----------------------------------------------------------------------------------------
     def _tick(self, from_state: bool = False) -> None:
         start = time.monotonic()
-        if (self._tick_on_state and self._loop is None and not from_state
-                and start - self._last_tick_start < 1.5 * self._period):
-            return  # ticks follow the joint states; the timer only fills in when they stop
+        if self._tick_on_state and self._loop is None:  # ticks follow the joint states, held to the rate;
+            if from_state and not self._state_ticks.take(start):  # the timer only fills in when they stop
+                return
+            if not from_state:
+                if start - self._last_tick_start < STATE_FALLBACK_PERIODS * self._period:
+                    return
+                self._state_ticks.take(start, force=True)
         self._last_tick_start = start
         with self._tick_lock:
             self._tick_locked(start)

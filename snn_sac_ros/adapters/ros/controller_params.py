@@ -62,7 +62,8 @@ def declare_controller_parameters(node: Node) -> None:
     d("control_rate_hz", 500.0, "control ticks per second (steady clock)", low=1.0, high=1000.0, **ro)
     d("tick_on_state", False, "also tick the moment a valid joint state arrives, so the command answers it "
       "without waiting for the timer (latency); the timer then ticks only when no state came for 1.5 periods. "
-      "Set the arm's state rate to control_rate_hz", **ro)
+      "The ticks are held to control_rate_hz (states that come faster, or at once, wait for the next tick): "
+      "set the arm's state rate to control_rate_hz", **ro)
     d("control_thread", True, "run the tick in a thread of its own, on absolute deadlines on the steady clock, "
       "taking the joint states itself between ticks (false: an executor timer, and the states in an executor "
       "callback, sharing the executor with every other callback)", **ro)

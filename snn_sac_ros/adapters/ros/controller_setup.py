@@ -36,7 +36,7 @@ from snn_sac_ros.adapters.ros.robot_model import load_arm, robot_description_qos
 from snn_sac_ros.core.agent.adaptation import DECODERS_KEY, LAYOUT_KEY, PESAdaptation, PESConfig, torque_bounds
 from snn_sac_ros.core.agent.checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
 from snn_sac_ros.core.arm import PRESETS
-from snn_sac_ros.core.control.realtime import ControlLoop
+from snn_sac_ros.core.control.realtime import ControlLoop, TickBudget
 from snn_sac_ros.core.control.tick import ReachTick, TickResult
 from snn_sac_ros.core.cost import CostMeter
 from snn_sac_ros.core.joint_input import JointStateReader
@@ -93,6 +93,7 @@ class ControllerSetup:
         self.watchdog_zeroed = self.stopped_ticks = self._stopped_window = self._ticks_window = 0
         self._trace: TickTrace | None = None
         self._tick_on_state, self._period, self._last_tick_start = False, 1.0, -1.0
+        self._state_ticks = TickBudget(self._period)
         self._said_waiting = False
         self.recording = ControllerRecording()
         self.cost = CostMeter()
@@ -170,6 +171,7 @@ class ControllerSetup:
         self._set_rate_limit()
         self.stats = TickStats(1.0 / rate)
         self._tick_on_state, self._period = bool(p("tick_on_state")), 1.0 / rate
+        self._state_ticks = TickBudget(self._period)
         self._trace = TickTrace() if p("tick_trace") else None
         arm = self.arm
         self._read_state = JointStateReader(self.driver_names, lower=arm.lower, upper=arm.upper,

@@ -9,7 +9,8 @@ With ``wait_for_state(timeout)`` the loop's own thread waits for the joint state
 adapter takes them from a subscription no executor serves): no other thread runs Python per state, so a
 state never waits for the GIL a tick holds, and between ticks the loop waits on states instead of sleeping.
 With ``on_state`` as well it ticks when ``wait_for_state`` returns True (a state came), and on the clock only
-when none came for 1.5 periods.
+when none came for 1.5 periods. Every tick steps the network by one period, so states that come faster than the
+rate, or in a burst, do not each get a tick: :class:`TickBudget` holds the ticks to the rate.
 
 The OS settings are those of ros2_control's controller manager (``thread_priority``, ``cpu_affinity``,
 ``lock_memory``): each returns ``""`` when applied, else the reason the OS gave, never raises: a controller
@@ -30,6 +31,8 @@ from pathlib import Path
 
 #: With ``on_state``, the clock ticks only after this many periods without a state.
 STATE_FALLBACK_PERIODS = 1.5
+#: With ``on_state``, the most ticks one burst of states may get beyond the rate (late states catching up).
+STATE_BURST_TICKS = 2.0
 _MCL_CURRENT, _MCL_FUTURE = 1, 2
 
 
@@ -112,6 +115,32 @@ def lock_memory() -> str:
     return ""
 
 
+class TickBudget:
+    """Holds ticks that follow the joint states to the control rate: a token bucket that fills at one tick per
+    ``period`` up to ``burst`` ticks, each state's tick spending one.
+
+    A tick steps the network by one period: a tick per state that came sooner (states faster than the rate,
+    two states an executor or the middleware delivers at once) would run the network's time ahead of the arm's.
+    A state refused a tick is still the newest: the next tick answers it."""
+
+    def __init__(self, period: float, burst: float = STATE_BURST_TICKS) -> None:
+        if period <= 0 or burst < 1:
+            raise ValueError(f"a tick budget needs a period > 0 and a burst >= 1, got {period} and {burst}")
+        self.period, self.burst = float(period), float(burst)
+        self._tokens, self._at = self.burst, None
+
+    def take(self, now: float, *, force: bool = False) -> bool:
+        """Spend a tick at ``now`` (steady clock, s): True when the budget allows it. ``force``: the clock's own
+        tick, which always runs (it is due) and spends what is there."""
+        if self._at is not None:
+            self._tokens = min(self.burst, self._tokens + (now - self._at) / self.period)
+        self._at = now
+        if self._tokens >= 1.0 - 1e-9 or force:  # a tick a period exactly, whatever the clock's rounding
+            self._tokens = max(0.0, self._tokens - 1.0)
+            return True
+        return False
+
+
 class ControlLoop:
     """Runs ``tick(from_state)`` in a thread of its own every ``period`` seconds (steady clock).
 
@@ -157,6 +186,7 @@ class ControlLoop:
             self._setup()
         period, clock = self.period, time.monotonic
         deadline = clock() + period
+        budget = TickBudget(period)
         while not self._stopping:
             delay = deadline - clock()
             if self.on_state:
@@ -164,10 +194,15 @@ class ControlLoop:
                 if self._stopping:
                     break
                 if woke:
-                    start = self.due = clock()
-                    self._run_tick(True)
-                    deadline = start + STATE_FALLBACK_PERIODS * period
+                    start = clock()
+                    if budget.take(start):  # else: the state waits for the next tick, the deadline holds
+                        self.due = start
+                        self._run_tick(True)
+                        deadline = start + STATE_FALLBACK_PERIODS * period
                     continue
+                if clock() < deadline:  # the wait ended on a state that was not valid: on until the tick is due
+                    continue
+                budget.take(clock(), force=True)
             elif self._wait_for_state is not None:  # take the states that come until the tick is due (a late
                 while not self._stopping:  # tick still takes the newest first, without waiting)
                     self._run_wait(max(delay, 0.0))
