@@ -140,9 +140,9 @@ SIM_REACH_ARGUMENTS: dict[str, Argument] = {
     "seed": Argument("1", "seed of the reach target sequence and of the arm's randomisation", int),
     "randomize": Argument("", "arm_sim's randomisation profile or held-out perturbation (a name under "
                           "config/randomization or a YAML path); empty: the nominal arm"),
-    "rt_priority": Argument("0", "SCHED_FIFO priority (1-99) of arm_sim's stepping thread and of the controller's "
-                            "control thread (needs root or CAP_SYS_NICE; refused with a warning otherwise); 0: "
-                            "normal scheduling", int),
+    "rt_priority": Argument("50", "SCHED_FIFO priority (1-99) of arm_sim's stepping thread and of the controller's "
+                            "control thread, ros2_control's 50 by default (needs root or CAP_SYS_NICE; refused with "
+                            "a warning otherwise, the nodes run on); 0: normal scheduling", int),
     "gui": _flag("false", "open PyBullet's GUI (needs a display)"),
     "autostart": _flag("true", "configure and activate the controller (lifecycle transitions from the launch)"),
     "rviz": _flag("false", "start RViz with the arm and the target (needs rviz2 and a display)"),

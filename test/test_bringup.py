@@ -93,12 +93,15 @@ def test_with_an_output_folder_the_arm_renders_the_first_quarters_and_last_reach
 
 
 def test_rt_priority_puts_the_arms_stepping_and_the_control_thread_under_sched_fifo() -> None:
-    nodes = {s.name: s for s in bringup.sim_reach_plan(rt_priority="50").nodes}
-    assert nodes["arm_sim"].parameters["thread_priority"] == 50
-    assert nodes["snn_sac_controller"].parameters["thread_priority"] == 50
+    nodes = {s.name: s for s in bringup.sim_reach_plan(rt_priority="70").nodes}
+    assert nodes["arm_sim"].parameters["thread_priority"] == 70
+    assert nodes["snn_sac_controller"].parameters["thread_priority"] == 70
     assert "thread_priority" not in nodes["reach_targets"].parameters
-    defaults = {s.name: s for s in bringup.sim_reach_plan().nodes}
-    assert defaults["arm_sim"].parameters["thread_priority"] == 0
+    defaults = {s.name: s for s in bringup.sim_reach_plan().nodes}  # ros2_control's default priority
+    assert defaults["arm_sim"].parameters["thread_priority"] == 50
+    assert defaults["snn_sac_controller"].parameters["thread_priority"] == 50
+    normal = {s.name: s for s in bringup.sim_reach_plan(rt_priority="0").nodes}
+    assert normal["arm_sim"].parameters["thread_priority"] == 0
     with pytest.raises(ValueError, match="rt_priority"):
         bringup.sim_reach_plan(rt_priority="high")
 
