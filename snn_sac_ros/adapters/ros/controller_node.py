@@ -56,7 +56,7 @@ from snn_sac_ros.adapters.ros.controller_diagnostics import diagnostics_message
 from snn_sac_ros.adapters.ros.controller_setup import ControllerSetup
 from snn_sac_ros.adapters.ros.controller_threads import ControllerThreads
 from snn_sac_ros.core.control.realtime import STATE_FALLBACK_PERIODS
-from snn_sac_ros.core.control.tick import tick_problem
+from snn_sac_ros.core.control.tick import target_problem, tick_problem
 from snn_sac_ros.core.joint_input import JointInputError
 from snn_sac_ros.core.safety import STALL_REASON, EStop, state_timeout_problem
 
@@ -247,7 +247,7 @@ class SnnSacController(LifecycleNode, ControllerSetup, ControllerThreads, params
             return
         if self.state_period.fixed is not None:  # measured (by a tick): this deep subscription is done
             self._end_period_measurement()
-        elif self._period_sub is not None and set(self.driver_names) <= set(msg.name):
+        elif set(self.driver_names) <= set(msg.name):
             self.state_period.arrived(time_to_seconds(msg.header.stamp), time.monotonic())
 
     def _end_period_measurement(self) -> None:
@@ -266,8 +266,6 @@ class SnnSacController(LifecycleNode, ControllerSetup, ControllerThreads, params
             raise JointInputError("future_stamp", f"joint_states stamped {stamp - now:.3f} s in the future")
 
     def _target_callback(self, msg: PointStamped) -> None:
-        from snn_sac_ros.core.control.tick import target_problem
-
         if self.agent is None:  # destroyed meanwhile: see the note above
             return
         self.recording.target(msg)
