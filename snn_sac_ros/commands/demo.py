@@ -40,10 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--perturb", default="", metavar="PROFILE",
                         help="run arm_sim randomised or perturbed: a profile under config/randomization or a YAML "
                         "path (default: the nominal arm)")
-    parser.add_argument("--rt-priority", type=int, default=50, metavar="P",
+    parser.add_argument("--rt-priority", type=int, default=int(bringup.SIM_REACH_ARGUMENTS["rt_priority"].default),
+                        metavar="P",
                         help="SCHED_FIFO priority 1-99 of the arm's stepping thread and the controller's control "
-                             "thread (default 50, as ros2_control's; without root or CAP_SYS_NICE each node logs "
-                             "the refusal and runs on; 0: normal scheduling)")
+                             "thread (default: the launch file's, 50 as ros2_control's; without root or CAP_SYS_NICE "
+                             "each node logs the refusal and runs on; 0: normal scheduling)")
     parser.add_argument("--out", default="", help="output folder (default runs/demo-<time>)")
     parser.add_argument("--timeout", type=float, default=0.0,
                         help="give up after this many wall seconds (default: 3x the sim time + 60)")
