@@ -14,6 +14,11 @@ rate than the trained one (500 and 0.002: the controller's default tick, a fresh
 With ``--ros`` each evaluation is a demo run instead: ``arm_sim`` with the perturbation (``randomize``), the
 controller with the checkpoint, frozen, over DDS at real time, ``--episodes`` reaches one after the other from
 target seed ``--ros-seed`` (no reset between them, as on a robot).
+
+With ``--adaptation`` every evaluation runs the controller's PES adaptation pathway beside the frozen policy, learning
+from its first step of each condition on (the controller with ``adaptation`` and ``adaptation_while_frozen`` on; over
+ROS, the demo's ``--adaptation-only``): what the deployed controller makes of a changed arm. The groups get
+``+adaptation``, and their differences are to the unrandomised checkpoints with the pathway too.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="evaluate over ROS 2: the demo's nodes, arm_sim perturbed, the controller frozen")
     parser.add_argument("--ros-seed", type=int, default=1, help="--ros: the reach targets' seed")
     parser.add_argument("--reach-seconds", type=float, default=3.0, help="--ros: sim seconds per reach")
+    parser.add_argument("--adaptation", action="store_true",
+                        help="run the controller's PES adaptation pathway beside the frozen policy, learning")
 
 
 def _evaluate(args: argparse.Namespace, checkpoint: str, condition: str) -> dict:
@@ -58,7 +66,7 @@ def _evaluate(args: argparse.Namespace, checkpoint: str, condition: str) -> dict
     weights = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()[:12]
     perturbation = None if condition == NOMINAL else load_profile(condition)
     what = hashlib.sha256(json.dumps(profile_record(perturbation), sort_keys=True).encode()).hexdigest()[:8]
-    mode = "rate" if args.rate else "spiking"
+    mode = ("rate" if args.rate else "spiking") + ("-adaptation" if args.adaptation else "")
     rate = (f"-{args.control_hz:g}Hz" if args.control_hz else "") + (f"-dt{args.dt:g}" if args.dt != 0.001 else "")
     seeds = (f"ros-{args.ros_seed}-{args.reach_seconds:g}s" if args.ros
              else f"{args.eval_seed}{'-chained' if args.chained else ''}{rate}")
@@ -73,9 +81,12 @@ def _evaluate(args: argparse.Namespace, checkpoint: str, condition: str) -> dict
         result.update(perturbation=perturbation.name if perturbation else "none",
                       perturbation_profile=profile_record(perturbation))
     else:
+        from snn_sac_ros.core.agent.adaptation import CONTROLLER_CONFIG
+
         result = evaluate_checkpoint(checkpoint, episodes=args.episodes, spiking=not args.rate,
                                      seed=args.eval_seed, perturb=perturbation, chained=args.chained,
-                                     control_hz=args.control_hz, dt=args.dt)
+                                     control_hz=args.control_hz, dt=args.dt,
+                                     adaptation=CONTROLLER_CONFIG if args.adaptation else None)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=1))
     tmp.replace(path)
@@ -83,7 +94,8 @@ def _evaluate(args: argparse.Namespace, checkpoint: str, condition: str) -> dict
 
 
 def _evaluate_over_ros(args: argparse.Namespace, checkpoint: str, condition: str, out: Path) -> dict:
-    """One demo run: arm_sim under ``condition``, the controller frozen on ``checkpoint``, no payload."""
+    """One demo run: arm_sim under ``condition``, the controller frozen on ``checkpoint`` (its adaptation pathway
+    learning with ``--adaptation``)."""
     from snn_sac_ros.commands import demo
     from snn_sac_ros.core.agent.checkpoint import load_checkpoint
     from snn_sac_ros.core.arm import PRESETS
@@ -94,7 +106,8 @@ def _evaluate_over_ros(args: argparse.Namespace, checkpoint: str, condition: str
                          f"for {arm!r}: start arm_sim and the controller yourself (docs/randomization.md)")
     result = demo.run(demo.run_arguments(
         arm=arm, checkpoint=str(Path(checkpoint).resolve()), reaches=args.episodes, reach_seconds=args.reach_seconds,
-        payload_kg=0.0, no_learning=True, out=str(out), seed=args.ros_seed,
+        payload_kg=0.0, no_learning=not args.adaptation, adaptation_only=args.adaptation, out=str(out),
+        seed=args.ros_seed,
         perturb="" if condition == NOMINAL else condition))
     if result["reaches"] < args.episodes:
         raise RuntimeError(f"the demo under {condition} ended after {result['reaches']} of {args.episodes} reaches "
@@ -116,6 +129,11 @@ def training_label(metadata: dict) -> str:
     return label + (f"@{control_hz:g}Hz" if control_hz != DEFAULT_CONTROL_HZ else "")
 
 
+def unrandomised(label: str) -> str:
+    """The group of the same family trained without randomisation: ``train+adaptation`` -> ``none+adaptation``."""
+    return re.sub(r"^[^+@]+", "none", label)
+
+
 def summarize(rows: list[dict], conditions: list[str]) -> list[dict]:
     """Per (arm, trained with, condition): mean success over seeds, ratio to nominal, points vs unrandomised."""
     means: dict[tuple[str, str, str], dict] = {}
@@ -127,10 +145,10 @@ def summarize(rows: list[dict], conditions: list[str]) -> list[dict]:
                 **{k: float(np.mean([r[k] for r in group]))
                    for k in ("success_2cm", "success_5cm", "mean_final_distance_m")}}
     for (arm, trained, condition), m in means.items():
-        nominal, plain = means[arm, trained, NOMINAL], means.get((arm, "none", condition))
+        nominal, plain = means[arm, trained, NOMINAL], means.get((arm, unrandomised(trained), condition))
         m["vs_nominal"] = m["success_2cm"] / nominal["success_2cm"] if nominal["success_2cm"] else None
         m["vs_unrandomised_pts"] = (100 * (m["success_2cm"] - plain["success_2cm"])
-                                    if plain is not None and trained != "none" else None)
+                                    if plain is not None and plain is not m else None)
     return list(means.values())
 
 
@@ -163,7 +181,7 @@ def run(args: argparse.Namespace) -> dict:
     rows = []
     for checkpoint in args.checkpoints:
         meta = load_checkpoint(checkpoint).metadata
-        trained = training_label(meta)
+        trained = training_label(meta) + ("+adaptation" if args.adaptation else "")
         for condition, profile in zip(conditions, [NOMINAL, *perturbations]):
             r = _evaluate(args, checkpoint, profile)
             rows.append({"checkpoint": str(checkpoint), "arm": meta["arm"], "trained": trained,
@@ -171,6 +189,7 @@ def run(args: argparse.Namespace) -> dict:
                          **{k: r[k] for k in ("success_2cm", "success_5cm", "mean_final_distance_m")}})
     summary = summarize(rows, conditions)
     mode = ("LIF rate" if args.rate else "spiking LIF") + (", over ROS 2 (demo nodes, frozen)" if args.ros else "")
+    mode += ", the PES adaptation pathway beside the policy, learning" if args.adaptation else ""
     if args.control_hz and not args.ros:
         mode += f", env step {args.control_hz:g} Hz, Nengo dt {args.dt:g} s"
     print_table(summary, f"bench transfer: {len(args.checkpoints)} checkpoints, {args.episodes} targets from seed "

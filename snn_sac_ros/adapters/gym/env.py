@@ -6,12 +6,14 @@ contracts (:mod:`snn_sac_ros.core.contracts`), so a policy trained here runs unc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 
 from snn_sac_ros.core.arm import ArmSpec, PyBulletArm
+from snn_sac_ros.core.arm.pybullet_arm import ArmState
 from snn_sac_ros.core.arm.randomization import RandomizationProfile, load_profile
 from snn_sac_ros.core.contracts import contracts_for
 from snn_sac_ros.core.task import SUCCESS_THRESHOLDS_M, ReachTask
@@ -41,6 +43,8 @@ class ArmReachEnv(gym.Env):
     chain_reaches: the probability that a reset keeps the arm where the last reach left it (pose, velocity and
         last action) and only sets a new target, as reaches chain on a robot; otherwise the arm starts near home.
         Default: 0, every reach from home.
+    added_torque: ``(sensed state, target, policy torque) -> torque [Nm]`` added to the policy's every step, for a
+        pathway that runs beside the policy as in the controller (an adaptation); it sees what the policy saw.
 
     ``info`` holds ``distance`` [m], ``is_success``, ``success_2cm``, ``success_5cm``, ``target`` and
     ``ee_position`` [m, base frame].
@@ -54,7 +58,8 @@ class ArmReachEnv(gym.Env):
                  gravity_compensation: bool | None = None, success_threshold: float = 0.02,
                  torque_cost: float = 0.05, precision_weight: float = 0.5, precision_scale: float = 0.02,
                  gui: bool = False, randomize: str | RandomizationProfile | None = None,
-                 observe_last_action: bool = False, chain_reaches: float = 0.0) -> None:
+                 observe_last_action: bool = False, chain_reaches: float = 0.0,
+                 added_torque: Callable[[ArmState, np.ndarray, np.ndarray], np.ndarray] | None = None) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
         substeps = round(1.0 / (control_hz * physics_dt))
@@ -65,6 +70,7 @@ class ArmReachEnv(gym.Env):
             raise ValueError(f"chain_reaches is a probability in [0, 1], got {chain_reaches}")
         self.render_mode = render_mode
         self.chain_reaches = float(chain_reaches)
+        self.added_torque = added_torque
         self.arm = PyBulletArm(arm, physics_dt=physics_dt, substeps=substeps, joints=joints, ee_link=ee_link,
                                gravity_compensation=gravity_compensation, gui=gui)
         self.task = ReachTask(success_threshold=success_threshold, torque_cost=torque_cost,
@@ -85,6 +91,7 @@ class ArmReachEnv(gym.Env):
         self._steps = 0
         self._marker: int | None = None
         self._state = self.arm.state()
+        self._sensed = self._state  # what the last observation was made of
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -124,6 +131,8 @@ class ArmReachEnv(gym.Env):
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         action = np.asarray(action, dtype=float)
         torque = self.action_contract.to_torque(action)  # the arm adds gravity compensation itself
+        if self.added_torque is not None:
+            torque = torque + self.added_torque(self._sensed, self.target, torque)
         self._state = self.arm.apply_torque(torque)
         self._steps += 1
         distance = self.task.distance(self._state.ee_position, self.target)
@@ -133,7 +142,7 @@ class ArmReachEnv(gym.Env):
         return self._observation(), reward, False, truncated, self._info(distance)
 
     def _observation(self) -> np.ndarray:
-        s = self.arm.measure(self._state)
+        self._sensed = s = self.arm.measure(self._state)
         contract = self.observation_contract
         return contract.encode(s.q, s.dq, s.ee_position, self.target,
                                self._last_action if contract.last_action else None)

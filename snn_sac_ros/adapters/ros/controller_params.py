@@ -19,6 +19,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from snn_sac_ros.adapters.ros.common import declare, is_unset
+from snn_sac_ros.core.agent.adaptation import CONTROLLER_CONFIG as CONTROLLER_PES
 from snn_sac_ros.core.safety import StopBehaviour, StopMode, check_max_torque, state_timeout_problem
 
 NODE_NAME = "snn_sac_controller"
@@ -93,16 +94,20 @@ def declare_controller_parameters(node: Node) -> None:
     d("adaptation", False, "add abr_control's adaptive dynamics pathway: a LIF ensemble over the joint state whose "
       "PES-learned decoders add torque for what the robot model does not explain (a payload); it learns while "
       "learning is on, adds what it learned either way, and is saved with the weights", **ro)
-    d("adaptation_rate", 1e-3, "PES learning rate of the adaptation pathway", low=0.0, high=1.0, **ro)
-    d("adaptation_neurons", 1000, "neurons of the adaptation pathway's ensemble", low=10, high=100_000, **ro)
-    d("adaptation_max_torque", [20.0], "bound of the adaptation's torque [Nm], one value for every joint or one "
-      "per joint; with max_torque unset the command's clamp is the checkpoint's torque scale plus this (within the "
-      "URDF's), so what a payload needs beyond the policy's range can be added; with max_torque set, max_torque",
-      array_of=float, **ro)
-    d("adaptation_sees_torque", True, "the adaptation's ensemble also represents the policy's torque (what a "
-      "payload's inertial torque depends on; false: the joint state alone, as abr_control)", **ro)
-    d("adaptation_sees_velocity", False, "the adaptation's ensemble also represents the joint velocities (as "
-      "abr_control's); false: the joint angles (and the torque), on which a payload's weight depends", **ro)
+    d("adaptation_rate", CONTROLLER_PES.learning_rate, "PES learning rate of the adaptation pathway", low=0.0,
+      high=1.0, **ro)
+    d("adaptation_neurons", CONTROLLER_PES.neurons, "neurons of the adaptation pathway's ensemble", low=10,
+      high=100_000, **ro)
+    d("adaptation_max_torque", [float(CONTROLLER_PES.limit)], "bound of the adaptation's torque [Nm], one value for "
+      "every joint or one per joint; with max_torque unset the command's clamp is the checkpoint's torque scale "
+      "plus this (within the URDF's), so what a payload needs beyond the policy's range can be added; with "
+      "max_torque set, max_torque", array_of=float, **ro)
+    d("adaptation_sees_torque", CONTROLLER_PES.sees_torque, "the adaptation's ensemble also represents the "
+      "policy's torque (what a payload's inertial torque depends on; false: the joint state alone, as abr_control)",
+      **ro)
+    d("adaptation_sees_velocity", CONTROLLER_PES.sees_velocity, "the adaptation's ensemble also represents the "
+      "joint velocities (as abr_control's); false: the joint angles (and the torque), on which a payload's weight "
+      "depends", **ro)
     d("adaptation_while_frozen", False, "the adaptation pathway learns while learning is off too (the policy "
       "frozen, the payload learned); false: it learns while learning is on", **ro)
     d("adaptation_seed", 0, "seed of the adaptation ensemble's encoders (a saved pathway needs the same)", low=0,

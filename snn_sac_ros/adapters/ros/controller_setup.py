@@ -8,6 +8,7 @@ makes, listed so that cleanup destroys exactly those. Saving runs in a thread be
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from array import array
@@ -33,7 +34,13 @@ from snn_sac_ros.adapters.ros.common import (
 )
 from snn_sac_ros.adapters.ros.recording import ControllerRecording, unused_path
 from snn_sac_ros.adapters.ros.robot_model import load_arm, robot_description_qos
-from snn_sac_ros.core.agent.adaptation import DECODERS_KEY, LAYOUT_KEY, PESAdaptation, PESConfig, torque_bounds
+from snn_sac_ros.core.agent.adaptation import (
+    CONTROLLER_CONFIG,
+    DECODERS_KEY,
+    LAYOUT_KEY,
+    PESAdaptation,
+    torque_bounds,
+)
 from snn_sac_ros.core.agent.checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
 from snn_sac_ros.core.arm import PRESETS
 from snn_sac_ros.core.control.realtime import ControlLoop, TickBudget
@@ -197,9 +204,10 @@ class ControllerSetup:
         p = self._p
         if not p("adaptation"):
             return None
-        config = PESConfig(neurons=p("adaptation_neurons"), learning_rate=p("adaptation_rate"), teacher="residual",
-                           limit=np.minimum(bound, self.guard.limits), sees_torque=p("adaptation_sees_torque"),
-                           sees_velocity=p("adaptation_sees_velocity"))
+        config = dataclasses.replace(CONTROLLER_CONFIG, neurons=p("adaptation_neurons"),
+                                     learning_rate=p("adaptation_rate"), limit=np.minimum(bound, self.guard.limits),
+                                     sees_torque=p("adaptation_sees_torque"),
+                                     sees_velocity=p("adaptation_sees_velocity"))
         pathway = PESAdaptation(self.arm, 1.0 / rate, config, seed=p("adaptation_seed"))
         saved = self.agent.checkpoint.arrays.get(DECODERS_KEY)
         if saved is not None:

@@ -27,6 +27,8 @@ import numpy as np
 from snn_sac_ros.core.arm.pybullet_arm import ArmState, PyBulletArm
 
 TEACHERS = ("pd", "residual")
+#: the residual teacher does not learn a joint within this of its position limit [rad] (the stop holds it)
+LIMIT_MARGIN_RAD = 0.02
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,12 @@ class PESConfig:
             raise ValueError(f"teacher must be one of {TEACHERS}, got {self.teacher!r}")
 
 
+#: the pathway ``snn_sac_controller`` runs with ``adaptation`` on (its parameters' defaults): taught by the residual,
+#: over the joint angles and the policy's torque, bounded at 20 Nm (kuka_iiwa's measured settings)
+CONTROLLER_CONFIG = PESConfig(learning_rate=1e-3, teacher="residual", limit=20.0, sees_torque=True,
+                              sees_velocity=False)
+
+
 def torque_bounds(values: float | list[float] | np.ndarray, n_joints: int) -> np.ndarray:
     """Per-joint bounds of the added torque [Nm] from one value for every joint or one per joint, each >= 0 and
     finite; a wrong length or value is refused."""
@@ -113,6 +121,8 @@ class PESAdaptation:
         self._upper = np.where(finite, model.upper, np.pi)
         self._velocity = np.asarray(model.velocity_limits, dtype=float)
         self._effort = np.asarray(model.effort_limits, dtype=float)
+        self._limited = ~np.asarray(model.continuous, dtype=bool)
+        self._added = np.zeros(n)
         dims = (1 + c.sees_velocity + c.sees_torque) * n + 1
         self._input = np.zeros(dims)
         self._input[-1] = 1.0
@@ -168,7 +178,12 @@ class PESAdaptation:
             if effort is None:
                 effort = applied + _own_torque(self.model, q0, dq0)
             residual = effort - self.model.inverse_dynamics(q0, dq0, acceleration)
-            np.clip(residual, -c.limit, c.limit, out=self._teach)  # a joint limit's impulse is no payload
+            # A joint against its limit is held by the stop, whose torque no joint reports: what the model does not
+            # explain there is the stop, no payload. Taught its own output, that joint's error is zero.
+            stopped = self._limited & ((np.minimum(q0, q) <= self.model.lower + LIMIT_MARGIN_RAD)
+                                       | (np.maximum(q0, q) >= self.model.upper - LIMIT_MARGIN_RAD))
+            residual[stopped] = self._added[stopped]
+            np.clip(residual, -c.limit, c.limit, out=self._teach)  # an impulse of the stop is no payload either
         self._learning[0] = float(learn and (c.teacher == "pd" or self._last is not None))
         position = 2.0 * (q - self._lower) / (self._upper - self._lower) - 1.0
         parts = [position]
@@ -178,7 +193,7 @@ class PESAdaptation:
             parts.append(np.clip(policy_torque / self._effort, -1.0, 1.0))
         self._input[:] = sphere_inputs(*parts)
         self.sim.step()
-        added = np.clip(self._out, -c.limit, c.limit)
+        added = self._added = np.clip(self._out, -c.limit, c.limit)
         # what reached the joints (the arm clamps), for the next tick's residual
         self._last = (np.array(q, dtype=float), np.array(dq, dtype=float),
                       np.clip(policy_torque + added, -self._effort, self._effort))

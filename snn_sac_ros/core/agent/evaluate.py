@@ -12,11 +12,14 @@ same targets, from the poses a robot would be in.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from snn_sac_ros.core.agent.adaptation import PESAdaptation, PESConfig
+from snn_sac_ros.core.arm.pybullet_arm import ArmState, PyBulletArm
 from snn_sac_ros.core.arm.randomization import RandomizationProfile, load_profile, profile_record
 from snn_sac_ros.core.task import SUCCESS_THRESHOLDS_M
 
@@ -55,7 +58,8 @@ def evaluate_checkpoint(path: str, *, episodes: int = 100, spiking: bool = False
                         dt: float = 0.001, synapse: float = 0.005, agent_seed: int = 0,
                         perturb: str | RandomizationProfile | None = None, arm: str | None = None,
                         chained: bool = False, control_hz: float | None = None,
-                        frames: list[np.ndarray] | None = None, frame_episodes: int = 4, frame_every: int = 2) -> dict:
+                        adaptation: PESConfig | None = None, frames: list[np.ndarray] | None = None,
+                        frame_episodes: int = 4, frame_every: int = 2) -> dict:
     """Evaluate a checkpoint in the Nengo simulator on its own arm; summary dict with timing.
 
     ``perturb``: a randomisation profile to evaluate under (a name, a YAML path or a profile; default: the
@@ -67,6 +71,10 @@ def evaluate_checkpoint(path: str, *, episodes: int = 100, spiking: bool = False
     whole 20 ms. The policy is the same either way (its discount and exploration hold are the checkpoint's). A
     checkpoint that observes its last action is evaluated at its own rate only: the last action it saw in training
     spanned one trained step. The result names the perturbation, the training randomisation and the rate.
+    ``adaptation``: run the controller's PES pathway (:class:`~snn_sac_ros.core.agent.adaptation.PESAdaptation`) beside
+    the frozen policy, on the nominal model, one step per env step, learning on every step of every episode in turn
+    (the controller with ``adaptation`` and ``adaptation_while_frozen`` on): what the deployed controller makes of a
+    changed arm, where the policy alone is what it was trained to be. Its decoders start at zero.
     ``frames``: a list that gets a TinyRenderer image (target shown) every ``frame_every`` env steps of the first
     ``frame_episodes`` episodes, for an animation.
     """
@@ -89,9 +97,18 @@ def evaluate_checkpoint(path: str, *, episodes: int = 100, spiking: bool = False
     if ticks < 1 or abs(ticks * dt * control_hz - 1.0) > 1e-6:
         raise ValueError(f"an env step of 1/{control_hz:g} s must be a whole number of Nengo steps of {dt:g} s")
     profile = load_profile(perturb)
+    pathway = model = None
+    if adaptation is not None:
+        model = PyBulletArm(ckpt.arm_spec(arm))  # the nominal model: the env's arm carries the perturbation
+        pathway = PESAdaptation(model, 1.0 / control_hz, adaptation, seed=agent_seed)
+
+    def beside(state: ArmState, target: np.ndarray, torque: np.ndarray) -> np.ndarray:
+        return pathway.torque(state.q, state.dq, state.ee_position, target, torque, effort=state.effort)
+
     env = gym.make("snn_sac_ros/ArmReach-v0", arm=ckpt.arm_spec(arm), randomize=profile,
                    render_mode="rgb_array" if frames is not None else None,
-                   observe_last_action=ckpt.observation_contract.last_action, control_hz=control_hz)
+                   observe_last_action=ckpt.observation_contract.last_action, control_hz=control_hz,
+                   added_torque=beside if pathway is not None else None)
     base = env.unwrapped
     ckpt = load_checkpoint(path, base.observation_contract, base.action_contract)
     agent = OnlineAgent(ckpt, spiking=spiking, learning=False, dt=dt, seed=agent_seed, synapse=synapse,
@@ -106,15 +123,24 @@ def evaluate_checkpoint(path: str, *, episodes: int = 100, spiking: bool = False
         if frames is not None and episode < frame_episodes and step % frame_every == 0:
             frames.append(env.render())
 
+    def on_reset() -> None:
+        agent.end_episode()
+        if pathway is not None and not chained:  # the arm was put back: no acceleration across the reset
+            pathway.forget_state()
+
     start = time.perf_counter()
-    result = run_episodes(env, act, episodes, seed, chained=chained, on_reset=agent.end_episode, on_step=render)
+    result = run_episodes(env, act, episodes, seed, chained=chained, on_reset=on_reset, on_step=render)
     wall = time.perf_counter() - start
     agent.close()
     env.close()
+    if pathway is not None:
+        pathway.close()
+        model.close()
     steps = episodes * base.max_episode_steps
     trained = ckpt.metadata.get("randomization")
     return {**result, "spiking": spiking, "checkpoint": str(path), "arm": ckpt.metadata["arm"],
             "control_hz": control_hz, "trained_control_hz": ckpt.control_hz, "dt": dt,
             "ticks_per_step": ticks, "us_per_tick": wall / (steps * ticks) * 1e6,
             "perturbation": profile.name if profile else "none", "perturbation_profile": profile_record(profile),
-            "trained_randomization": trained["name"] if trained else "none"}
+            "trained_randomization": trained["name"] if trained else "none",
+            "adaptation": dataclasses.asdict(adaptation) if adaptation is not None else None}

@@ -133,6 +133,8 @@ class PyBulletArm:
             raise ValueError(f"joints {bad} have no positive <limit effort> in the URDF; torque control needs one")
         vel = np.array([by_name[n][11] for n in names], dtype=float)
         self.velocity_limits = np.where(vel > 0, vel, 10.0)
+        #: the URDF's ``<dynamics damping>`` [Nm s/rad]: PyBullet's joints apply it, its inverse dynamics omit it
+        self.urdf_damping = np.array([by_name[n][6] for n in names], dtype=float)
         # Every movable joint takes part in inverse dynamics; the uncontrolled ones (a gripper's fingers)
         # are held by PyBullet's position motor at their reset position.
         self._movable_ids = [info[0] for info in movable]
@@ -298,12 +300,13 @@ class PyBulletArm:
         return full[np.ix_(self._controlled_dofs, self._controlled_dofs)]
 
     def inverse_dynamics(self, q: np.ndarray, dq: np.ndarray, ddq: np.ndarray) -> np.ndarray:
-        """Torque [Nm] of the controlled joints that gives them ``ddq`` at ``q``, ``dq`` (gravity included; the
-        other joints at rest)."""
+        """Torque [Nm] of the controlled joints that gives them ``ddq`` at ``q``, ``dq`` (gravity and the URDF's joint
+        damping included; the other joints at rest). PyBullet's own inverse dynamics leave the damping out, though
+        its joints apply it: on kuka_iiwa (0.5 Nm s/rad a joint) that is a third of the wrist's action range."""
         positions = self._movable_positions(q)
         velocity, acceleration = self._movable_vector(dq, 0.0), self._movable_vector(ddq, 0.0)
         tau = self._inverse_dynamics(self._body, positions, velocity.tolist(), acceleration.tolist())
-        return np.array([tau[k] for k in self._controlled_dofs])
+        return np.array([tau[k] for k in self._controlled_dofs]) + self.urdf_damping * np.asarray(dq, dtype=float)
 
     def gravity_torque(self, q: np.ndarray | None = None) -> np.ndarray:
         """Torque [Nm] that holds the arm still against gravity at ``q`` (default: now)."""
