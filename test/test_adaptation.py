@@ -118,3 +118,21 @@ def test_saved_decoders_continue_only_on_the_ensemble_they_were_learned_on() -> 
         assert np.array_equal(saved.decoders(), decoders) and np.array_equal(other.decoders(), decoders)
         saved.close()
         other.close()
+
+
+def test_the_residual_teacher_learns_nothing_for_a_joint_held_by_its_stop() -> None:
+    """A joint at its position limit is held by the stop, whose torque no joint reports: the residual there is no
+    payload, and learning it pushed kuka_iiwa's wrist into its stop harder on every reach."""
+    with PyBulletArm("kuka_iiwa") as model:
+        q = model.home.copy()
+        q[5] = model.upper[5]  # joint 6 against its stop
+        still = np.zeros(7)
+        effort = model.inverse_dynamics(q, still, still) + 0.5  # 0.5 Nm on every joint the model does not explain
+        pes = PESAdaptation(model, 0.002, PESConfig(neurons=200, learning_rate=1e-3, teacher="residual", limit=5.0,
+                                                    sees_torque=False, sees_velocity=False), seed=1)
+        for _ in range(600):
+            added = pes.torque(q, still, np.zeros(3), np.zeros(3), still, elapsed=0.002, effort=effort)
+        pes.close()
+    others = np.delete(added, 5)
+    assert np.all(others > 0.2), added  # learned toward the 0.5 Nm
+    assert abs(added[5]) < 0.02, added

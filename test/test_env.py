@@ -8,6 +8,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import snn_sac_ros
+from snn_sac_ros.adapters.gym.env import ArmReachEnv
 from snn_sac_ros.core.contracts import ActionContract, ObservationContract
 from snn_sac_ros.core.resources import data_path
 
@@ -153,3 +154,27 @@ def test_chain_reaches_is_the_probability_that_a_reset_chains() -> None:
     assert 5 < sum(chained(0.5)) < 35
     with pytest.raises(ValueError, match="chain_reaches"):
         gym.make(snn_sac_ros.ENV_ID, arm="planar2", chain_reaches=1.5)
+
+
+def test_a_torque_added_beside_the_policy_sees_what_the_policy_saw_and_acts() -> None:
+    """An adaptation pathway runs beside the policy on the sensed state (noisy encoders here), as in the controller."""
+    seen = []
+
+    def beside(state: object, target: np.ndarray, torque: np.ndarray) -> np.ndarray:
+        seen.append((state, target.copy()))
+        return np.full(2, 0.5)
+
+    runs = {}
+    for added in (None, beside):
+        env = ArmReachEnv("planar2", randomize="eval-encoder", added_torque=added)
+        obs, _ = env.reset(seed=3)
+        true_q = env.arm.state().q
+        runs[added is None] = env.step(np.zeros(2, dtype=np.float32))[0]
+        if added is not None:
+            state, target = seen[0]
+            np.testing.assert_array_equal(target, env.target)
+            contract = env.observation_contract
+            np.testing.assert_allclose(contract.encode(state.q, state.dq, state.ee_position, target), obs, atol=1e-6)
+            assert not np.array_equal(state.q, true_q)  # the encoders' reading, not the truth
+        env.close()
+    assert len(seen) == 1 and not np.allclose(runs[True], runs[False])

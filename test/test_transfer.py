@@ -199,3 +199,26 @@ def test_bench_transfer_at_the_controllers_rate_keeps_its_results_apart(checkpoi
     assert rates == [50.0, 50.0, 500.0, 500.0]  # nominal and delayed, at each rate, in files of their own
     assert main([*common, "--ros", "--control-hz", "500"]) == 2
     assert "over ROS the controller's parameters do" in capsys.readouterr().err
+
+
+def test_bench_transfer_with_the_adaptation_pathway_is_a_group_of_its_own(checkpoints: dict[str, Path],
+                                                                          tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture) -> None:
+    from snn_sac_ros.commands.bench_transfer import unrandomised
+
+    assert unrandomised("train+adaptation") == "none+adaptation"
+    assert unrandomised("train-wide+last-action@100Hz") == "none+last-action@100Hz"
+    common = ["bench", "transfer", "--checkpoints", str(checkpoints["nominal"]), str(checkpoints["randomised"]),
+              "--perturb", "eval-payload1kg", "--episodes", "1", "--rate", "--out", str(tmp_path), "--json"]
+    assert main(common) == 0
+    capsys.readouterr()
+    assert main([*common, "--adaptation"]) == 0
+    out = capsys.readouterr().out
+    assert "the PES adaptation pathway beside the policy, learning" in out
+    summary = json.loads(out.strip().splitlines()[-1])["summary"]
+    assert [m["trained"] for m in summary] == ["none+adaptation"] * 2 + ["train+adaptation"] * 2
+    assert all((m["vs_unrandomised_pts"] is None) == (m["trained"] == "none+adaptation") for m in summary)
+    results = [json.loads(p.read_text()) for p in tmp_path.glob("*.json")]
+    assert len(results) == 8  # two checkpoints, two conditions, with and without the pathway: files of their own
+    with_pathway = [r for r in results if r["adaptation"] is not None]
+    assert len(with_pathway) == 4 and all(r["adaptation"]["teacher"] == "residual" for r in with_pathway)
